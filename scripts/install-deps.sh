@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package memfront builds, tests or benchmarks with.
+# Idempotent: asks apt only for what is missing, so a second run is a no-op.
+# Run as root on a fresh machine. The CUDA toolkit is not a Debian package and is
+# optional: when nvcc is on the machine the CUDA parts are built, otherwise skipped.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libopenblas-dev            # CPU GEMM (cblas_sgemm)
+  nlohmann-json3-dev         # config, study and results JSON
+  libcli11-dev               # command lines
+  libgtest-dev libgmock-dev  # tests
+  libbenchmark-dev           # bench/
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
