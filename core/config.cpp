@@ -1,0 +1,411 @@
+#include "core/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace memfront {
+
+using nlohmann::json;
+
+std::string_view to_string(ShardStrategy v) {
+  switch (v) {
+    case ShardStrategy::ddp: return "ddp";
+    case ShardStrategy::zero1: return "zero1";
+    case ShardStrategy::zero2: return "zero2";
+    case ShardStrategy::zero3: return "zero3";
+    case ShardStrategy::hybrid: return "hybrid";
+  }
+  return "?";
+}
+std::string_view to_string(PlacementOrder v) {
+  switch (v) {
+    case PlacementOrder::block: return "block";
+    case PlacementOrder::cyclic: return "cyclic";
+    case PlacementOrder::explicit_list: return "explicit";
+  }
+  return "?";
+}
+std::string_view to_string(CollectiveAlgo v) {
+  return v == CollectiveAlgo::flat ? "flat" : "hierarchical";
+}
+std::string_view to_string(Backend v) { return v == Backend::cpu ? "cpu" : "cuda"; }
+std::string_view to_string(DataSource v) { return v == DataSource::synthetic ? "synthetic" : "file"; }
+
+namespace {
+
+std::string type_name(const json& value) {
+  if (value.is_number_integer() || value.is_number_unsigned()) return "integer";
+  if (value.is_number_float()) return "number";
+  return value.type_name();
+}
+
+// Reads one JSON object field by field, remembering the JSON pointer for errors
+// and which keys were consumed, so that unknown keys (typos) are reported.
+class ObjectReader {
+ public:
+  ObjectReader(const json* object, std::string pointer, std::string_view source)
+      : object_(object), pointer_(std::move(pointer)), source_(source) {
+    if (object_ && !object_->is_object()) fail(pointer_, "expected an object, got " + type_name(*object_));
+  }
+
+  [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
+    throw InputError(std::string(source_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+  }
+  std::string at(std::string_view key) const { return pointer_ + "/" + std::string(key); }
+
+  const json* find(std::string_view key) {
+    known_.insert(std::string(key));
+    if (!object_) return nullptr;
+    auto it = object_->find(std::string(key));
+    return it == object_->end() ? nullptr : &*it;
+  }
+
+  ObjectReader object(std::string_view key) { return ObjectReader(find(key), at(key), source_); }
+
+  int64_t integer(std::string_view key, int64_t fallback, int64_t lo, int64_t hi) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number_integer()) fail(at(key), "expected an integer, got " + type_name(*v) + " " + v->dump());
+    int64_t x = v->get<int64_t>();
+    if (x < lo || x > hi) {
+      fail(at(key), "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(x));
+    }
+    return x;
+  }
+
+  double number(std::string_view key, double fallback) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number()) fail(at(key), "expected a number, got " + type_name(*v) + " " + v->dump());
+    return v->get<double>();
+  }
+
+  bool boolean(std::string_view key, bool fallback) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_boolean()) fail(at(key), "expected true or false, got " + type_name(*v) + " " + v->dump());
+    return v->get<bool>();
+  }
+
+  std::string string(std::string_view key, std::string fallback) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_string()) fail(at(key), "expected a string, got " + type_name(*v) + " " + v->dump());
+    return v->get<std::string>();
+  }
+
+  // A string that must be one of `choices`.
+  template <class Enum, size_t N>
+  Enum choice(std::string_view key, Enum fallback, const std::array<Enum, N>& choices) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    std::string names;
+    for (Enum c : choices) names += (names.empty() ? "" : ", ") + std::string(to_string(c));
+    if (!v->is_string()) fail(at(key), "expected one of " + names + ", got " + type_name(*v) + " " + v->dump());
+    for (Enum c : choices) {
+      if (to_string(c) == v->get<std::string>()) return c;
+    }
+    fail(at(key), "expected one of " + names + ", got \"" + v->get<std::string>() + "\"");
+  }
+
+  // Reports the first key that no reader asked for.
+  void reject_unknown_keys() const {
+    if (!object_) return;
+    for (const auto& [key, value] : object_->items()) {
+      if (!known_.contains(key)) {
+        std::string expected;
+        for (const auto& k : known_) expected += (expected.empty() ? "" : ", ") + k;
+        fail(at(key), "unknown key (expected one of: " + expected + ")");
+      }
+    }
+  }
+
+ private:
+  const json* object_;
+  std::string pointer_;
+  std::string_view source_;
+  std::set<std::string> known_;
+};
+
+constexpr std::array kActivationFormats = {DType::fp32, DType::bf16, DType::fp8e4m3, DType::int8};
+constexpr std::array kComputeFormats = {DType::fp32, DType::bf16};
+constexpr std::array kGradFormats = {DType::fp32, DType::bf16, DType::int8, DType::int4};
+constexpr std::array kWeightFormats = {DType::fp32, DType::bf16, DType::int8};
+constexpr std::array kStrategies = {ShardStrategy::ddp, ShardStrategy::zero1, ShardStrategy::zero2,
+                                    ShardStrategy::zero3, ShardStrategy::hybrid};
+constexpr std::array kCollectives = {CollectiveAlgo::flat, CollectiveAlgo::hierarchical};
+constexpr std::array kBackends = {Backend::cpu, Backend::cuda};
+constexpr std::array kDataSources = {DataSource::synthetic, DataSource::file};
+
+constexpr int64_t kIntMax = 1 << 30;
+
+// Knobs are checked one by one while parsing; what follows checks how they
+// combine. Each message names every knob involved.
+void validate_combinations(const Config& c, const ObjectReader& root) {
+  const int W = c.world;
+  if (c.shard.strategy == ShardStrategy::hybrid) {
+    if (W % c.shard.group != 0) {
+      root.fail("/shard/group", "must divide world=" + std::to_string(W) + " for shard.strategy=hybrid, got " +
+                                    std::to_string(c.shard.group));
+    }
+  }
+  if (W % c.placement.ranks_per_node != 0) {
+    root.fail("/placement/ranks_per_node",
+              "must divide world=" + std::to_string(W) + ", got " + std::to_string(c.placement.ranks_per_node));
+  }
+  if (c.placement.order == PlacementOrder::explicit_list) {
+    const auto& nodes = c.placement.node_of_rank;
+    if (static_cast<int>(nodes.size()) != W) {
+      root.fail("/placement/order", "explicit rank->node list must have world=" + std::to_string(W) +
+                                        " entries, got " + std::to_string(nodes.size()));
+    }
+    const int node_count = W / c.placement.ranks_per_node;
+    std::vector<int> ranks_on(node_count, 0);
+    for (size_t r = 0; r < nodes.size(); ++r) {
+      if (nodes[r] < 0 || nodes[r] >= node_count) {
+        root.fail("/placement/order/" + std::to_string(r),
+                  "node index must be 0.." + std::to_string(node_count - 1) + " (world/ranks_per_node), got " +
+                      std::to_string(nodes[r]));
+      }
+      ++ranks_on[nodes[r]];
+    }
+    for (int n = 0; n < node_count; ++n) {
+      if (ranks_on[n] != c.placement.ranks_per_node) {
+        root.fail("/placement/order", "node " + std::to_string(n) + " holds " + std::to_string(ranks_on[n]) +
+                                          " ranks, placement.ranks_per_node=" +
+                                          std::to_string(c.placement.ranks_per_node) + " expected");
+      }
+    }
+  }
+  const bool shards_grads = c.shard.strategy == ShardStrategy::zero2 || c.shard.strategy == ShardStrategy::zero3 ||
+                            c.shard.strategy == ShardStrategy::hybrid;
+  if (c.topk.grad < 1.0 && shards_grads) {
+    root.fail("/topk/grad", "topk.grad < 1 needs whole gradients (shard.strategy ddp or zero1), got shard.strategy=" +
+                                std::string(to_string(c.shard.strategy)));
+  }
+  if (c.topk.grad < 1.0 && c.quant.grad != DType::fp32) {
+    root.fail("/topk/grad", "topk.grad < 1 sends fp32 values; it cannot be combined with quant.grad=" +
+                                std::string(to_string(c.quant.grad)));
+  }
+  const bool gathers_weights = c.shard.strategy == ShardStrategy::zero3 || c.shard.strategy == ShardStrategy::hybrid;
+  if (c.quant.weights != DType::fp32 && !gathers_weights) {
+    root.fail("/quant/weights", "only zero3 and hybrid gather weights; quant.weights=" +
+                                    std::string(to_string(c.quant.weights)) + " needs one of them, got shard.strategy=" +
+                                    std::string(to_string(c.shard.strategy)));
+  }
+  if (c.precision.compute == DType::bf16 && c.backend == Backend::cpu) {
+    root.fail("/precision/compute", "bf16 GEMMs run on the GPU's tensor cores; backend=cpu computes in fp32");
+  }
+  if (c.data.source == DataSource::file && c.data.path.empty()) {
+    root.fail("/data/path", "data.source=file needs a path to a flat uint16 token file");
+  }
+  if (c.data.source == DataSource::synthetic && !c.data.path.empty()) {
+    root.fail("/data/path", "data.source=synthetic takes no path (set data.source to \"file\")");
+  }
+}
+
+}  // namespace
+
+Config parse_config(const json& j, std::string_view source) {
+  Config c;
+  ObjectReader root(&j, "", source);
+
+  ObjectReader model = root.object("model");
+  c.model.vocab = static_cast<int>(model.integer("vocab", c.model.vocab, 2, 65536));
+  c.model.seq = static_cast<int>(model.integer("seq", c.model.seq, 1, 65535));
+  c.model.width = static_cast<int>(model.integer("width", c.model.width, 1, 1 << 16));
+  c.model.heads = static_cast<int>(model.integer("heads", c.model.heads, 1, 1 << 12));
+  c.model.layers = static_cast<int>(model.integer("layers", c.model.layers, 1, 1 << 12));
+  if (c.model.width % c.model.heads != 0) {
+    model.fail("/model/heads", "must divide model.width=" + std::to_string(c.model.width) + ", got " +
+                                   std::to_string(c.model.heads));
+  }
+  model.reject_unknown_keys();
+
+  ObjectReader batch = root.object("batch");
+  c.batch.micro = static_cast<int>(batch.integer("micro", c.batch.micro, 1, kIntMax));
+  c.batch.accum = static_cast<int>(batch.integer("accum", c.batch.accum, 1, kIntMax));
+  batch.reject_unknown_keys();
+
+  ObjectReader checkpoint = root.object("checkpoint");
+  const int L = c.model.layers;
+  if (const json* every = checkpoint.find("every"); every && every->is_number_integer()) {
+    int64_t k = every->get<int64_t>();
+    if (k < 0 || k > L) {
+      checkpoint.fail("/checkpoint/every", "must be 0.." + std::to_string(L) + " (L=" + std::to_string(L) +
+                                               "), got " + std::to_string(k));
+    }
+  }
+  c.checkpoint.every = static_cast<int>(checkpoint.integer("every", c.checkpoint.every, 0, L));
+  checkpoint.reject_unknown_keys();
+
+  ObjectReader precision = root.object("precision");
+  c.precision.activations = precision.choice("activations", c.precision.activations, kActivationFormats);
+  c.precision.compute = precision.choice("compute", c.precision.compute, kComputeFormats);
+  precision.reject_unknown_keys();
+
+  ObjectReader quant = root.object("quant");
+  c.quant.grad = quant.choice("grad", c.quant.grad, kGradFormats);
+  c.quant.weights = quant.choice("weights", c.quant.weights, kWeightFormats);
+  c.quant.block = static_cast<int>(quant.integer("block", c.quant.block, 2, kIntMax));
+  c.quant.error_feedback = quant.boolean("error_feedback", c.quant.error_feedback);
+  quant.reject_unknown_keys();
+
+  ObjectReader topk = root.object("topk");
+  c.topk.grad = topk.number("grad", c.topk.grad);
+  if (!(c.topk.grad > 0.0 && c.topk.grad <= 1.0)) {
+    topk.fail("/topk/grad", "must be a density in (0, 1], got " + json(c.topk.grad).dump());
+  }
+  c.topk.attention = static_cast<int>(topk.integer("attention", c.topk.attention, 0, c.model.seq));
+  c.topk.error_feedback = topk.boolean("error_feedback", c.topk.error_feedback);
+  topk.reject_unknown_keys();
+
+  c.world = static_cast<int>(root.integer("world", c.world, 1, 1 << 20));
+
+  ObjectReader shard = root.object("shard");
+  c.shard.strategy = shard.choice("strategy", c.shard.strategy, kStrategies);
+  c.shard.group = static_cast<int>(shard.integer("group", 0, 0, c.world));
+  if (c.shard.strategy == ShardStrategy::hybrid && c.shard.group == 0) {
+    shard.fail("/shard/group", "shard.strategy=hybrid needs a shard group size (a divisor of world=" +
+                                   std::to_string(c.world) + ")");
+  }
+  if (c.shard.strategy != ShardStrategy::hybrid) c.shard.group = c.world;  // normalized: one group
+  shard.reject_unknown_keys();
+
+  ObjectReader placement = root.object("placement");
+  c.placement.ranks_per_node = static_cast<int>(placement.integer("ranks_per_node", 0, 0, c.world));
+  if (c.placement.ranks_per_node == 0) c.placement.ranks_per_node = c.world;
+  if (const json* order = placement.find("order"); order && order->is_array()) {
+    c.placement.order = PlacementOrder::explicit_list;
+    for (size_t r = 0; r < order->size(); ++r) {
+      const json& node = (*order)[r];
+      if (!node.is_number_integer()) {
+        placement.fail("/placement/order/" + std::to_string(r), "expected a node index, got " + node.dump());
+      }
+      c.placement.node_of_rank.push_back(node.get<int>());
+    }
+  } else if (order) {
+    if (!order->is_string() || (*order != "block" && *order != "cyclic")) {
+      placement.fail("/placement/order", "expected \"block\", \"cyclic\" or a rank->node list, got " + order->dump());
+    }
+    c.placement.order = *order == "block" ? PlacementOrder::block : PlacementOrder::cyclic;
+  }
+  c.placement.collectives = placement.choice("collectives", c.placement.collectives, kCollectives);
+  c.placement.link_latency_us = placement.number("link_latency_us", c.placement.link_latency_us);
+  c.placement.link_bandwidth_gbps = placement.number("link_bandwidth_gbps", c.placement.link_bandwidth_gbps);
+  if (c.placement.link_latency_us < 0) placement.fail("/placement/link_latency_us", "must be >= 0");
+  if (!(c.placement.link_bandwidth_gbps > 0)) placement.fail("/placement/link_bandwidth_gbps", "must be > 0");
+  placement.reject_unknown_keys();
+
+  c.backend = root.choice("backend", c.backend, kBackends);
+
+  ObjectReader data = root.object("data");
+  c.data.source = data.choice("source", c.data.source, kDataSources);
+  c.data.path = data.string("path", "");
+  c.data.seed = static_cast<uint64_t>(data.integer("seed", static_cast<int64_t>(c.data.seed), 0, INT64_MAX));
+  c.data.noise = data.number("noise", c.data.noise);
+  if (!(c.data.noise > 0.0 && c.data.noise <= 1.0)) {
+    data.fail("/data/noise", "must be a probability in (0, 1], got " + json(c.data.noise).dump());
+  }
+  data.reject_unknown_keys();
+
+  ObjectReader train = root.object("train");
+  c.train.steps = static_cast<int>(train.integer("steps", c.train.steps, 1, kIntMax));
+  c.train.warmup = static_cast<int>(train.integer("warmup", c.train.warmup, 0, kIntMax));
+  c.train.lr = train.number("lr", c.train.lr);
+  c.train.beta1 = train.number("beta1", c.train.beta1);
+  c.train.beta2 = train.number("beta2", c.train.beta2);
+  c.train.eps = train.number("eps", c.train.eps);
+  c.train.weight_decay = train.number("weight_decay", c.train.weight_decay);
+  c.train.seed = static_cast<uint64_t>(train.integer("seed", static_cast<int64_t>(c.train.seed), 0, INT64_MAX));
+  c.train.threads = static_cast<int>(train.integer("threads", c.train.threads, 1, 1024));
+  c.train.eval_batches = static_cast<int>(train.integer("eval_batches", c.train.eval_batches, 1, kIntMax));
+  if (!(c.train.lr > 0)) train.fail("/train/lr", "must be > 0");
+  if (!(c.train.beta1 >= 0 && c.train.beta1 < 1)) train.fail("/train/beta1", "must be in [0, 1)");
+  if (!(c.train.beta2 >= 0 && c.train.beta2 < 1)) train.fail("/train/beta2", "must be in [0, 1)");
+  if (!(c.train.eps > 0)) train.fail("/train/eps", "must be > 0");
+  if (!(c.train.weight_decay >= 0)) train.fail("/train/weight_decay", "must be >= 0");
+  train.reject_unknown_keys();
+
+  root.reject_unknown_keys();
+  validate_combinations(c, root);
+  return c;
+}
+
+Config parse_config_text(std::string_view text, std::string_view source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    // nlohmann's message carries the byte offset; keep it, behind our file name.
+    std::string what = e.what();
+    auto colon = what.find("parse error");
+    throw InputError(std::string(source) + ": not valid JSON: " + (colon == std::string::npos ? what : what.substr(colon)));
+  }
+  return parse_config(j, source);
+}
+
+Config load_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path.string() + ": cannot open config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config_text(text.str(), path.string());
+}
+
+json to_json(const Config& c) {
+  json order;
+  if (c.placement.order == PlacementOrder::explicit_list) {
+    order = c.placement.node_of_rank;
+  } else {
+    order = std::string(to_string(c.placement.order));
+  }
+  return json{
+      {"model", {{"vocab", c.model.vocab}, {"seq", c.model.seq}, {"width", c.model.width},
+                 {"heads", c.model.heads}, {"layers", c.model.layers}}},
+      {"batch", {{"micro", c.batch.micro}, {"accum", c.batch.accum}}},
+      {"checkpoint", {{"every", c.checkpoint.every}}},
+      {"precision", {{"activations", to_string(c.precision.activations)}, {"compute", to_string(c.precision.compute)}}},
+      {"quant", {{"grad", to_string(c.quant.grad)}, {"weights", to_string(c.quant.weights)},
+                 {"block", c.quant.block}, {"error_feedback", c.quant.error_feedback}}},
+      {"topk", {{"grad", c.topk.grad}, {"attention", c.topk.attention}, {"error_feedback", c.topk.error_feedback}}},
+      {"shard", {{"strategy", to_string(c.shard.strategy)}, {"group", c.shard.group}}},
+      {"placement", {{"ranks_per_node", c.placement.ranks_per_node}, {"order", order},
+                     {"collectives", to_string(c.placement.collectives)},
+                     {"link_latency_us", c.placement.link_latency_us},
+                     {"link_bandwidth_gbps", c.placement.link_bandwidth_gbps}}},
+      {"world", c.world},
+      {"backend", to_string(c.backend)},
+      {"data", {{"source", to_string(c.data.source)}, {"path", c.data.path}, {"seed", c.data.seed},
+                {"noise", c.data.noise}}},
+      {"train", {{"steps", c.train.steps}, {"warmup", c.train.warmup}, {"lr", c.train.lr},
+                 {"beta1", c.train.beta1}, {"beta2", c.train.beta2}, {"eps", c.train.eps},
+                 {"weight_decay", c.train.weight_decay}, {"seed", c.train.seed},
+                 {"threads", c.train.threads}, {"eval_batches", c.train.eval_batches}}},
+  };
+}
+
+std::string config_id(const Config& config) {
+  // nlohmann::json objects keep keys sorted, so the dump is canonical.
+  const std::string text = to_json(config).dump();
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a offset basis
+  for (unsigned char ch : text) {
+    hash ^= ch;
+    hash *= 0x100000001b3ull;  // FNV prime
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
+bool operator==(const Config& a, const Config& b) { return to_json(a) == to_json(b); }
+
+}  // namespace memfront

@@ -1,0 +1,123 @@
+#pragma once
+// Config: the model shape and every knob of one trial (DESIGN.md, "The knobs").
+//
+// A config is parsed from JSON with defaults for every field, validated as a
+// whole (knobs interact), and normalized, so that two configs that mean the same
+// run have the same normalized JSON and therefore the same id. Errors are
+// InputError with one line: "<source>: <json pointer>: <what was expected>".
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/dtype.h"
+
+namespace memfront {
+
+// GPT-style decoder shape, in DESIGN.md's letters.
+struct ModelShape {
+  int vocab = 256;  // V; tokens are uint16, so V <= 65536
+  int seq = 64;     // T
+  int width = 64;   // C
+  int heads = 4;    // H; C % H == 0
+  int layers = 4;   // L
+};
+
+enum class ShardStrategy { ddp, zero1, zero2, zero3, hybrid };
+enum class PlacementOrder { block, cyclic, explicit_list };
+enum class CollectiveAlgo { flat, hierarchical };
+enum class Backend { cpu, cuda };
+enum class DataSource { synthetic, file };
+
+std::string_view to_string(ShardStrategy v);
+std::string_view to_string(PlacementOrder v);
+std::string_view to_string(CollectiveAlgo v);
+std::string_view to_string(Backend v);
+std::string_view to_string(DataSource v);
+
+struct Config {
+  ModelShape model;
+
+  struct Batch {
+    int micro = 4;  // B: sequences per micro-batch per rank
+    int accum = 1;  // micro-batches accumulated before each optimizer step
+  } batch;
+
+  struct Checkpoint {
+    int every = 0;  // 0 = off; k = keep the input of every k-th block, recompute the rest
+  } checkpoint;
+
+  struct Precision {
+    DType activations = DType::fp32;  // storage of saved activations: fp32 bf16 fp8e4m3 int8
+    DType compute = DType::fp32;      // GEMM math: fp32, or bf16 (GPU only)
+  } precision;
+
+  struct Quant {
+    DType grad = DType::fp32;     // gradients on the wire: fp32 bf16 int8 int4
+    DType weights = DType::fp32;  // parameters on the wire in zero3/hybrid gathers: fp32 bf16 int8
+    int block = 256;              // elements per scale block of the scaled formats
+    bool error_feedback = true;   // keep the quantization residual and add it next step
+  } quant;
+
+  struct TopK {
+    double grad = 1.0;           // density of the gradient entries sent, in (0, 1]
+    int attention = 0;           // 0 = dense; k = each query attends to its k best keys
+    bool error_feedback = true;  // keep the unsent residual and add it next step
+  } topk;
+
+  struct Shard {
+    ShardStrategy strategy = ShardStrategy::ddp;
+    int group = 0;  // hybrid: ranks per shard group (divides world); normalized to world otherwise
+  } shard;
+
+  struct Placement {
+    int ranks_per_node = 0;  // divides world; 0 means all ranks on one node (normalized to world)
+    PlacementOrder order = PlacementOrder::block;
+    std::vector<int> node_of_rank;  // explicit_list only: node index of each rank
+    CollectiveAlgo collectives = CollectiveAlgo::flat;
+    double link_latency_us = 5.0;       // emulated inter-node link on one host
+    double link_bandwidth_gbps = 10.0;  // GB/s of the emulated inter-node link
+  } placement;
+
+  int world = 1;  // ranks
+  Backend backend = Backend::cpu;
+
+  struct Data {
+    DataSource source = DataSource::synthetic;
+    std::string path;        // file: flat little-endian uint16 token array
+    uint64_t seed = 1;       // data order; the same seed gives the same batches on every config
+    double noise = 0.25;     // synthetic: probability that a token is uniform noise
+  } data;
+
+  struct Train {
+    int steps = 20;          // optimizer steps that are timed
+    int warmup = 2;          // optimizer steps run before timing starts (they train too)
+    double lr = 1e-3;
+    double beta1 = 0.9;
+    double beta2 = 0.95;
+    double eps = 1e-8;
+    double weight_decay = 0.0;
+    uint64_t seed = 42;      // parameter initialization
+    int threads = 1;         // BLAS threads per rank
+    int eval_batches = 4;    // held-out micro-batches that give final_loss
+  } train;
+};
+
+// Parses and validates; `source` names the file (or "<string>") in errors.
+Config parse_config(const nlohmann::json& json, std::string_view source);
+Config parse_config_text(std::string_view text, std::string_view source);
+Config load_config(const std::filesystem::path& path);
+
+// Normalized JSON with every field present; parse_config(to_json(c)) == c.
+nlohmann::json to_json(const Config& config);
+
+// Stable id of the normalized config: 16 hex digits of a 64-bit FNV-1a hash
+// of its compact JSON dump (keys sorted).
+std::string config_id(const Config& config);
+
+bool operator==(const Config& a, const Config& b);
+
+}  // namespace memfront

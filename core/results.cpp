@@ -1,0 +1,788 @@
+// Results records and JSONL I/O. The layout written and read here is the one
+// documented in results/SCHEMA.md; keep the two (and results/schema.json) in step.
+#include "core/results.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+#include "core/error.h"
+
+namespace memfront {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------
+// Trial status
+
+namespace {
+
+constexpr std::array<std::pair<TrialStatus, std::string_view>, 6> kTrialStatusNames = {{
+    {TrialStatus::ok, "ok"},
+    {TrialStatus::failed, "failed"},
+    {TrialStatus::timeout, "timeout"},
+    {TrialStatus::oom, "oom"},
+    {TrialStatus::pruned, "pruned"},
+    {TrialStatus::invalid, "invalid"},
+}};
+
+}  // namespace
+
+std::string_view to_string(TrialStatus status) {
+  for (const auto& [value, name] : kTrialStatusNames) {
+    if (value == status) return name;
+  }
+  throw std::invalid_argument("TrialStatus value " + std::to_string(static_cast<int>(status)) +
+                              " has no name");
+}
+
+std::optional<TrialStatus> parse_trial_status(std::string_view name) {
+  for (const auto& [value, known] : kTrialStatusNames) {
+    if (known == name) return value;
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// Machine
+
+namespace {
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return text.substr(first, last - first + 1);
+}
+
+// The value of the first "key: value" line of a /proc file with this key;
+// empty when the file or the key is absent (e.g. no "model name" on ARM).
+std::string proc_field(const char* file, std::string_view key) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    if (trim(std::string_view(line).substr(0, colon)) == key) {
+      return std::string(trim(std::string_view(line).substr(colon + 1)));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+MachineInfo detect_machine() {
+  MachineInfo machine;
+  char host[HOST_NAME_MAX + 1] = {};
+  if (gethostname(host, sizeof host - 1) == 0) machine.host = host;
+  machine.cpu = proc_field("/proc/cpuinfo", "model name");
+  machine.cores = static_cast<int>(std::max(0L, sysconf(_SC_NPROCESSORS_ONLN)));
+  // "MemTotal:  131891792 kB": the kernel's kB are KiB.
+  const std::string mem_total = proc_field("/proc/meminfo", "MemTotal");
+  machine.memory_bytes = std::strtoull(mem_total.c_str(), nullptr, 10) * 1024;
+  return machine;
+}
+
+// ---------------------------------------------------------------------------
+// Spread
+
+Spread spread_of(std::vector<double> samples) {
+  Spread spread;
+  if (samples.empty()) return spread;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    // A NaN would break the sort's ordering and every percentile after it.
+    if (!std::isfinite(samples[i])) {
+      throw std::invalid_argument("spread_of: sample " + std::to_string(i) +
+                                  " is not a finite number");
+    }
+  }
+  std::sort(samples.begin(), samples.end());
+  const size_t n = samples.size();
+  // numpy's default ("linear") percentile: the value at position q * (n - 1)
+  // of the sorted sample, interpolated between the two closest ranks.
+  const auto percentile = [&](double q) {
+    const double position = q * static_cast<double>(n - 1);
+    const auto below = static_cast<size_t>(std::floor(position));
+    const size_t above = std::min(below + 1, n - 1);
+    const double fraction = position - static_cast<double>(below);
+    return samples[below] + fraction * (samples[above] - samples[below]);
+  };
+  spread.median = percentile(0.5);
+  spread.p10 = percentile(0.1);
+  spread.p90 = percentile(0.9);
+  spread.min = samples.front();
+  spread.max = samples.back();
+  spread.count = static_cast<int>(n);
+  return spread;
+}
+
+// ---------------------------------------------------------------------------
+// Records to JSON
+
+namespace {
+
+// JSON has no NaN or infinity, but a diverged loss is a real result, so
+// non-finite numbers are written as the strings "NaN", "Infinity", "-Infinity".
+json real_to_json(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  return value;
+}
+
+json optional_real_to_json(const std::optional<double>& value) {
+  return value ? real_to_json(*value) : json(nullptr);
+}
+
+json reals_to_json(const std::vector<double>& values) {
+  json array = json::array();
+  for (double value : values) array.push_back(real_to_json(value));
+  return array;
+}
+
+// {"params": .., ..., "workspace": .., "total": ..}
+json peak_bytes_to_json(const BytesByCategory& bytes, uint64_t total) {
+  json object = json::object();
+  for (MemCategory category : kAllMemCategories) {
+    object[std::string(to_string(category))] = bytes[static_cast<int>(category)];
+  }
+  object["total"] = total;
+  return object;
+}
+
+json to_json(const MachineInfo& machine) {
+  return {{"host", machine.host},   {"cpu", machine.cpu},       {"cores", machine.cores},
+          {"memory_bytes", machine.memory_bytes},               {"gpu", machine.gpu},
+          {"driver", machine.driver}, {"cuda", machine.cuda},   {"mpi", machine.mpi},
+          {"nccl", machine.nccl}};
+}
+
+json to_json(const Spread& spread) {
+  return {{"median", real_to_json(spread.median)}, {"p10", real_to_json(spread.p10)},
+          {"p90", real_to_json(spread.p90)},       {"min", real_to_json(spread.min)},
+          {"max", real_to_json(spread.max)},       {"count", spread.count}};
+}
+
+json to_json(const RankMemory& rank) {
+  return {{"rank", rank.rank},
+          {"peak_bytes", peak_bytes_to_json(rank.peak, rank.peak_total)},
+          {"rss_peak_bytes", rank.rss_peak_bytes}};
+}
+
+json to_json(const TrialMetrics& metrics) {
+  json ranks = json::array();
+  for (const RankMemory& rank : metrics.ranks) ranks.push_back(to_json(rank));
+  json phases = json::object();
+  for (const auto& [phase, seconds] : metrics.phase_s) phases[phase] = real_to_json(seconds);
+  return {
+      {"ranks", std::move(ranks)},
+      {"peak_bytes", peak_bytes_to_json(metrics.peak_max, metrics.peak_total_max)},
+      {"step_time_s", to_json(metrics.step_time_s)},
+      {"phase_s", std::move(phases)},
+      {"tokens_per_s", real_to_json(metrics.tokens_per_s)},
+      {"flops_per_step", real_to_json(metrics.flops_per_step)},
+      {"gflops", real_to_json(metrics.gflops)},
+      {"comm",
+       {{"bytes_intra_node", metrics.bytes_intra_node},
+        {"bytes_inter_node", metrics.bytes_inter_node},
+        {"method", metrics.bytes_method},
+        {"emulated", metrics.emulated}}},
+      {"loss",
+       {{"curve", reals_to_json(metrics.loss_curve)},
+        {"final", real_to_json(metrics.final_loss)},
+        {"floor", optional_real_to_json(metrics.loss_floor)},
+        {"delta", optional_real_to_json(metrics.loss_delta)}}},
+  };
+}
+
+}  // namespace
+
+json to_json(const ResultsHeader& header) {
+  return {{"schema", header.schema},
+          {"kind", "header"},
+          {"study", header.study},
+          {"machine", to_json(header.machine)},
+          {"memfront_version", header.memfront_version},
+          {"created", header.created}};
+}
+
+json to_json(const TrialRecord& record) {
+  return {{"kind", "trial"},
+          {"id", record.id},
+          {"config", record.config},
+          {"status", to_string(record.status)},
+          {"error", record.error},
+          {"metrics", record.metrics ? to_json(*record.metrics) : json(nullptr)},
+          {"prediction", record.prediction},
+          {"trace", record.trace},
+          {"provenance", record.provenance}};
+}
+
+// ---------------------------------------------------------------------------
+// Records from JSON
+
+namespace {
+
+constexpr std::string_view kBytesMethods[] = {"counted", "formula"};
+
+// "string \"fast\"", "number -3", "object": what a reader found, for errors.
+std::string describe(const json& value) {
+  std::string text = value.type_name();
+  if (value.is_primitive() && !value.is_null()) {
+    constexpr size_t kMaxShown = 40;
+    std::string shown = value.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (shown.size() > kMaxShown) shown = shown.substr(0, kMaxShown) + "...";
+    text += " " + shown;
+  }
+  return text;
+}
+
+// RFC 6901: "~" and "/" inside a key are written "~0" and "~1".
+std::string pointer_token(std::string_view key) {
+  std::string token;
+  for (char c : key) {
+    if (c == '~') {
+      token += "~0";
+    } else if (c == '/') {
+      token += "~1";
+    } else {
+      token += c;
+    }
+  }
+  return token;
+}
+
+// One value of a JSON document being read, with the JSON pointer that leads to
+// it. The accessors check presence and type and throw InputError
+// "<where>: <pointer>: <what was expected>", so the readers below only say
+// what they expect.
+class Field {
+ public:
+  Field(const json& value, std::string_view where, std::string pointer)
+      : value_(value), where_(where), pointer_(std::move(pointer)) {}
+
+  const json& value() const { return value_; }
+  bool is_null() const { return value_.is_null(); }
+
+  [[noreturn]] void fail(std::string_view what) const {
+    std::string message(where_);
+    if (!pointer_.empty()) message += ": " + pointer_;
+    message += ": ";
+    message += what;
+    throw InputError(message);
+  }
+  [[noreturn]] void fail_expected(std::string_view expected) const {
+    fail("expected " + std::string(expected) + ", got " + describe(value_));
+  }
+
+  // A member of this object (already checked to be one).
+  Field member(std::string_view key, std::string_view expected) const {
+    const auto found = value_.find(key);
+    const std::string pointer = pointer_ + "/" + pointer_token(key);
+    if (found == value_.end()) {
+      Field(value_, where_, pointer).fail("missing, expected " + std::string(expected));
+    }
+    return Field(*found, where_, pointer);
+  }
+  Field element(size_t index) const {
+    return Field(value_[index], where_, pointer_ + "/" + std::to_string(index));
+  }
+
+  const Field& expect_object() const {
+    if (!value_.is_object()) fail_expected("an object");
+    return *this;
+  }
+  const Field& expect_array() const {
+    if (!value_.is_array()) fail_expected("an array");
+    return *this;
+  }
+  std::string as_string() const {
+    if (!value_.is_string()) fail_expected("a string");
+    return value_.get<std::string>();
+  }
+  bool as_bool() const {
+    if (!value_.is_boolean()) fail_expected("a boolean");
+    return value_.get<bool>();
+  }
+  // A number, or one of the strings real_to_json writes for non-finite ones.
+  double as_real() const {
+    if (value_.is_number()) return value_.get<double>();
+    if (value_.is_string()) {
+      const auto& text = value_.get_ref<const std::string&>();
+      if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
+      if (text == "Infinity") return std::numeric_limits<double>::infinity();
+      if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
+    }
+    fail_expected("a number");
+  }
+  uint64_t as_unsigned() const {
+    if (value_.is_number_unsigned()) return value_.get<uint64_t>();
+    if (value_.is_number_integer() && value_.get<int64_t>() >= 0) return value_.get<uint64_t>();
+    fail_expected("a non-negative integer");
+  }
+  int as_non_negative_int() const {
+    if (!value_.is_number_integer() || value_.get<int64_t>() < 0 ||
+        value_.get<int64_t>() > INT_MAX) {
+      fail_expected("a non-negative integer no larger than " + std::to_string(INT_MAX));
+    }
+    return value_.get<int>();
+  }
+
+  // Typed members: member(key, "...") followed by the matching check.
+  std::string string_at(std::string_view key) const { return member(key, "a string").as_string(); }
+  bool bool_at(std::string_view key) const { return member(key, "a boolean").as_bool(); }
+  double real_at(std::string_view key) const { return member(key, "a number").as_real(); }
+  uint64_t unsigned_at(std::string_view key) const {
+    return member(key, "a non-negative integer").as_unsigned();
+  }
+  int non_negative_int_at(std::string_view key) const {
+    return member(key, "a non-negative integer").as_non_negative_int();
+  }
+  Field object_at(std::string_view key) const {
+    Field field = member(key, "an object");
+    field.expect_object();
+    return field;
+  }
+  Field array_at(std::string_view key) const {
+    Field field = member(key, "an array");
+    field.expect_array();
+    return field;
+  }
+  std::optional<double> optional_real_at(std::string_view key) const {
+    const Field field = member(key, "a number or null");
+    if (field.is_null()) return std::nullopt;
+    return field.as_real();
+  }
+  // An object or null, as JSON: the free-form members (prediction).
+  json optional_object_at(std::string_view key) const {
+    const Field field = member(key, "an object or null");
+    if (!field.is_null() && !field.value_.is_object()) field.fail_expected("an object or null");
+    return field.value_;
+  }
+  // A string equal to `expected` (a line's "kind").
+  void expect_string_at(std::string_view key, std::string_view expected) const {
+    const std::string quoted = "\"" + std::string(expected) + "\"";
+    const Field field = member(key, quoted);
+    if (!field.value_.is_string() || field.value_.get_ref<const std::string&>() != expected) {
+      field.fail_expected(quoted);
+    }
+  }
+
+ private:
+  const json& value_;
+  std::string_view where_;
+  std::string pointer_;
+};
+
+MachineInfo machine_from_json(const Field& object) {
+  MachineInfo machine;
+  machine.host = object.string_at("host");
+  machine.cpu = object.string_at("cpu");
+  machine.cores = object.non_negative_int_at("cores");
+  machine.memory_bytes = object.unsigned_at("memory_bytes");
+  machine.gpu = object.string_at("gpu");
+  machine.driver = object.string_at("driver");
+  machine.cuda = object.string_at("cuda");
+  machine.mpi = object.string_at("mpi");
+  machine.nccl = object.string_at("nccl");
+  return machine;
+}
+
+Spread spread_from_json(const Field& object) {
+  Spread spread;
+  spread.median = object.real_at("median");
+  spread.p10 = object.real_at("p10");
+  spread.p90 = object.real_at("p90");
+  spread.min = object.real_at("min");
+  spread.max = object.real_at("max");
+  spread.count = object.non_negative_int_at("count");
+  return spread;
+}
+
+// Every category and "total" must be present; other keys are ignored.
+void peak_bytes_from_json(const Field& object, BytesByCategory& bytes, uint64_t& total) {
+  for (MemCategory category : kAllMemCategories) {
+    bytes[static_cast<int>(category)] = object.unsigned_at(to_string(category));
+  }
+  total = object.unsigned_at("total");
+}
+
+RankMemory rank_from_json(const Field& object) {
+  RankMemory rank;
+  rank.rank = object.non_negative_int_at("rank");
+  peak_bytes_from_json(object.object_at("peak_bytes"), rank.peak, rank.peak_total);
+  rank.rss_peak_bytes = object.unsigned_at("rss_peak_bytes");
+  return rank;
+}
+
+TrialMetrics metrics_from_json(const Field& object) {
+  TrialMetrics metrics;
+  const Field ranks = object.array_at("ranks");
+  for (size_t i = 0; i < ranks.value().size(); ++i) {
+    const Field rank = ranks.element(i);
+    rank.expect_object();
+    metrics.ranks.push_back(rank_from_json(rank));
+  }
+  peak_bytes_from_json(object.object_at("peak_bytes"), metrics.peak_max, metrics.peak_total_max);
+  metrics.step_time_s = spread_from_json(object.object_at("step_time_s"));
+  const Field phases = object.object_at("phase_s");
+  for (const auto& phase : phases.value().items()) {
+    metrics.phase_s[phase.key()] = phases.real_at(phase.key());
+  }
+  metrics.tokens_per_s = object.real_at("tokens_per_s");
+  metrics.flops_per_step = object.real_at("flops_per_step");
+  metrics.gflops = object.real_at("gflops");
+
+  const Field comm = object.object_at("comm");
+  metrics.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
+  metrics.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
+  const Field method = comm.member("method", "\"counted\" or \"formula\"");
+  if (!method.value().is_string() ||
+      std::ranges::find(kBytesMethods, method.value().get<std::string>()) ==
+          std::end(kBytesMethods)) {
+    method.fail_expected("\"counted\" or \"formula\"");
+  }
+  metrics.bytes_method = method.value().get<std::string>();
+  metrics.emulated = comm.bool_at("emulated");
+
+  const Field loss = object.object_at("loss");
+  const Field curve = loss.array_at("curve");
+  for (size_t i = 0; i < curve.value().size(); ++i) {
+    metrics.loss_curve.push_back(curve.element(i).as_real());
+  }
+  metrics.final_loss = loss.real_at("final");
+  metrics.loss_floor = loss.optional_real_at("floor");
+  metrics.loss_delta = loss.optional_real_at("delta");
+  return metrics;
+}
+
+std::string status_choices() {
+  std::string choices = "one of ";
+  for (const auto& [value, name] : kTrialStatusNames) {
+    if (value != kTrialStatusNames.front().first) choices += ", ";
+    choices += name;
+  }
+  return choices;
+}
+
+}  // namespace
+
+ResultsHeader header_from_json(const json& document, std::string_view where) {
+  const Field root(document, where, "");
+  root.expect_object();
+  ResultsHeader header;
+  // The schema first: a file of another version may differ in anything else.
+  header.schema = root.string_at("schema");
+  if (header.schema != kResultsSchema) {
+    root.member("schema", "a string")
+        .fail("unsupported schema '" + header.schema + "', this memfront reads " +
+              std::string(kResultsSchema));
+  }
+  root.expect_string_at("kind", "header");
+  header.study = root.string_at("study");
+  header.machine = machine_from_json(root.object_at("machine"));
+  header.memfront_version = root.string_at("memfront_version");
+  header.created = root.string_at("created");
+  return header;
+}
+
+TrialRecord record_from_json(const json& document, std::string_view where) {
+  const Field root(document, where, "");
+  root.expect_object();
+  root.expect_string_at("kind", "trial");
+  TrialRecord record;
+  const Field id = root.member("id", "a non-empty string (the config id)");
+  record.id = id.as_string();
+  if (record.id.empty()) id.fail_expected("a non-empty string (the config id)");
+  record.config = root.object_at("config").value();
+  const Field status = root.member("status", "a string");
+  const auto parsed_status = parse_trial_status(status.as_string());
+  if (!parsed_status) status.fail_expected(status_choices());
+  record.status = *parsed_status;
+  record.error = root.string_at("error");
+  const Field metrics = root.member("metrics", "an object or null");
+  if (!metrics.is_null()) record.metrics = metrics_from_json(metrics.expect_object());
+  record.prediction = root.optional_object_at("prediction");
+  record.trace = root.string_at("trace");
+  record.provenance = root.object_at("provenance").value();
+  return record;
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+namespace {
+
+[[noreturn]] void throw_system_error(const std::filesystem::path& path, std::string_view doing,
+                                     int error) {
+  throw std::runtime_error(path.string() + ": cannot " + std::string(doing) + ": " +
+                           std::strerror(error));
+}
+
+// Writes all of `bytes`, retrying after EINTR and short writes, so a line
+// normally goes out in one write() call. Returns 0, or the errno of the failure.
+int write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    bytes.remove_prefix(static_cast<size_t>(written));
+  }
+  return 0;
+}
+
+// Returns 0, or the errno of the failure.
+int read_all(int fd, std::string& text) {
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t count = ::read(fd, buffer, sizeof buffer);
+    if (count < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (count == 0) return 0;
+    text.append(buffer, static_cast<size_t>(count));
+  }
+}
+
+// A file read whole as bytes; InputError naming the file when it cannot be read.
+std::string read_text_file(const std::filesystem::path& path, std::string_view what) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " +
+                     std::strerror(errno));
+  }
+  std::string text;
+  const int error = read_all(fd, text);
+  ::close(fd);
+  if (error != 0) {
+    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " +
+                     std::strerror(error));
+  }
+  return text;
+}
+
+// A new or renamed file survives a power cut only once its directory is synced.
+void fsync_directory(const std::filesystem::path& file) {
+  const std::filesystem::path directory =
+      file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_system_error(directory, "open the directory to sync it", errno);
+  const int result = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (result != 0) throw_system_error(directory, "sync the directory", error);
+}
+
+// Parses one line or file; InputError "<where>: not valid JSON (...)" otherwise.
+json parse_json(std::string_view text, std::string_view where) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& error) {
+    throw InputError(std::string(where) + ": not valid JSON (syntax error at byte " +
+                     std::to_string(error.byte) + ")");
+  }
+}
+
+bool is_blank(std::string_view line) { return trim(line).empty(); }
+
+// A document is about to be written: check it with the reader first, since a
+// line the reader rejects would make the whole results file unreadable. The
+// fault is the caller's, not the input's, hence invalid_argument.
+template <class Reader>
+void check_before_writing(const json& document, const std::string& where, Reader reader) {
+  try {
+    reader(document, where);
+  } catch (const InputError& error) {
+    throw std::invalid_argument(error.what());
+  }
+}
+
+std::string dump_line(const json& document) {
+  // Invalid UTF-8 (an error message with stray bytes) is replaced rather than
+  // losing the record.
+  return document.dump(-1, ' ', false, json::error_handler_t::replace) + '\n';
+}
+
+struct ParsedResults {
+  ResultsFile file;
+  size_t valid_bytes = 0;              // where a truncated tail starts; the text size if none
+  bool missing_final_newline = false;  // the last line is complete but lacks its '\n'
+};
+
+// The rules of a results file's text (results/SCHEMA.md, "Reading rules"): line 1 is
+// the header, blank lines are skipped, and only the last line may be cut short.
+ParsedResults parse_results_text(std::string_view text, const std::string& file) {
+  if (text.empty()) throw InputError(file + ": empty results file (expected a header line)");
+  ParsedResults parsed;
+  parsed.valid_bytes = text.size();
+  size_t start = 0;
+  for (int number = 1; start < text.size(); ++number) {
+    size_t end = text.find('\n', start);
+    const bool terminated = end != std::string_view::npos;
+    if (!terminated) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    const std::string where = file + ":" + std::to_string(number);
+
+    // Writers put a line and its '\n' in one write, so a last line without
+    // '\n' that is not JSON either was cut short by a crash.
+    if (!terminated && !json::accept(line)) {
+      if (number == 1) {
+        throw InputError(where + ": truncated header line (a crash while the file was created); "
+                                 "no trial was recorded, delete the file to start again");
+      }
+      parsed.file.truncated_tail = where + ": truncated last line ignored (" +
+                                   std::to_string(line.size()) + " bytes; a crash mid-write)";
+      parsed.valid_bytes = start;
+      break;
+    }
+    parsed.missing_final_newline = !terminated;
+    if (number == 1) {
+      if (is_blank(line)) throw InputError(where + ": expected the header line, got an empty line");
+      parsed.file.header = header_from_json(parse_json(line, where), where);
+    } else if (!is_blank(line)) {
+      parsed.file.trials.push_back(record_from_json(parse_json(line, where), where));
+    }
+    start = end + 1;
+  }
+  return parsed;
+}
+
+}  // namespace
+
+ResultsWriter::ResultsWriter(std::filesystem::path path, int fd, bool repaired_tail)
+    : path_(std::move(path)), fd_(fd), repaired_tail_(repaired_tail) {}
+
+ResultsWriter::ResultsWriter(ResultsWriter&& other) noexcept
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      repaired_tail_(other.repaired_tail_) {}
+
+ResultsWriter& ResultsWriter::operator=(ResultsWriter&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    repaired_tail_ = other.repaired_tail_;
+  }
+  return *this;
+}
+
+ResultsWriter::~ResultsWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+ResultsWriter ResultsWriter::create(const std::filesystem::path& path,
+                                    const ResultsHeader& header) {
+  const json document = to_json(header);
+  check_before_writing(document, path.string() + ": header to write", header_from_json);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      throw InputError(path.string() +
+                       ": results file already exists (open it to append, or choose a new name)");
+    }
+    throw_system_error(path, "create the results file", errno);
+  }
+  ResultsWriter writer(path, fd, false);
+  int error = write_all(fd, dump_line(document));
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (error != 0) {
+    // Without its header the file is useless, and it would block a retry.
+    ::unlink(path.c_str());
+    throw_system_error(path, "write the results header", error);
+  }
+  fsync_directory(path);
+  return writer;
+}
+
+ResultsWriter ResultsWriter::open_append(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  if (fd < 0) throw_system_error(path, "open the results file", errno);
+  ResultsWriter writer(path, fd, false);
+
+  std::string text;
+  if (const int error = read_all(fd, text); error != 0) {
+    throw_system_error(path, "read the results file", error);
+  }
+  // Every line is checked, not only the header: appending to a file that
+  // readers reject would only bury the fault deeper.
+  const ParsedResults parsed = parse_results_text(text, path.string());
+  if (parsed.file.truncated_tail) {
+    if (::ftruncate(fd, static_cast<off_t>(parsed.valid_bytes)) != 0 || ::fsync(fd) != 0) {
+      throw_system_error(path, "cut off the truncated last line", errno);
+    }
+    writer.repaired_tail_ = true;
+  } else if (parsed.missing_final_newline) {
+    // A complete last line that lacks only its '\n' is kept, as readers keep it.
+    if (const int error = write_all(fd, "\n"); error != 0 || ::fsync(fd) != 0) {
+      throw_system_error(path, "end the last line", error != 0 ? error : errno);
+    }
+    writer.repaired_tail_ = true;
+  }
+  return writer;
+}
+
+void ResultsWriter::append(const TrialRecord& record) {
+  const json document = to_json(record);
+  check_before_writing(document, path_.string() + ": record to append", record_from_json);
+  const std::string line = dump_line(document);
+
+  struct stat before {};
+  if (::fstat(fd_, &before) != 0) throw_system_error(path_, "append a trial record", errno);
+  if (const int error = write_all(fd_, line); error != 0) {
+    // Cut off whatever part of the line got written, so the file stays valid.
+    // This assumes one writer per results file (the sweep).
+    if (::ftruncate(fd_, before.st_size) != 0) {
+      throw_system_error(path_, "append a trial record (and the partial line could not be cut off)",
+                         error);
+    }
+    throw_system_error(path_, "append a trial record", error);
+  }
+  if (::fsync(fd_) != 0) throw_system_error(path_, "sync the appended trial record", errno);
+}
+
+ResultsFile read_results(const std::filesystem::path& path) {
+  return parse_results_text(read_text_file(path, "results file"), path.string()).file;
+}
+
+void write_record_file(const std::filesystem::path& path, const TrialRecord& record) {
+  const json document = to_json(record);
+  check_before_writing(document, path.string() + ": record to write", record_from_json);
+  const std::string text = document.dump(2, ' ', false, json::error_handler_t::replace) + '\n';
+
+  // Readers see the old file or the new one, never a part: write beside it, then rename.
+  std::filesystem::path temporary = path;
+  temporary += ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_system_error(temporary, "create the temporary record file", errno);
+  int error = write_all(fd, text);
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error == 0 && ::rename(temporary.c_str(), path.c_str()) != 0) error = errno;
+  if (error != 0) {
+    ::unlink(temporary.c_str());
+    throw_system_error(path, "write the trial record", error);
+  }
+  fsync_directory(path);
+}
+
+TrialRecord read_record_file(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  return record_from_json(parse_json(read_text_file(path, "trial record"), where), where);
+}
+
+}  // namespace memfront

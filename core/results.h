@@ -1,0 +1,151 @@
+#pragma once
+// Results records and JSONL I/O (DESIGN.md, "Results file").
+//
+// A results file is JSON Lines: line 1 is the header (schema version, study,
+// machine, memfront version, time), then one line per trial. Writers append one
+// complete line at a time and flush it to disk, so a crash can at worst leave a
+// truncated last line; readers accept that (and report it) and reject anything
+// else malformed with the line number and the field. The schema is documented
+// in results/SCHEMA.md with a JSON Schema beside it (results/schema.json).
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/arena.h"
+
+namespace memfront {
+
+inline constexpr std::string_view kResultsSchema = "memfront.results/1";
+
+enum class TrialStatus { ok, failed, timeout, oom, pruned, invalid };
+std::string_view to_string(TrialStatus status);
+std::optional<TrialStatus> parse_trial_status(std::string_view name);
+
+struct MachineInfo {
+  std::string host;
+  std::string cpu;          // model name
+  int cores = 0;            // online logical CPUs
+  uint64_t memory_bytes = 0;
+  std::string gpu;          // empty when none
+  std::string driver;       // GPU driver version, empty when none
+  std::string cuda;         // CUDA runtime version, empty when not built with CUDA
+  std::string mpi;          // MPI library version, empty when not built with MPI
+  std::string nccl;         // NCCL version, empty when not built with NCCL
+};
+
+// Fills what this process can see of the machine it runs on.
+MachineInfo detect_machine();
+
+struct ResultsHeader {
+  std::string schema = std::string(kResultsSchema);
+  std::string study;             // study name
+  MachineInfo machine;
+  std::string memfront_version;
+  std::string created;           // ISO 8601 UTC, e.g. 2026-11-23T02:10:00Z
+};
+
+// Median and spread of a sample (seconds for times).
+struct Spread {
+  double median = 0, p10 = 0, p90 = 0, min = 0, max = 0;
+  int count = 0;
+};
+// Empty sample -> all zero, count 0; a non-finite sample -> std::invalid_argument.
+Spread spread_of(std::vector<double> samples);
+
+struct RankMemory {
+  int rank = 0;
+  BytesByCategory peak{};     // arena peak per category
+  uint64_t peak_total = 0;    // arena peak of the total (not the sum of category peaks)
+  uint64_t rss_peak_bytes = 0;  // process resident high-water mark (cross-check)
+};
+
+struct TrialMetrics {
+  std::vector<RankMemory> ranks;
+  BytesByCategory peak_max{};   // per category, max over ranks
+  uint64_t peak_total_max = 0;  // max over ranks of peak_total
+  Spread step_time_s;           // timed steps only
+  std::map<std::string, double> phase_s;  // median seconds per step by phase (forward, backward, ...)
+  double tokens_per_s = 0;
+  double flops_per_step = 0;    // counted by the kernels that ran
+  double gflops = 0;            // flops_per_step / median step time / 1e9
+  // Bytes one step sends, by link class; "counted" where memfront sends them,
+  // "formula" where a library collective's algorithm gives them.
+  uint64_t bytes_intra_node = 0;
+  uint64_t bytes_inter_node = 0;
+  std::string bytes_method = "counted";
+  bool emulated = false;        // inter-node links emulated on one host
+  std::vector<double> loss_curve;  // training loss of every step, warmup included
+  double final_loss = 0;           // held-out loss after the last step
+  std::optional<double> loss_floor;  // entropy rate of the data, when known
+  std::optional<double> loss_delta;  // final_loss - the study reference's, set by the tuner
+};
+
+struct TrialRecord {
+  std::string id;              // config_id() of the normalized config
+  nlohmann::json config;       // normalized config (core/config.h to_json)
+  TrialStatus status = TrialStatus::ok;
+  std::string error;           // one line; empty when ok
+  std::optional<TrialMetrics> metrics;  // absent when nothing was measured
+  nlohmann::json prediction;   // cost-model prediction beside the measurement; null until the tuner
+  std::string trace;           // path of the trace file, relative to the results file; empty if none
+  nlohmann::json provenance;   // object: memfront version, host, command line, start time, ...
+};
+
+nlohmann::json to_json(const ResultsHeader& header);
+nlohmann::json to_json(const TrialRecord& record);
+// Throw InputError "<where>: <json pointer>: <what was expected>".
+ResultsHeader header_from_json(const nlohmann::json& json, std::string_view where);
+TrialRecord record_from_json(const nlohmann::json& json, std::string_view where);
+
+// Appends to a results file. Each append writes one complete line with a single
+// write() and fsyncs it.
+class ResultsWriter {
+ public:
+  // New file with the header line; InputError if the file exists.
+  static ResultsWriter create(const std::filesystem::path& path, const ResultsHeader& header);
+  // Existing results file: checks the header; a truncated last line (a crash
+  // mid-write) is cut off so the file stays valid, and repaired_tail() says so.
+  static ResultsWriter open_append(const std::filesystem::path& path);
+
+  ResultsWriter(ResultsWriter&& other) noexcept;
+  ResultsWriter& operator=(ResultsWriter&& other) noexcept;
+  ~ResultsWriter();
+
+  // std::invalid_argument, before writing anything, for a record that would
+  // not read back (e.g. provenance that is not an object).
+  void append(const TrialRecord& record);
+  bool repaired_tail() const { return repaired_tail_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  ResultsWriter(std::filesystem::path path, int fd, bool repaired_tail);
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool repaired_tail_ = false;
+};
+
+struct ResultsFile {
+  ResultsHeader header;
+  std::vector<TrialRecord> trials;
+  // Set when the last line was cut short (a crash mid-write): the message says
+  // which line and how many bytes were ignored.
+  std::optional<std::string> truncated_tail;
+};
+
+// Throws InputError "<file>:<line>: <json pointer>: <what was expected>" for any
+// malformed line other than a truncated last one, and for an empty file or a
+// header of another schema version.
+ResultsFile read_results(const std::filesystem::path& path);
+
+// A single trial record as one JSON document (memfront-trial --out), written
+// atomically (temporary file, fsync, rename).
+void write_record_file(const std::filesystem::path& path, const TrialRecord& record);
+TrialRecord read_record_file(const std::filesystem::path& path);
+
+}  // namespace memfront
