@@ -1,0 +1,485 @@
+#include "kernels/cpu/ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+namespace memfront::cpu {
+
+// ---------------------------------------------------------------------------
+// Embedding
+// ---------------------------------------------------------------------------
+
+// out (B,T,C) = wte[tokens[b,t]] (V,C) + wpe[t] (T,C).
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
+                       int B, int T, int C) {
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      float* out_bt = out + (static_cast<size_t>(b) * T + t) * C;
+      const float* wte_row = wte + static_cast<size_t>(tokens[b * T + t]) * C;
+      const float* wpe_row = wpe + static_cast<size_t>(t) * C;
+      for (int i = 0; i < C; i++) out_bt[i] = wte_row[i] + wpe_row[i];
+    }
+  }
+}
+
+// dwte (V,C) += dout rows at their tokens; dwpe (T,C) += dout rows at their positions.
+// A token that occurs several times collects the sum of its rows.
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
+                        int B, int T, int C) {
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      const float* dout_bt = dout + (static_cast<size_t>(b) * T + t) * C;
+      float* dwte_row = dwte + static_cast<size_t>(tokens[b * T + t]) * C;
+      float* dwpe_row = dwpe + static_cast<size_t>(t) * C;
+      for (int i = 0; i < C; i++) {
+        dwte_row[i] += dout_bt[i];
+        dwpe_row[i] += dout_bt[i];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// LayerNorm
+// ---------------------------------------------------------------------------
+
+// out (N,C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved.
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                       const float* weight, const float* bias, int N, int C) {
+  const float eps = 1e-5f;
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + static_cast<size_t>(n) * C;
+    float* y = out + static_cast<size_t>(n) * C;
+    float sum = 0.0f;
+    for (int i = 0; i < C; i++) sum += x[i];
+    const float m = sum / C;
+    // Variance from the centred values: more accurate than E[x^2] - m^2.
+    float sq = 0.0f;
+    for (int i = 0; i < C; i++) sq += (x[i] - m) * (x[i] - m);
+    const float s = 1.0f / std::sqrt(sq / C + eps);
+    for (int i = 0; i < C; i++) y[i] = (x[i] - m) * s * weight[i] + bias[i];
+    mean[n] = m;
+    rstd[n] = s;
+  }
+}
+
+// With norm = (x - mean) * rstd and dnorm = weight * dout, per row:
+// dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm));
+// dweight += norm * dout; dbias += dout.
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int N, int C) {
+  for (int n = 0; n < N; n++) {
+    const float* x = inp + static_cast<size_t>(n) * C;
+    const float* dy = dout + static_cast<size_t>(n) * C;
+    float* dx = dinp + static_cast<size_t>(n) * C;
+    const float m = mean[n];
+    const float s = rstd[n];
+    float dnorm_mean = 0.0f;
+    float dnorm_norm_mean = 0.0f;
+    for (int i = 0; i < C; i++) {
+      const float norm = (x[i] - m) * s;
+      const float dnorm = weight[i] * dy[i];
+      dnorm_mean += dnorm;
+      dnorm_norm_mean += dnorm * norm;
+    }
+    dnorm_mean /= C;
+    dnorm_norm_mean /= C;
+    for (int i = 0; i < C; i++) {
+      const float norm = (x[i] - m) * s;
+      const float dnorm = weight[i] * dy[i];
+      dbias[i] += dy[i];
+      dweight[i] += norm * dy[i];
+      dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Matmul (fully connected layer)
+// ---------------------------------------------------------------------------
+
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC).
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    int N, int C, int OC) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f,
+              out, OC);
+  if (bias == nullptr) return;
+  for (int n = 0; n < N; n++) {
+    float* row = out + static_cast<size_t>(n) * OC;
+    for (int o = 0; o < OC; o++) row[o] += bias[o];
+  }
+}
+
+// dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C);
+// dbias (OC) += column sums of dout. beta = 1 makes the GEMMs accumulate.
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int N, int C, int OC) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
+              1.0f, dinp, C);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+              dweight, C);
+  if (dbias == nullptr) return;
+  for (int n = 0; n < N; n++) {
+    const float* row = dout + static_cast<size_t>(n) * OC;
+    for (int o = 0; o < OC; o++) dbias[o] += row[o];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Attention
+//
+// Dense and Top-K attention share the helpers below, and call them over their
+// kept keys in ascending key order. With K >= T Top-K keeps every causal key,
+// so it performs exactly the dense arithmetic and its results are bitwise equal.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// Sum of a[i] * b[i], accumulated in index order.
+float dot(const float* a, const float* b, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+// y (n) += alpha * x (n).
+void axpy(float* y, float alpha, const float* x, int n) {
+  for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+// In place: x (n) = softmax(x). Subtracting the max keeps exp from overflowing.
+void softmax_inplace(float* x, int n) {
+  float maxval = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < n; i++) maxval = std::max(maxval, x[i]);
+  float sum = 0.0f;
+  for (int i = 0; i < n; i++) {
+    x[i] = std::exp(x[i] - maxval);
+    sum += x[i];
+  }
+  const float inv_sum = 1.0f / sum;
+  for (int i = 0; i < n; i++) x[i] *= inv_sum;
+}
+
+// The value Top-K ranks a score by: the score itself, NaN ranked lowest, so that the
+// ranking is a strict order even when a score is NaN.
+float selection_key(float score) {
+  return std::isnan(score) ? -std::numeric_limits<float>::infinity() : score;
+}
+
+// One query's softmax backward over its n kept keys: key j sits at position idx[j],
+// or at position j when idx is null (dense). p (n) are the softmax weights, dval (n)
+// scratch; q, dq, dout are this query's head slices (hs), and the key's k, v, dk, dv
+// head slices start at k_off / v_off within its qkv and dqkv rows (3C).
+//   dval_j = dout . v_j;  dv_j += p_j dout;
+//   ds_j = p_j (dval_j - sum_i p_i dval_i);
+//   dq += ds_j k_j * scale;  dk_j += ds_j q * scale.
+void attention_query_backward(float* dq, const float* q, const float* dout, const float* p,
+                              const uint16_t* idx, float* dval, int n, const float* qkv_b,
+                              float* dqkv_b, size_t C3, size_t k_off, size_t v_off, int hs,
+                              float scale) {
+  float weighted = 0.0f;
+  for (int j = 0; j < n; j++) {
+    const size_t pos = idx != nullptr ? idx[j] : j;
+    dval[j] = dot(dout, qkv_b + pos * C3 + v_off, hs);
+    axpy(dqkv_b + pos * C3 + v_off, p[j], dout, hs);
+    weighted += p[j] * dval[j];
+  }
+  for (int j = 0; j < n; j++) {
+    const size_t pos = idx != nullptr ? idx[j] : j;
+    const float ds = p[j] * (dval[j] - weighted) * scale;
+    axpy(dq, ds, qkv_b + pos * C3 + k_off, hs);
+    axpy(dqkv_b + pos * C3 + k_off, ds, q, hs);
+  }
+}
+
+}  // namespace
+
+// qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T).
+// For each (b, t, h): scores s_t2 = q_t . k_t2 / sqrt(hs) for t2 <= t, probs = softmax(s)
+// (zero for t2 > t), out = sum_t2 probs_t2 v_t2.
+void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const size_t C3 = static_cast<size_t>(3) * C;
+  for (int b = 0; b < B; b++) {
+    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
+    for (int t = 0; t < T; t++) {
+      for (int h = 0; h < NH; h++) {
+        const float* q = qkv_b + t * C3 + h * hs;
+        float* p = probs + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+        for (int t2 = 0; t2 <= t; t2++) p[t2] = dot(q, qkv_b + t2 * C3 + C + h * hs, hs) * scale;
+        softmax_inplace(p, t + 1);
+        for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
+
+        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
+        for (int i = 0; i < hs; i++) o[i] = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) axpy(o, p[t2], qkv_b + t2 * C3 + 2 * C + h * hs, hs);
+      }
+    }
+  }
+}
+
+// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch (T).
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
+                        float* scratch, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const size_t C3 = static_cast<size_t>(3) * C;
+  for (int b = 0; b < B; b++) {
+    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
+    float* dqkv_b = dqkv + static_cast<size_t>(b) * T * C3;
+    for (int t = 0; t < T; t++) {
+      for (int h = 0; h < NH; h++) {
+        const float* p = probs + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+        attention_query_backward(dqkv_b + t * C3 + h * hs, qkv_b + t * C3 + h * hs,
+                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs, p,
+                                 nullptr, scratch, t + 1, qkv_b, dqkv_b, C3, C + h * hs,
+                                 2 * C + h * hs, hs, scale);
+      }
+    }
+  }
+}
+
+// Scores of one query (T) and a copy used to find the K-th largest (T).
+size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T; }
+
+// qkv (B,T,3C) -> out (B,T,C); vals, idx (B,NH,T,K).
+// Query t keeps n = min(K, t+1) causal keys: those with the highest scores, ties to
+// the lower key index. Softmax and the weighted sum run over them in ascending key order.
+// K >= 1: dense attention (the knob's 0) is attention_forward.
+void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float* qkv,
+                            float* scratch, int B, int T, int C, int NH, int K) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const size_t C3 = static_cast<size_t>(3) * C;
+  float* scores = scratch;    // this query's scores (t+1)
+  float* keys = scratch + T;  // their selection keys, reordered by nth_element (t+1)
+  for (int b = 0; b < B; b++) {
+    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
+    for (int t = 0; t < T; t++) {
+      for (int h = 0; h < NH; h++) {
+        const float* q = qkv_b + t * C3 + h * hs;
+        const int count = t + 1;
+        for (int t2 = 0; t2 < count; t2++) {
+          scores[t2] = dot(q, qkv_b + t2 * C3 + C + h * hs, hs) * scale;
+        }
+        const int n = std::min(K, count);
+
+        // The n-th largest score is the threshold: keep every key above it, and of the
+        // keys equal to it the lowest-indexed ties_left ones, which makes n in all.
+        // When every causal key fits (n == count) the threshold is -inf and all are kept.
+        int ties_left = n;
+        float threshold = -std::numeric_limits<float>::infinity();
+        if (n < count) {
+          for (int t2 = 0; t2 < count; t2++) keys[t2] = selection_key(scores[t2]);
+          std::nth_element(keys, keys + (n - 1), keys + count, std::greater<float>());
+          threshold = keys[n - 1];
+          for (int t2 = 0; t2 < count; t2++) {
+            if (keys[t2] > threshold) ties_left--;
+          }
+        }
+
+        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * K;
+        float* val = vals + row;
+        uint16_t* ix = idx + row;
+        int j = 0;
+        for (int t2 = 0; t2 < count; t2++) {
+          const float key = selection_key(scores[t2]);
+          bool kept = key > threshold;
+          if (key == threshold && ties_left > 0) {
+            kept = true;
+            ties_left--;
+          }
+          if (!kept) continue;
+          ix[j] = static_cast<uint16_t>(t2);
+          val[j] = scores[t2];
+          j++;
+        }
+        softmax_inplace(val, n);
+        for (int s = n; s < K; s++) {
+          ix[s] = 0;
+          val[s] = 0.0f;
+        }
+
+        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
+        for (int i = 0; i < hs; i++) o[i] = 0.0f;
+        for (int s = 0; s < n; s++) axpy(o, val[s], qkv_b + ix[s] * C3 + 2 * C + h * hs, hs);
+      }
+    }
+  }
+}
+
+// dqkv (B,T,3C) +=; dout (B,T,C); vals, idx (B,NH,T,K) as saved by forward.
+void attention_topk_backward(float* dqkv, const float* dout, const float* qkv, const float* vals,
+                             const uint16_t* idx, float* scratch, int B, int T, int C, int NH,
+                             int K) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const size_t C3 = static_cast<size_t>(3) * C;
+  for (int b = 0; b < B; b++) {
+    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
+    float* dqkv_b = dqkv + static_cast<size_t>(b) * T * C3;
+    for (int t = 0; t < T; t++) {
+      for (int h = 0; h < NH; h++) {
+        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * K;
+        attention_query_backward(dqkv_b + t * C3 + h * hs, qkv_b + t * C3 + h * hs,
+                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs,
+                                 vals + row, idx + row, scratch, std::min(K, t + 1), qkv_b,
+                                 dqkv_b, C3, C + h * hs, 2 * C + h * hs, hs, scale);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// GELU (tanh approximation)
+// ---------------------------------------------------------------------------
+
+namespace {
+const float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
+const float kGeluCubic = 0.044715f;
+}  // namespace
+
+// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void gelu_forward(float* out, const float* inp, size_t N) {
+  for (size_t i = 0; i < N; i++) {
+    const float x = inp[i];
+    const float u = kGeluScale * (x + kGeluCubic * x * x * x);
+    out[i] = 0.5f * x * (1.0f + std::tanh(u));
+  }
+}
+
+// dinp (N) += gelu'(x) dout, with
+// gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
+  for (size_t i = 0; i < N; i++) {
+    const float x = inp[i];
+    const float u = kGeluScale * (x + kGeluCubic * x * x * x);
+    const float th = std::tanh(u);
+    const float du_dx = kGeluScale * (1.0f + 3.0f * kGeluCubic * x * x);
+    const float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du_dx;
+    dinp[i] += grad * dout[i];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Residual
+// ---------------------------------------------------------------------------
+
+// out (N) = a + b.
+void residual_forward(float* out, const float* a, const float* b, size_t N) {
+  for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
+}
+
+// da, db (N) += dout.
+void residual_backward(float* da, float* db, const float* dout, size_t N) {
+  for (size_t i = 0; i < N; i++) {
+    da[i] += dout[i];
+    db[i] += dout[i];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Softmax cross-entropy
+// ---------------------------------------------------------------------------
+
+// probs (N,V) = softmax(logits (N,V)); losses (N) = -log probs[target].
+// The loss is taken as log(sum) - (logit[target] - max), which equals -log probs[target]
+// but stays finite when probs[target] underflows to 0. It is computed before probs is
+// written, since probs may alias logits.
+void softmax_crossentropy_forward(float* losses, float* probs, const float* logits,
+                                  const int32_t* targets, int N, int V) {
+  for (int n = 0; n < N; n++) {
+    const float* z = logits + static_cast<size_t>(n) * V;
+    float* p = probs + static_cast<size_t>(n) * V;
+    float maxval = -std::numeric_limits<float>::infinity();
+    for (int v = 0; v < V; v++) maxval = std::max(maxval, z[v]);
+    float sum = 0.0f;
+    for (int v = 0; v < V; v++) sum += std::exp(z[v] - maxval);
+    losses[n] = std::log(sum) - (z[targets[n]] - maxval);
+    const float inv_sum = 1.0f / sum;
+    for (int v = 0; v < V; v++) p[v] = std::exp(z[v] - maxval) * inv_sum;
+  }
+}
+
+// dlogits (N,V) = dloss * (probs - onehot(target)), written.
+void softmax_crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets,
+                                   float dloss, int N, int V) {
+  for (int n = 0; n < N; n++) {
+    const float* p = probs + static_cast<size_t>(n) * V;
+    float* d = dlogits + static_cast<size_t>(n) * V;
+    for (int v = 0; v < V; v++) {
+      const float indicator = v == targets[n] ? 1.0f : 0.0f;
+      d[v] = dloss * (p[v] - indicator);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// AdamW
+// ---------------------------------------------------------------------------
+
+void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int t) {
+  const float correction1 = 1.0f - std::pow(beta1, static_cast<float>(t));
+  const float correction2 = 1.0f - std::pow(beta2, static_cast<float>(t));
+  for (size_t i = 0; i < n; i++) {
+    const float g = grads[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+    const float m_hat = m[i] / correction1;
+    const float v_hat = v[i] / correction2;
+    params[i] -= lr * (m_hat / (std::sqrt(v_hat) + eps) + weight_decay * params[i]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// FLOP counts (a multiply-add counts 2)
+//
+// Matmul counts the GEMMs only (bias adds and bias column sums are left out).
+// Attention counts the dot products and weighted sums over the causal entries it
+// touches, 2*hs per product per entry, summed over heads (NH * hs = C); softmax
+// and exp are left out.
+//   forward:  q.k and p*v                          -> 2 products per entry
+//   backward: dout.v, p*dout, ds*k, ds*q           -> 4 products per entry
+// Top-K computes every causal score (to select), then works on its n = min(K, t+1)
+// kept keys only; backward reuses the saved weights, so it touches kept keys only.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// Sum over queries t < T of the number of keys each one uses, min(limit, t+1).
+double causal_entries(int T, int limit) {
+  double entries = 0.0;
+  for (int t = 0; t < T; t++) entries += std::min(limit, t + 1);
+  return entries;
+}
+
+}  // namespace
+
+double matmul_forward_flops(int N, int C, int OC) { return 2.0 * N * C * OC; }
+
+double matmul_backward_flops(int N, int C, int OC) { return 4.0 * N * C * OC; }
+
+double attention_forward_flops(int B, int T, int C, int /*NH*/) {
+  return 2.0 * 2.0 * B * C * causal_entries(T, T);
+}
+
+double attention_backward_flops(int B, int T, int C, int /*NH*/) {
+  return 4.0 * 2.0 * B * C * causal_entries(T, T);
+}
+
+double attention_topk_forward_flops(int B, int T, int C, int /*NH*/, int K) {
+  return 2.0 * B * C * (causal_entries(T, T) + causal_entries(T, K));
+}
+
+double attention_topk_backward_flops(int B, int T, int C, int /*NH*/, int K) {
+  return 4.0 * 2.0 * B * C * causal_entries(T, K);
+}
+
+}  // namespace memfront::cpu

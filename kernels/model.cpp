@@ -1,0 +1,541 @@
+#include "kernels/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/annotate.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/data.h"
+#include "kernels/quantize.h"
+
+namespace memfront {
+
+using annotate::Phase;
+using annotate::Range;
+
+ParamLayout::ParamLayout(const ModelShape& s) {
+  const uint64_t V = s.vocab, T = s.seq, C = s.width, L = s.layers;
+  wte = 0;
+  wpe = V * C;
+  first_block = wpe + T * C;
+  block_size = 12 * C * C + 13 * C;
+  lnfw = first_block + L * block_size;
+  lnfb = lnfw + C;
+  total = lnfb + C;
+}
+
+BlockParams ParamLayout::block(float* base, int layer, int C) const {
+  float* p = base + first_block + static_cast<uint64_t>(layer) * block_size;
+  const uint64_t c = C;
+  BlockParams b;
+  b.ln1w = p;            p += c;
+  b.ln1b = p;            p += c;
+  b.qkvw = p;            p += 3 * c * c;
+  b.qkvb = p;            p += 3 * c;
+  b.projw = p;           p += c * c;
+  b.projb = p;           p += c;
+  b.ln2w = p;            p += c;
+  b.ln2b = p;            p += c;
+  b.fcw = p;             p += 4 * c * c;
+  b.fcb = p;             p += 4 * c;
+  b.fcprojw = p;         p += 4 * c * c;
+  b.fcprojb = p;
+  return b;
+}
+
+uint64_t saved_tensor_bytes(DType format, uint64_t rows, uint64_t cols) {
+  return row_quantized_data_bytes(format, rows, cols) + row_quantized_scale_bytes(format, rows);
+}
+
+SavedActivationBytes saved_activation_bytes(const Config& config) {
+  const DType f = config.precision.activations;
+  const uint64_t B = config.batch.micro, T = config.model.seq, C = config.model.width;
+  const uint64_t NH = config.model.heads, L = config.model.layers, V = config.model.vocab;
+  const uint64_t K = config.topk.attention;
+  const uint64_t N = B * T;
+  const uint64_t stats = N * sizeof(float);  // one LayerNorm mean or rstd
+
+  // Attention keeps the T x T probabilities of every (b, h, query), or for Top-K
+  // the K kept weights and their uint16 key indices.
+  const uint64_t attention = K == 0 ? saved_tensor_bytes(f, B * NH * T, T)
+                                    : saved_tensor_bytes(f, B * NH * T, K) + B * NH * T * K * sizeof(uint16_t);
+  SavedActivationBytes s{};
+  s.block_input = saved_tensor_bytes(f, N, C);
+  s.block = s.block_input                       // x_in: LayerNorm 1 input
+            + saved_tensor_bytes(f, N, C)       // LayerNorm 1 output: QKV GEMM input
+            + 2 * stats                         // LayerNorm 1 mean, rstd (fp32)
+            + saved_tensor_bytes(f, N, 3 * C)   // qkv
+            + attention                         // probabilities
+            + saved_tensor_bytes(f, N, C)       // attention output: projection GEMM input
+            + saved_tensor_bytes(f, N, C)       // x_mid: LayerNorm 2 input
+            + saved_tensor_bytes(f, N, C)       // LayerNorm 2 output: FC GEMM input
+            + 2 * stats                         // LayerNorm 2 mean, rstd
+            + saved_tensor_bytes(f, N, 4 * C)   // FC output: GELU input
+            + saved_tensor_bytes(f, N, 4 * C);  // GELU output: FC-projection GEMM input
+  s.head = saved_tensor_bytes(f, N, C)          // final LayerNorm input
+           + saved_tensor_bytes(f, N, C)        // final LayerNorm output: LM-head GEMM input
+           + 2 * stats                          // its mean, rstd
+           + N * V * sizeof(float);             // probabilities, fp32 whatever the format
+  const uint64_t k = config.checkpoint.every;
+  if (k == 0) {
+    s.activations_peak = L * s.block + s.head;
+    s.recompute_peak = 0;
+  } else {
+    const uint64_t checkpoints = (L + k - 1) / k;
+    const uint64_t longest_segment = std::min(k, L);
+    s.activations_peak = checkpoints * s.block_input + s.head;
+    // A recomputed segment keeps everything of its blocks, but its first block
+    // adopts the checkpointed input instead of storing it again.
+    s.recompute_peak = longest_segment * s.block - s.block_input;
+  }
+  return s;
+}
+
+namespace {
+
+// A tensor kept from forward for backward, stored in the activation format.
+class SavedTensor {
+ public:
+  void store(Arena& arena, const float* src, uint64_t rows, uint64_t cols, DType format,
+             MemCategory category, const std::string& name) {
+    Range range("quantize");
+    rows_ = rows;
+    cols_ = cols;
+    format_ = format;
+    codes_ = arena.allocate(row_quantized_data_bytes(format, rows, cols), category, name);
+    if (uint64_t scale_bytes = row_quantized_scale_bytes(format, rows)) {
+      scales_ = arena.allocate(scale_bytes, category, name + ".scale");
+    }
+    quantize_rows(codes_.data(), scales_.as<float>(), src, rows, cols, format);
+  }
+
+  // The values for backward: the stored array itself when it is fp32,
+  // otherwise dequantized into `scratch` (rows x cols floats).
+  const float* load(float* scratch) const {
+    if (format_ == DType::fp32) return codes_.as<float>();
+    Range range("dequantize");
+    dequantize_rows(scratch, codes_.data(), scales_.as<float>(), rows_, cols_, format_);
+    return scratch;
+  }
+
+  explicit operator bool() const { return static_cast<bool>(codes_); }
+  void reset() {
+    codes_.reset();
+    scales_.reset();
+  }
+
+ private:
+  uint64_t rows_ = 0, cols_ = 0;
+  DType format_ = DType::fp32;
+  Buffer codes_, scales_;
+};
+
+// GPT-2 initialization: N(0, 0.02), residual projections scaled by 1/sqrt(2L).
+void fill_normal(float* p, uint64_t n, float stddev, uint64_t& state) {
+  for (uint64_t i = 0; i < n; i += 2) {
+    // Box-Muller: two independent normals from two uniforms.
+    const double u1 = 1.0 - uniform01(state), u2 = uniform01(state);
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    p[i] = static_cast<float>(stddev * r * std::cos(2 * M_PI * u2));
+    if (i + 1 < n) p[i + 1] = static_cast<float>(stddev * r * std::sin(2 * M_PI * u2));
+  }
+}
+
+void fill(float* p, uint64_t n, float value) { std::fill(p, p + n, value); }
+
+std::string layer_name(int layer, const char* what) {
+  std::string name = "l";  // built step by step: g++ 12 misreports `"l" + std::to_string(...)` (-Wrestrict)
+  name += std::to_string(layer);
+  name += '.';
+  name += what;
+  return name;
+}
+
+}  // namespace
+
+struct Gpt::SavedBlock {
+  SavedTensor x_in, ln1, qkv, att, att_out, x_mid, ln2, fc, gelu;
+  Buffer ln1_mean, ln1_rstd, ln2_mean, ln2_rstd;
+  Buffer att_idx;  // Top-K key indices (uint16)
+  void reset() { *this = SavedBlock{}; }
+};
+
+struct Gpt::SavedHead {
+  SavedTensor x, lnf;
+  Buffer lnf_mean, lnf_rstd;
+  Buffer probs;  // (N,V) fp32; backward turns it into dlogits in place
+};
+
+// Buffers of one block's forward and backward, reused by every block and
+// micro-batch (category workspace). Saved tensors are loaded back into the
+// forward buffers of the same shape for backward.
+struct Gpt::Workspace {
+  Buffer tokens_stream_a, stream_a, stream_b;        // residual stream (N,C)
+  Buffer dstream_a, dstream_b;                       // its gradient (N,C)
+  Buffer x_in, ln1, qkv, att, att_idx, att_out, att_proj, x_mid, ln2, fc, gelu, fc_proj;
+  Buffer ln_mean, ln_rstd, ln2_mean, ln2_rstd;       // (N)
+  Buffer att_scratch;
+  Buffer dgelu, dfc, dln, dx_mid, datt, dqkv;
+  Buffer losses;                                     // (N)
+};
+
+Gpt::Gpt(const Config& config, Arena& arena)
+    : config_(config),
+      arena_(arena),
+      layout_(config.model),
+      B_(config.batch.micro),
+      T_(config.model.seq),
+      C_(config.model.width),
+      NH_(config.model.heads),
+      L_(config.model.layers),
+      V_(config.model.vocab),
+      K_(config.topk.attention) {
+  const uint64_t P = layout_.total;
+  params_ = arena_.allocate_array<float>(P, MemCategory::params, "params");
+  grads_ = arena_.allocate_array<float>(P, MemCategory::grads, "grads");
+  adam_m_ = arena_.allocate_array<float>(P, MemCategory::optimizer, "adam.m");
+  adam_v_ = arena_.allocate_array<float>(P, MemCategory::optimizer, "adam.v");
+  fill(adam_m_.as<float>(), P, 0.0f);
+  fill(adam_v_.as<float>(), P, 0.0f);
+  zero_grads();
+
+  float* p = params();
+  uint64_t state = config.train.seed;
+  const uint64_t C = C_;
+  const float residual_std = 0.02f / std::sqrt(2.0f * L_);
+  fill_normal(p + layout_.wte, uint64_t(V_) * C, 0.02f, state);
+  fill_normal(p + layout_.wpe, uint64_t(T_) * C, 0.02f, state);
+  for (int l = 0; l < L_; ++l) {
+    BlockParams b = layout_.block(p, l, C_);
+    fill(b.ln1w, C, 1.0f);
+    fill(b.ln1b, C, 0.0f);
+    fill_normal(b.qkvw, 3 * C * C, 0.02f, state);
+    fill(b.qkvb, 3 * C, 0.0f);
+    fill_normal(b.projw, C * C, residual_std, state);
+    fill(b.projb, C, 0.0f);
+    fill(b.ln2w, C, 1.0f);
+    fill(b.ln2b, C, 0.0f);
+    fill_normal(b.fcw, 4 * C * C, 0.02f, state);
+    fill(b.fcb, 4 * C, 0.0f);
+    fill_normal(b.fcprojw, 4 * C * C, residual_std, state);
+    fill(b.fcprojb, C, 0.0f);
+  }
+  fill(p + layout_.lnfw, C, 1.0f);
+  fill(p + layout_.lnfb, C, 0.0f);
+
+  ws_ = std::make_unique<Workspace>();
+  Workspace& w = *ws_;
+  const uint64_t N = uint64_t(B_) * T_;
+  auto f32 = [&](uint64_t count, const char* name) {
+    return arena_.allocate_array<float>(count, MemCategory::workspace, name);
+  };
+  w.stream_a = f32(N * C, "stream.a");
+  w.stream_b = f32(N * C, "stream.b");
+  w.dstream_a = f32(N * C, "dstream.a");
+  w.dstream_b = f32(N * C, "dstream.b");
+  w.x_in = f32(N * C, "x_in");
+  w.ln1 = f32(N * C, "ln1");
+  w.qkv = f32(N * 3 * C, "qkv");
+  const uint64_t att_rows = uint64_t(B_) * NH_ * T_;
+  if (K_ == 0) {
+    w.att = f32(att_rows * T_, "att");
+    w.att_scratch = f32(T_, "att.scratch");
+  } else {
+    w.att = f32(att_rows * K_, "att.vals");
+    w.att_idx = arena_.allocate_array<uint16_t>(att_rows * K_, MemCategory::workspace, "att.idx");
+    w.att_scratch = f32(cpu::attention_topk_scratch_floats(T_), "att.scratch");
+  }
+  w.att_out = f32(N * C, "att_out");
+  w.att_proj = f32(N * C, "att_proj");
+  w.x_mid = f32(N * C, "x_mid");
+  w.ln2 = f32(N * C, "ln2");
+  w.fc = f32(N * 4 * C, "fc");
+  w.gelu = f32(N * 4 * C, "gelu");
+  w.fc_proj = f32(N * C, "fc_proj");
+  w.ln_mean = f32(N, "ln.mean");
+  w.ln_rstd = f32(N, "ln.rstd");
+  w.ln2_mean = f32(N, "ln2.mean");
+  w.ln2_rstd = f32(N, "ln2.rstd");
+  w.dgelu = f32(N * 4 * C, "dgelu");
+  w.dfc = f32(N * 4 * C, "dfc");
+  w.dln = f32(N * C, "dln");
+  w.dx_mid = f32(N * C, "dx_mid");
+  w.datt = f32(N * C, "datt");
+  w.dqkv = f32(N * 3 * C, "dqkv");
+  w.losses = f32(N, "losses");
+}
+
+Gpt::~Gpt() = default;
+
+void Gpt::zero_grads() { fill(grads(), layout_.total, 0.0f); }
+
+void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, MemCategory category) {
+  Workspace& w = *ws_;
+  const BlockParams p = layout_.block(params(), layer, C_);
+  const int N = B_ * T_, C = C_;
+  float* ln1 = w.ln1.as<float>();
+  float* qkv = w.qkv.as<float>();
+  float* att = w.att.as<float>();
+  float* att_out = w.att_out.as<float>();
+  float* att_proj = w.att_proj.as<float>();
+  float* x_mid = w.x_mid.as<float>();
+  float* ln2 = w.ln2.as<float>();
+  float* fc = w.fc.as<float>();
+  float* gelu = w.gelu.as<float>();
+  float* fc_proj = w.fc_proj.as<float>();
+
+  cpu::layernorm_forward(ln1, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, p.ln1w, p.ln1b, N, C);
+  cpu::matmul_forward(qkv, ln1, p.qkvw, p.qkvb, N, C, 3 * C);
+  if (K_ == 0) {
+    cpu::attention_forward(att_out, att, qkv, B_, T_, C, NH_);
+    flops_ += cpu::attention_forward_flops(B_, T_, C, NH_);
+  } else {
+    Range range("topk");
+    cpu::attention_topk_forward(att_out, att, w.att_idx.as<uint16_t>(), qkv, w.att_scratch.as<float>(), B_, T_, C,
+                                NH_, K_);
+    flops_ += cpu::attention_topk_forward_flops(B_, T_, C, NH_, K_);
+  }
+  cpu::matmul_forward(att_proj, att_out, p.projw, p.projb, N, C, C);
+  cpu::residual_forward(x_mid, x, att_proj, uint64_t(N) * C);
+  cpu::layernorm_forward(ln2, w.ln2_mean.as<float>(), w.ln2_rstd.as<float>(), x_mid, p.ln2w, p.ln2b, N, C);
+  cpu::matmul_forward(fc, ln2, p.fcw, p.fcb, N, C, 4 * C);
+  cpu::gelu_forward(gelu, fc, uint64_t(N) * 4 * C);
+  cpu::matmul_forward(fc_proj, gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
+  cpu::residual_forward(y, x_mid, fc_proj, uint64_t(N) * C);
+  flops_ += cpu::matmul_forward_flops(N, C, 3 * C) + cpu::matmul_forward_flops(N, C, C) +
+            cpu::matmul_forward_flops(N, C, 4 * C) + cpu::matmul_forward_flops(N, 4 * C, C);
+
+  if (!saved) return;
+  const DType f = config_.precision.activations;
+  auto keep = [&](SavedTensor& t, const float* src, uint64_t cols, const char* name) {
+    t.store(arena_, src, N, cols, f, category, layer_name(layer, name));
+  };
+  auto keep_stats = [&](Buffer& b, const Buffer& src, const char* name) {
+    b = arena_.allocate_array<float>(N, category, layer_name(layer, name));
+    std::memcpy(b.data(), src.data(), b.bytes());
+  };
+  if (!saved->x_in) keep(saved->x_in, x, C, "x_in");  // a recomputed segment's first block adopts its checkpoint
+  keep(saved->ln1, ln1, C, "ln1");
+  keep_stats(saved->ln1_mean, w.ln_mean, "ln1.mean");
+  keep_stats(saved->ln1_rstd, w.ln_rstd, "ln1.rstd");
+  keep(saved->qkv, qkv, 3 * C, "qkv");
+  const uint64_t att_rows = uint64_t(B_) * NH_ * T_;
+  const uint64_t att_cols = K_ == 0 ? T_ : K_;
+  saved->att.store(arena_, att, att_rows, att_cols, f, category, layer_name(layer, "att"));
+  if (K_ != 0) {
+    saved->att_idx = arena_.allocate_array<uint16_t>(att_rows * K_, category, layer_name(layer, "att.idx"));
+    std::memcpy(saved->att_idx.data(), w.att_idx.data(), saved->att_idx.bytes());
+  }
+  keep(saved->att_out, att_out, C, "att_out");
+  keep(saved->x_mid, x_mid, C, "x_mid");
+  keep(saved->ln2, ln2, C, "ln2");
+  keep_stats(saved->ln2_mean, w.ln2_mean, "ln2.mean");
+  keep_stats(saved->ln2_rstd, w.ln2_rstd, "ln2.rstd");
+  keep(saved->fc, fc, 4 * C, "fc");
+  keep(saved->gelu, gelu, 4 * C, "gelu");
+}
+
+void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
+  Workspace& w = *ws_;
+  const BlockParams p = layout_.block(params(), layer, C_);
+  const BlockParams g = layout_.block(grads(), layer, C_);
+  const int N = B_ * T_, C = C_;
+  const uint64_t NC = uint64_t(N) * C;
+
+  // Saved tensors, dequantized into the forward buffers of the same shape.
+  const float* x_in = s.x_in.load(w.x_in.as<float>());
+  const float* ln1 = s.ln1.load(w.ln1.as<float>());
+  const float* qkv = s.qkv.load(w.qkv.as<float>());
+  const float* att = s.att.load(w.att.as<float>());
+  const float* att_out = s.att_out.load(w.att_out.as<float>());
+  const float* x_mid = s.x_mid.load(w.x_mid.as<float>());
+  const float* ln2 = s.ln2.load(w.ln2.as<float>());
+  const float* fc = s.fc.load(w.fc.as<float>());
+  const float* gelu = s.gelu.load(w.gelu.as<float>());
+
+  float* dgelu = w.dgelu.as<float>();
+  float* dfc = w.dfc.as<float>();
+  float* dln = w.dln.as<float>();
+  float* dx_mid = w.dx_mid.as<float>();
+  float* datt = w.datt.as<float>();
+  float* dqkv = w.dqkv.as<float>();
+  // Backward ops accumulate, so every gradient buffer starts from zero.
+  fill(dgelu, NC * 4, 0.0f);
+  fill(dfc, NC * 4, 0.0f);
+  fill(dln, NC, 0.0f);
+  fill(datt, NC, 0.0f);
+  fill(dqkv, NC * 3, 0.0f);
+
+  // y = x_mid + fc_proj(gelu(fc(ln2(x_mid)))): dy flows into x_mid directly and through the MLP.
+  std::memcpy(dx_mid, dy, NC * sizeof(float));
+  cpu::matmul_backward(dgelu, g.fcprojw, g.fcprojb, dy, gelu, p.fcprojw, N, 4 * C, C);
+  cpu::gelu_backward(dfc, fc, dgelu, NC * 4);
+  cpu::matmul_backward(dln, g.fcw, g.fcb, dfc, ln2, p.fcw, N, C, 4 * C);
+  cpu::layernorm_backward(dx_mid, g.ln2w, g.ln2b, dln, x_mid, p.ln2w, s.ln2_mean.as<float>(),
+                          s.ln2_rstd.as<float>(), N, C);
+
+  // x_mid = x + proj(attention(qkv(ln1(x)))): likewise.
+  std::memcpy(dx, dx_mid, NC * sizeof(float));
+  cpu::matmul_backward(datt, g.projw, g.projb, dx_mid, att_out, p.projw, N, C, C);
+  if (K_ == 0) {
+    cpu::attention_backward(dqkv, datt, qkv, att, w.att_scratch.as<float>(), B_, T_, C, NH_);
+    flops_ += cpu::attention_backward_flops(B_, T_, C, NH_);
+  } else {
+    Range range("topk");
+    cpu::attention_topk_backward(dqkv, datt, qkv, att, s.att_idx.as<uint16_t>(), w.att_scratch.as<float>(), B_, T_,
+                                 C, NH_, K_);
+    flops_ += cpu::attention_topk_backward_flops(B_, T_, C, NH_, K_);
+  }
+  fill(dln, NC, 0.0f);
+  cpu::matmul_backward(dln, g.qkvw, g.qkvb, dqkv, ln1, p.qkvw, N, C, 3 * C);
+  cpu::layernorm_backward(dx, g.ln1w, g.ln1b, dln, x_in, p.ln1w, s.ln1_mean.as<float>(), s.ln1_rstd.as<float>(), N,
+                          C);
+  flops_ += cpu::matmul_backward_flops(N, C, 3 * C) + cpu::matmul_backward_flops(N, C, C) +
+            cpu::matmul_backward_flops(N, C, 4 * C) + cpu::matmul_backward_flops(N, 4 * C, C);
+}
+
+float Gpt::head_forward(const float* x, const int32_t* targets, SavedHead& saved, MemCategory probs_category) {
+  Workspace& w = *ws_;
+  const int N = B_ * T_, C = C_, V = V_;
+  float* lnf = w.ln1.as<float>();
+  const float* p = params();
+  cpu::layernorm_forward(lnf, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, p + layout_.lnfw, p + layout_.lnfb, N,
+                         C);
+  saved.probs = arena_.allocate_array<float>(uint64_t(N) * V, probs_category, "probs");
+  float* probs = saved.probs.as<float>();
+  cpu::matmul_forward(probs, lnf, p + layout_.wte, nullptr, N, C, V);  // logits, tied to wte
+  flops_ += cpu::matmul_forward_flops(N, C, V);
+  float* losses = w.losses.as<float>();
+  cpu::softmax_crossentropy_forward(losses, probs, probs, targets, N, V);
+  double sum = 0;
+  for (int i = 0; i < N; ++i) sum += losses[i];
+
+  if (probs_category == MemCategory::activations) {
+    const DType f = config_.precision.activations;
+    saved.x.store(arena_, x, N, C, f, MemCategory::activations, "lnf.x");
+    saved.lnf.store(arena_, lnf, N, C, f, MemCategory::activations, "lnf");
+    saved.lnf_mean = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.mean");
+    saved.lnf_rstd = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.rstd");
+    std::memcpy(saved.lnf_mean.data(), w.ln_mean.data(), saved.lnf_mean.bytes());
+    std::memcpy(saved.lnf_rstd.data(), w.ln_rstd.data(), saved.lnf_rstd.bytes());
+  }
+  return static_cast<float>(sum / N);
+}
+
+void Gpt::head_backward(SavedHead& s, const int32_t* targets, float loss_weight, float* dx) {
+  Workspace& w = *ws_;
+  const int N = B_ * T_, C = C_, V = V_;
+  const float* p = params();
+  float* g = grads();
+  float* dlogits = s.probs.as<float>();
+  cpu::softmax_crossentropy_backward(dlogits, dlogits, targets, loss_weight / N, N, V);
+  const float* lnf = s.lnf.load(w.ln1.as<float>());
+  const float* x = s.x.load(w.x_in.as<float>());
+  float* dln = w.dln.as<float>();
+  fill(dln, uint64_t(N) * C, 0.0f);
+  cpu::matmul_backward(dln, g + layout_.wte, nullptr, dlogits, lnf, p + layout_.wte, N, C, V);
+  flops_ += cpu::matmul_backward_flops(N, C, V);
+  fill(dx, uint64_t(N) * C, 0.0f);
+  cpu::layernorm_backward(dx, g + layout_.lnfw, g + layout_.lnfb, dln, x, p + layout_.lnfw, s.lnf_mean.as<float>(),
+                          s.lnf_rstd.as<float>(), N, C);
+  s = SavedHead{};
+}
+
+float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float loss_weight) {
+  Workspace& w = *ws_;
+  const int k = config_.checkpoint.every;
+  const uint64_t NC = uint64_t(B_) * T_ * C_;
+  float* x = w.stream_a.as<float>();
+  float* y = w.stream_b.as<float>();
+
+  std::vector<SavedBlock> saved(k == 0 ? L_ : 0);
+  std::vector<SavedTensor> checkpoints(k == 0 ? 0 : (L_ + k - 1) / k);
+  SavedHead head;
+  float loss;
+  {
+    Range range(Phase::forward);
+    cpu::embedding_forward(x, inputs, params() + layout_.wte, params() + layout_.wpe, B_, T_, C_);
+    for (int l = 0; l < L_; ++l) {
+      if (k == 0) {
+        block_forward(l, x, y, &saved[l], MemCategory::activations);
+      } else {
+        if (l % k == 0) {
+          checkpoints[l / k].store(arena_, x, uint64_t(B_) * T_, C_, config_.precision.activations,
+                                   MemCategory::activations, layer_name(l, "checkpoint"));
+        }
+        block_forward(l, x, y, nullptr, MemCategory::activations);
+      }
+      std::swap(x, y);
+    }
+    loss = head_forward(x, targets, head, MemCategory::activations);
+  }
+
+  float* dx = w.dstream_a.as<float>();
+  float* dy = w.dstream_b.as<float>();
+  {
+    Range range(Phase::backward);
+    head_backward(head, targets, loss_weight, dy);
+    if (k == 0) {
+      for (int l = L_ - 1; l >= 0; --l) {
+        block_backward(l, saved[l], dy, dx);
+        saved[l].reset();
+        std::swap(dx, dy);
+      }
+    }
+  }
+  if (k != 0) {
+    // Segments from the last: recompute the forward of its blocks from the
+    // checkpointed input, keeping their activations, then run their backward.
+    for (int segment = static_cast<int>(checkpoints.size()) - 1; segment >= 0; --segment) {
+      const int first = segment * k, end = std::min(first + k, L_);
+      std::vector<SavedBlock> recomputed(end - first);
+      {
+        Range range(Phase::recompute);
+        const float* start = checkpoints[segment].load(w.x_in.as<float>());
+        std::memcpy(x, start, NC * sizeof(float));
+        recomputed[0].x_in = std::move(checkpoints[segment]);
+        for (int l = first; l < end; ++l) {
+          block_forward(l, x, y, &recomputed[l - first], MemCategory::recompute);
+          std::swap(x, y);
+        }
+      }
+      Range range(Phase::backward);
+      for (int l = end - 1; l >= first; --l) {
+        block_backward(l, recomputed[l - first], dy, dx);
+        recomputed[l - first].reset();
+        std::swap(dx, dy);
+      }
+    }
+  }
+  {
+    Range range(Phase::backward);
+    cpu::embedding_backward(grads() + layout_.wte, grads() + layout_.wpe, dy, inputs, B_, T_, C_);
+  }
+  return loss;
+}
+
+float Gpt::evaluate(const int32_t* inputs, const int32_t* targets) {
+  Range range(Phase::eval);
+  Workspace& w = *ws_;
+  float* x = w.stream_a.as<float>();
+  float* y = w.stream_b.as<float>();
+  cpu::embedding_forward(x, inputs, params() + layout_.wte, params() + layout_.wpe, B_, T_, C_);
+  for (int l = 0; l < L_; ++l) {
+    block_forward(l, x, y, nullptr, MemCategory::workspace);
+    std::swap(x, y);
+  }
+  SavedHead head;
+  return head_forward(x, targets, head, MemCategory::workspace);
+}
+
+void Gpt::optimizer_step(int t) {
+  Range range(Phase::optimizer);
+  const auto& tr = config_.train;
+  cpu::adamw_update(params(), grads(), adam_m_.as<float>(), adam_v_.as<float>(), layout_.total,
+                    static_cast<float>(tr.lr), static_cast<float>(tr.beta1), static_cast<float>(tr.beta2),
+                    static_cast<float>(tr.eps), static_cast<float>(tr.weight_decay), t);
+}
+
+}  // namespace memfront
