@@ -1,0 +1,131 @@
+// Config parsing, normalization, ids and the one-line error messages.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "core/error.h"
+
+using memfront::Config;
+using memfront::InputError;
+using memfront::parse_config_text;
+using nlohmann::json;
+
+namespace {
+
+// The InputError message of parsing `text` as "c.json", or "" if it parsed.
+std::string error_of(const std::string& text) {
+  try {
+    parse_config_text(text, "c.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, EmptyObjectGivesDefaults) {
+  Config c = parse_config_text("{}", "c.json");
+  EXPECT_EQ(c.model.vocab, 256);
+  EXPECT_EQ(c.checkpoint.every, 0);
+  EXPECT_EQ(c.precision.activations, memfront::DType::fp32);
+  EXPECT_EQ(c.shard.strategy, memfront::ShardStrategy::ddp);
+  EXPECT_EQ(c.shard.group, 1);                 // normalized to the world
+  EXPECT_EQ(c.placement.ranks_per_node, 1);    // all ranks on one node
+}
+
+TEST(Config, RoundTripsThroughNormalizedJson) {
+  Config c = parse_config_text(R"({"model": {"vocab": 512, "layers": 6}, "checkpoint": {"every": 2},
+      "precision": {"activations": "int8"}, "topk": {"attention": 16}, "batch": {"micro": 2, "accum": 3},
+      "world": 4, "shard": {"strategy": "hybrid", "group": 2},
+      "placement": {"ranks_per_node": 2, "order": [0, 1, 0, 1]}})",
+                               "c.json");
+  Config again = memfront::parse_config(memfront::to_json(c), "again");
+  EXPECT_EQ(c, again);
+  EXPECT_EQ(memfront::config_id(c), memfront::config_id(again));
+  EXPECT_EQ(memfront::to_json(c)["placement"]["order"], json({0, 1, 0, 1}));
+}
+
+TEST(Config, IdIsStableAndSeparatesConfigs) {
+  Config a = parse_config_text(R"({"checkpoint": {"every": 1}})", "a");
+  Config b = parse_config_text(R"({"checkpoint": {"every": 2}})", "b");
+  // Spelled differently, meaning the same: same id.
+  Config a2 = parse_config_text(R"({"checkpoint": {"every": 1}, "shard": {"strategy": "ddp"}})", "a2");
+  EXPECT_EQ(memfront::config_id(a).size(), 16u);
+  EXPECT_EQ(memfront::config_id(a), memfront::config_id(a2));
+  EXPECT_NE(memfront::config_id(a), memfront::config_id(b));
+}
+
+TEST(Config, UnknownKeyIsAnErrorNamingIt) {
+  EXPECT_EQ(error_of(R"({"batch": {"mciro": 4}})"),
+            "c.json: /batch/mciro: unknown key (expected one of: accum, micro)");
+  EXPECT_NE(error_of(R"({"checkpont": {}})").find("c.json: /checkpont: unknown key"), std::string::npos);
+}
+
+TEST(Config, WrongTypeNamesPointerAndType) {
+  EXPECT_EQ(error_of(R"({"batch": {"micro": "4"}})"), "c.json: /batch/micro: expected an integer, got string \"4\"");
+  EXPECT_EQ(error_of(R"({"model": []})"), "c.json: /model: expected an object, got array");
+  EXPECT_EQ(error_of(R"({"precision": {"activations": "fp16"}})"),
+            "c.json: /precision/activations: expected one of fp32, bf16, fp8e4m3, int8, got \"fp16\"");
+}
+
+TEST(Config, OutOfRangeKnobs) {
+  EXPECT_EQ(error_of(R"({"model": {"layers": 12}, "checkpoint": {"every": 13}})"),
+            "c.json: /checkpoint/every: must be 0..12 (L=12), got 13");
+  EXPECT_EQ(error_of(R"({"topk": {"grad": 0}})"), "c.json: /topk/grad: must be a density in (0, 1], got 0.0");
+  EXPECT_EQ(error_of(R"({"model": {"seq": 32}, "topk": {"attention": 33}})"),
+            "c.json: /topk/attention: must be 0..32, got 33");
+  EXPECT_EQ(error_of(R"({"batch": {"micro": 0}})"), "c.json: /batch/micro: must be 1..1073741824, got 0");
+}
+
+TEST(Config, InconsistentShape) {
+  EXPECT_EQ(error_of(R"({"model": {"width": 64, "heads": 5}})"), "c.json: /model/heads: must divide model.width=64, got 5");
+}
+
+TEST(Config, InvalidCombinationsNameTheKnobs) {
+  EXPECT_EQ(error_of(R"({"world": 4, "shard": {"strategy": "hybrid", "group": 3}})"),
+            "c.json: /shard/group: must divide world=4 for shard.strategy=hybrid, got 3");
+  EXPECT_EQ(error_of(R"({"world": 2, "shard": {"strategy": "zero3"}, "topk": {"grad": 0.1}})"),
+            "c.json: /topk/grad: topk.grad < 1 needs whole gradients (shard.strategy ddp or zero1), got "
+            "shard.strategy=zero3");
+  EXPECT_NE(error_of(R"({"quant": {"weights": "int8"}})").find("c.json: /quant/weights: only zero3 and hybrid"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"precision": {"compute": "bf16"}})").find("/precision/compute"), std::string::npos);
+  EXPECT_EQ(error_of(R"({"world": 4, "placement": {"ranks_per_node": 3}})"),
+            "c.json: /placement/ranks_per_node: must divide world=4, got 3");
+  EXPECT_EQ(error_of(R"({"world": 4, "placement": {"ranks_per_node": 2, "order": [0, 0, 0, 1]}})"),
+            "c.json: /placement/order: node 0 holds 3 ranks, placement.ranks_per_node=2 expected");
+  EXPECT_EQ(error_of(R"({"data": {"source": "file"}})"),
+            "c.json: /data/path: data.source=file needs a path to a flat uint16 token file");
+}
+
+TEST(Config, NotJsonNamesTheFile) {
+  std::string e = error_of("{\"model\": ");
+  EXPECT_EQ(e.rfind("c.json: not valid JSON: ", 0), 0u) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << "one line";
+}
+
+TEST(Config, MissingFileNamesIt) {
+  try {
+    memfront::load_config("/nonexistent/x.json");
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "/nonexistent/x.json: cannot open config file");
+  }
+}
+
+TEST(Config, EveryExampleConfigParses) {
+  int parsed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(MEMFRONT_EXAMPLES)) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path());
+    json j = json::parse(in);
+    if (!j.contains("model")) continue;  // study files are the tuner's
+    EXPECT_NO_THROW(memfront::load_config(entry.path())) << entry.path();
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 1);
+}

@@ -1,0 +1,136 @@
+// memfront-trial as a user runs it: exit codes, one-line errors, the record it
+// writes, and how the measured peaks answer the knobs.
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/results.h"
+#include "kernels/trial.h"
+
+using namespace memfront;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ExeRun {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+ExeRun run_trial_exe(const std::string& args) {
+  const std::string command = std::string(MEMFRONT_TRIAL_EXE) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> chunk;
+  while (size_t n = fread(chunk.data(), 1, chunk.size(), pipe)) output.append(chunk.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+fs::path write_config(const std::string& name, const std::string& text) {
+  fs::path path = fs::path(testing::TempDir()) / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+const char* kTiny = R"({"model": {"vocab": 64, "seq": 16, "width": 32, "heads": 4, "layers": 2},
+                        "batch": {"micro": 2}, "train": {"steps": 3, "warmup": 1}})";
+
+}  // namespace
+
+TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
+  fs::path config = write_config("tiny.json", kTiny);
+  fs::path out = fs::path(testing::TempDir()) / "tiny.record.json";
+  ExeRun run = run_trial_exe("--config " + config.string() + " --out " + out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("status ok"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("activations"), std::string::npos);
+  EXPECT_NE(run.output.find("tokens/s"), std::string::npos);
+  TrialRecord record = read_record_file(out);
+  EXPECT_EQ(record.status, TrialStatus::ok);
+  ASSERT_TRUE(record.metrics);
+  EXPECT_EQ(record.metrics->loss_curve.size(), 4u);  // warmup steps are in the curve
+  EXPECT_EQ(record.metrics->step_time_s.count, 3);
+  EXPECT_GT(record.metrics->peak_max[static_cast<int>(MemCategory::activations)], 0u);
+  EXPECT_GE(record.metrics->ranks[0].rss_peak_bytes, record.metrics->peak_total_max);
+  EXPECT_GT(record.metrics->phase_s.at("forward"), 0.0);
+  EXPECT_EQ(record.id, config_id(parse_config(record.config, "record")));
+}
+
+TEST(TrialExe, StepsOnTheCommandLineOverrideTheConfig) {
+  fs::path config = write_config("tiny2.json", kTiny);
+  fs::path out = fs::path(testing::TempDir()) / "tiny2.record.json";
+  ExeRun run = run_trial_exe("--config " + config.string() + " --steps 2 --warmup 0 --quiet --out " + out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output, "");
+  EXPECT_EQ(read_record_file(out).metrics->loss_curve.size(), 2u);
+}
+
+TEST(TrialExe, BadConfigIsOneLineAndExitTwo) {
+  fs::path config = write_config("typo.json", R"({"batch": {"mciro": 2}})");
+  ExeRun run = run_trial_exe("--config " + config.string());
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.output, "memfront-trial: " + config.string() +
+                            ": /batch/mciro: unknown key (expected one of: accum, micro)\n");
+}
+
+TEST(TrialExe, KnobOfALaterStageFailsClearly) {
+  fs::path config = write_config("zero3.json", R"({"world": 2, "shard": {"strategy": "zero3"}})");
+  ExeRun run = run_trial_exe("--config " + config.string());
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("/world: world=2 is not implemented yet"), std::string::npos) << run.output;
+  EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;
+}
+
+TEST(TrialExe, MemoryCapBreachIsStatusOomWithExitThree) {
+  fs::path config = write_config("oom.json", kTiny);
+  fs::path out = fs::path(testing::TempDir()) / "oom.record.json";
+  ExeRun run = run_trial_exe("--config " + config.string() + " --mem-cap 600KiB --out " + out.string());
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  TrialRecord record = read_record_file(out);
+  EXPECT_EQ(record.status, TrialStatus::oom);
+  EXPECT_NE(record.error.find("out of memory"), std::string::npos);
+  ASSERT_TRUE(record.metrics);  // what was measured until then is kept
+  EXPECT_LE(record.metrics->peak_total_max, 600u * 1024);
+}
+
+TEST(TrialExe, BadMemCapIsOneLine) {
+  ExeRun run = run_trial_exe("--config x.json --mem-cap lots");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.output, "memfront-trial: --mem-cap: expected a byte size such as 512MiB or 2GB, got 'lots'\n");
+}
+
+// The acceptance check: the measured peak of each category moves the way each
+// knob says it should.
+TEST(Trial, PeaksAnswerTheKnobs) {
+  Config base = parse_config_text(kTiny, "tiny");
+  base.model.seq = 32;
+  base.train.steps = 1;
+  base.train.warmup = 0;
+  auto activations = [](const Config& c) {
+    TrialRecord r = run_trial(c, {});
+    EXPECT_EQ(r.status, TrialStatus::ok) << r.error;
+    return r.metrics->peak_max[static_cast<int>(MemCategory::activations)];
+  };
+  const uint64_t reference = activations(base);
+  Config c = base;
+  c.checkpoint.every = 1;
+  EXPECT_LT(activations(c), reference) << "checkpoint.every";
+  c = base;
+  c.precision.activations = DType::bf16;
+  EXPECT_LT(activations(c), reference) << "bf16";
+  c.precision.activations = DType::int8;
+  EXPECT_LT(activations(c), reference) << "int8";
+  c = base;
+  c.topk.attention = 2;
+  EXPECT_LT(activations(c), reference) << "topk.attention";
+  c = base;
+  c.batch.micro = 4;
+  EXPECT_GT(activations(c), reference) << "batch.micro";
+}
