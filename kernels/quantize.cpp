@@ -107,10 +107,14 @@ float row_amax(const float* row, uint64_t cols) {
 float divide_by_scale(float x, float scale) { return scale == 0.0f ? 0.0f : x / scale; }
 
 // Symmetric int8 code of x / scale: round half to even, saturated to [-127, 127].
-// NaN has no int8 code; it becomes 0.
+// NaN has no int8 code; it becomes 0. Written without branches or libm calls so
+// that the row loop is SIMD: adding and removing 1.5 * 2^23 rounds a float of
+// magnitude below 2^22 to the nearest integer, ties to even.
 int8_t int8_code(float scaled) {
-  if (std::isnan(scaled)) return 0;
-  return static_cast<int8_t>(std::clamp(std::nearbyint(scaled), -127.0f, 127.0f));
+  const float clamped = std::clamp(scaled, -127.0f, 127.0f);  // NaN stays NaN
+  const float finite = clamped == clamped ? clamped : 0.0f;
+  const float rounded = (finite + 12582912.0f) - 12582912.0f;
+  return static_cast<int8_t>(static_cast<int>(rounded));
 }
 
 }  // namespace
@@ -141,10 +145,14 @@ void quantize_rows(void* codes, float* scales, const float* src, uint64_t rows, 
       auto* out = static_cast<int8_t*>(codes);
       for (uint64_t r = 0; r < rows; r++) {
         const float* row = src + r * cols;
-        scales[r] = row_amax(row, cols) / 127.0f;
-        for (uint64_t c = 0; c < cols; c++) {
-          out[r * cols + c] = int8_code(divide_by_scale(row[c], scales[r]));
+        const float scale = row_amax(row, cols) / 127.0f;
+        scales[r] = scale;
+        int8_t* code = out + r * cols;
+        if (scale == 0.0f) {  // an all-zero row
+          std::fill(code, code + cols, int8_t{0});
+          continue;
         }
+        for (uint64_t c = 0; c < cols; c++) code[c] = int8_code(row[c] / scale);
       }
       return;
     }
