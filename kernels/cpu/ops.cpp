@@ -297,10 +297,15 @@ void attention_forward(float* out, float* probs, const float* qkv, int B, int T,
   }
 }
 
-// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch (T).
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
-                        float* scratch, int B, int T, int C, int NH) {
-  annotate::Range range("attention_backward");
+namespace {
+
+// Backward of both attention forms, query by query. Query t's softmax weights are
+// the row_width floats at weights[((b*NH + h)*T + t) * row_width]; it kept
+// min(keep, t+1) keys, at the positions in idx (same layout) or, when idx is
+// null (dense), at positions 0..t.
+void attention_backward_rows(float* dqkv, const float* dout, const float* qkv, const float* weights,
+                             const uint16_t* idx, int row_width, int keep, float* scratch, int B,
+                             int T, int C, int NH) {
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   const size_t C3 = static_cast<size_t>(3) * C;
@@ -309,14 +314,24 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     float* dqkv_b = dqkv + static_cast<size_t>(b) * T * C3;
     for (int t = 0; t < T; t++) {
       for (int h = 0; h < NH; h++) {
-        const float* p = probs + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * row_width;
         attention_query_backward(dqkv_b + t * C3 + h * hs, qkv_b + t * C3 + h * hs,
-                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs, p,
-                                 nullptr, scratch, t + 1, qkv_b, dqkv_b, C3, C + h * hs,
+                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs,
+                                 weights + row, idx != nullptr ? idx + row : nullptr, scratch,
+                                 std::min(keep, t + 1), qkv_b, dqkv_b, C3, C + h * hs,
                                  2 * C + h * hs, hs, scale);
       }
     }
   }
+}
+
+}  // namespace
+
+// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch (T).
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
+                        float* scratch, int B, int T, int C, int NH) {
+  annotate::Range range("attention_backward");
+  attention_backward_rows(dqkv, dout, qkv, probs, nullptr, T, T, scratch, B, T, C, NH);
 }
 
 // Scores of one query (T) and a copy used to find the K-th largest (T).
@@ -394,22 +409,7 @@ void attention_topk_backward(float* dqkv, const float* dout, const float* qkv, c
                              const uint16_t* idx, float* scratch, int B, int T, int C, int NH,
                              int K) {
   annotate::Range range("attention_topk_backward");
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
-  for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    float* dqkv_b = dqkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * K;
-        attention_query_backward(dqkv_b + t * C3 + h * hs, qkv_b + t * C3 + h * hs,
-                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs,
-                                 vals + row, idx + row, scratch, std::min(K, t + 1), qkv_b,
-                                 dqkv_b, C3, C + h * hs, 2 * C + h * hs, hs, scale);
-      }
-    }
-  }
+  attention_backward_rows(dqkv, dout, qkv, vals, idx, K, K, scratch, B, T, C, NH);
 }
 
 // ---------------------------------------------------------------------------
