@@ -4,8 +4,10 @@
 // toolkit (seen by Nsight Systems and CUPTI; harmless without a tool attached)
 // and notifies memfront's own subscribers (the host probe's phase timers).
 //
-// Phases are top level and do not overlap within one step, so their times add
-// up to the step: forward, backward and recompute alternate, they never nest.
+// Phases may nest: a ZeRO gradient reduction (comm) runs inside backward, a
+// quantization inside comm. The host probe charges time to the innermost open
+// phase, so the phases of a step add up to the step; "step" itself is what is
+// left (loading the batch, zeroing gradients).
 #include <cstdint>
 #include <functional>
 #include <string_view>

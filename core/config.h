@@ -70,11 +70,11 @@ struct Config {
 
   struct Shard {
     ShardStrategy strategy = ShardStrategy::ddp;
-    int group = 0;  // hybrid: ranks per shard group (divides world); normalized to world otherwise
+    int group = 1;  // hybrid: ranks per shard group (divides world); parse sets it to world otherwise
   } shard;
 
   struct Placement {
-    int ranks_per_node = 0;  // divides world; 0 means all ranks on one node (normalized to world)
+    int ranks_per_node = 1;  // divides world; absent (or 0) in JSON means all ranks on one node: world
     PlacementOrder order = PlacementOrder::block;
     std::vector<int> node_of_rank;  // explicit_list only: node index of each rank
     CollectiveAlgo collectives = CollectiveAlgo::flat;

@@ -174,22 +174,29 @@ json to_json(const Spread& spread) {
           {"max", real_to_json(spread.max)},       {"count", spread.count}};
 }
 
-json to_json(const RankMemory& rank) {
+json to_json(const RankMetrics& rank) {
   return {{"rank", rank.rank},
           {"peak_bytes", peak_bytes_to_json(rank.peak, rank.peak_total)},
-          {"rss_peak_bytes", rank.rss_peak_bytes}};
+          {"rss_peak_bytes", rank.rss_peak_bytes},
+          {"comm", {{"bytes_intra_node", rank.bytes_intra_node}, {"bytes_inter_node", rank.bytes_inter_node}}},
+          {"step_time_median_s", real_to_json(rank.step_time_median_s)}};
 }
 
 json to_json(const TrialMetrics& metrics) {
   json ranks = json::array();
-  for (const RankMemory& rank : metrics.ranks) ranks.push_back(to_json(rank));
+  for (const RankMetrics& rank : metrics.ranks) ranks.push_back(to_json(rank));
   json phases = json::object();
   for (const auto& [phase, seconds] : metrics.phase_s) phases[phase] = real_to_json(seconds);
   return {
       {"ranks", std::move(ranks)},
       {"peak_bytes", peak_bytes_to_json(metrics.peak_max, metrics.peak_total_max)},
+      {"peak_min_bytes", peak_bytes_to_json(metrics.peak_min, metrics.peak_total_min)},
       {"step_time_s", to_json(metrics.step_time_s)},
       {"phase_s", std::move(phases)},
+      {"breakdown_s",
+       {{"compute", real_to_json(metrics.compute_s)},
+        {"comm", real_to_json(metrics.comm_s)},
+        {"exposed_comm", real_to_json(metrics.exposed_comm_s)}}},
       {"tokens_per_s", real_to_json(metrics.tokens_per_s)},
       {"flops_per_step", real_to_json(metrics.flops_per_step)},
       {"gflops", real_to_json(metrics.gflops)},
@@ -418,11 +425,15 @@ void peak_bytes_from_json(const Field& object, BytesByCategory& bytes, uint64_t&
   total = object.unsigned_at("total");
 }
 
-RankMemory rank_from_json(const Field& object) {
-  RankMemory rank;
+RankMetrics rank_from_json(const Field& object) {
+  RankMetrics rank;
   rank.rank = object.non_negative_int_at("rank");
   peak_bytes_from_json(object.object_at("peak_bytes"), rank.peak, rank.peak_total);
   rank.rss_peak_bytes = object.unsigned_at("rss_peak_bytes");
+  const Field comm = object.object_at("comm");
+  rank.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
+  rank.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
+  rank.step_time_median_s = object.real_at("step_time_median_s");
   return rank;
 }
 
@@ -435,7 +446,12 @@ TrialMetrics metrics_from_json(const Field& object) {
     metrics.ranks.push_back(rank_from_json(rank));
   }
   peak_bytes_from_json(object.object_at("peak_bytes"), metrics.peak_max, metrics.peak_total_max);
+  peak_bytes_from_json(object.object_at("peak_min_bytes"), metrics.peak_min, metrics.peak_total_min);
   metrics.step_time_s = spread_from_json(object.object_at("step_time_s"));
+  const Field breakdown = object.object_at("breakdown_s");
+  metrics.compute_s = breakdown.real_at("compute");
+  metrics.comm_s = breakdown.real_at("comm");
+  metrics.exposed_comm_s = breakdown.real_at("exposed_comm");
   const Field phases = object.object_at("phase_s");
   for (const auto& phase : phases.value().items()) {
     metrics.phase_s[phase.key()] = phases.real_at(phase.key());
@@ -495,6 +511,14 @@ ResultsHeader header_from_json(const json& document, std::string_view where) {
   header.memfront_version = root.string_at("memfront_version");
   header.created = root.string_at("created");
   return header;
+}
+
+json rank_metrics_to_json(const RankMetrics& rank) { return to_json(rank); }
+
+RankMetrics rank_metrics_from_json(const json& document, std::string_view where) {
+  const Field root(document, where, "");
+  root.expect_object();
+  return rank_from_json(root);
 }
 
 TrialRecord record_from_json(const json& document, std::string_view where) {

@@ -58,24 +58,37 @@ struct Spread {
 // Empty sample -> all zero, count 0; a non-finite sample -> std::invalid_argument.
 Spread spread_of(std::vector<double> samples);
 
-struct RankMemory {
+// What one rank measured.
+struct RankMetrics {
   int rank = 0;
   BytesByCategory peak{};     // arena peak per category
   uint64_t peak_total = 0;    // arena peak of the total (not the sum of category peaks)
   uint64_t rss_peak_bytes = 0;  // process resident high-water mark (cross-check)
+  uint64_t bytes_intra_node = 0;  // bytes this rank sent per step, by link class
+  uint64_t bytes_inter_node = 0;
+  double step_time_median_s = 0;  // this rank's own median step time
 };
 
 struct TrialMetrics {
-  std::vector<RankMemory> ranks;
+  std::vector<RankMetrics> ranks;
   BytesByCategory peak_max{};   // per category, max over ranks
   uint64_t peak_total_max = 0;  // max over ranks of peak_total
-  Spread step_time_s;           // timed steps only
+  BytesByCategory peak_min{};   // per category, min over ranks: the spread is max - min
+  uint64_t peak_total_min = 0;
+  Spread step_time_s;           // timed steps only (rank 0's; the ranks step together)
   std::map<std::string, double> phase_s;  // median seconds per step by phase (forward, backward, ...)
+  // The step split by what it waits for (medians per step, rank 0): compute
+  // (forward, backward, recompute, optimizer, quantize, topk), communication,
+  // and the part of communication that compute does not hide (all of it while
+  // memfront's collectives are synchronous).
+  double compute_s = 0;
+  double comm_s = 0;
+  double exposed_comm_s = 0;
   double tokens_per_s = 0;
   double flops_per_step = 0;    // counted by the kernels that ran
   double gflops = 0;            // flops_per_step / median step time / 1e9
-  // Bytes one step sends, by link class; "counted" where memfront sends them,
-  // "formula" where a library collective's algorithm gives them.
+  // Bytes one step sends, all ranks together, by link class; "counted" where
+  // memfront sends them, "formula" where a library collective's algorithm gives them.
   uint64_t bytes_intra_node = 0;
   uint64_t bytes_inter_node = 0;
   std::string bytes_method = "counted";
@@ -98,6 +111,9 @@ struct TrialRecord {
 };
 
 nlohmann::json to_json(const ResultsHeader& header);
+// One rank's part of metrics.ranks, on its own (ranks send theirs to rank 0).
+nlohmann::json rank_metrics_to_json(const RankMetrics& rank);
+RankMetrics rank_metrics_from_json(const nlohmann::json& json, std::string_view where);
 nlohmann::json to_json(const TrialRecord& record);
 // Throw InputError "<where>: <json pointer>: <what was expected>".
 ResultsHeader header_from_json(const nlohmann::json& json, std::string_view where);

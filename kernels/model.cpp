@@ -15,36 +15,6 @@ namespace memfront {
 using annotate::Phase;
 using annotate::Range;
 
-ParamLayout::ParamLayout(const ModelShape& s) {
-  const uint64_t V = s.vocab, T = s.seq, C = s.width, L = s.layers;
-  wte = 0;
-  wpe = V * C;
-  first_block = wpe + T * C;
-  block_size = 12 * C * C + 13 * C;
-  lnfw = first_block + L * block_size;
-  lnfb = lnfw + C;
-  total = lnfb + C;
-}
-
-BlockParams ParamLayout::block(float* base, int layer, int C) const {
-  float* p = base + first_block + static_cast<uint64_t>(layer) * block_size;
-  const uint64_t c = C;
-  BlockParams b;
-  b.ln1w = p;            p += c;
-  b.ln1b = p;            p += c;
-  b.qkvw = p;            p += 3 * c * c;
-  b.qkvb = p;            p += 3 * c;
-  b.projw = p;           p += c * c;
-  b.projb = p;           p += c;
-  b.ln2w = p;            p += c;
-  b.ln2b = p;            p += c;
-  b.fcw = p;             p += 4 * c * c;
-  b.fcb = p;             p += 4 * c;
-  b.fcprojw = p;         p += 4 * c * c;
-  b.fcprojb = p;
-  return b;
-}
-
 uint64_t saved_tensor_bytes(DType format, uint64_t rows, uint64_t cols) {
   return row_quantized_data_bytes(format, rows, cols) + row_quantized_scale_bytes(format, rows);
 }
@@ -132,17 +102,6 @@ class SavedTensor {
   Buffer codes_, scales_;
 };
 
-// GPT-2 initialization: N(0, 0.02), residual projections scaled by 1/sqrt(2L).
-void fill_normal(float* p, uint64_t n, float stddev, uint64_t& state) {
-  for (uint64_t i = 0; i < n; i += 2) {
-    // Box-Muller: two independent normals from two uniforms.
-    const double u1 = 1.0 - uniform01(state), u2 = uniform01(state);
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    p[i] = static_cast<float>(stddev * r * std::cos(2 * M_PI * u2));
-    if (i + 1 < n) p[i + 1] = static_cast<float>(stddev * r * std::sin(2 * M_PI * u2));
-  }
-}
-
 void fill(float* p, uint64_t n, float value) { std::fill(p, p + n, value); }
 
 std::string layer_name(int layer, const char* what) {
@@ -181,7 +140,7 @@ struct Gpt::Workspace {
   Buffer losses;                                     // (N)
 };
 
-Gpt::Gpt(const Config& config, Arena& arena)
+Gpt::Gpt(const Config& config, Arena& arena, TrainingState* state)
     : config_(config),
       arena_(arena),
       layout_(config.model),
@@ -192,38 +151,9 @@ Gpt::Gpt(const Config& config, Arena& arena)
       L_(config.model.layers),
       V_(config.model.vocab),
       K_(config.topk.attention) {
-  const uint64_t P = layout_.total;
-  params_ = arena_.allocate_array<float>(P, MemCategory::params, "params");
-  grads_ = arena_.allocate_array<float>(P, MemCategory::grads, "grads");
-  adam_m_ = arena_.allocate_array<float>(P, MemCategory::optimizer, "adam.m");
-  adam_v_ = arena_.allocate_array<float>(P, MemCategory::optimizer, "adam.v");
-  fill(adam_m_.as<float>(), P, 0.0f);
-  fill(adam_v_.as<float>(), P, 0.0f);
-  zero_grads();
-
-  float* p = params();
-  uint64_t state = config.train.seed;
+  if (!state) own_state_ = std::make_unique<TrainingState>(config, layout_, arena, nullptr);
+  state_ = state ? state : own_state_.get();
   const uint64_t C = C_;
-  const float residual_std = 0.02f / std::sqrt(2.0f * L_);
-  fill_normal(p + layout_.wte, uint64_t(V_) * C, 0.02f, state);
-  fill_normal(p + layout_.wpe, uint64_t(T_) * C, 0.02f, state);
-  for (int l = 0; l < L_; ++l) {
-    BlockParams b = layout_.block(p, l, C_);
-    fill(b.ln1w, C, 1.0f);
-    fill(b.ln1b, C, 0.0f);
-    fill_normal(b.qkvw, 3 * C * C, 0.02f, state);
-    fill(b.qkvb, 3 * C, 0.0f);
-    fill_normal(b.projw, C * C, residual_std, state);
-    fill(b.projb, C, 0.0f);
-    fill(b.ln2w, C, 1.0f);
-    fill(b.ln2b, C, 0.0f);
-    fill_normal(b.fcw, 4 * C * C, 0.02f, state);
-    fill(b.fcb, 4 * C, 0.0f);
-    fill_normal(b.fcprojw, 4 * C * C, residual_std, state);
-    fill(b.fcprojb, C, 0.0f);
-  }
-  fill(p + layout_.lnfw, C, 1.0f);
-  fill(p + layout_.lnfb, C, 0.0f);
 
   ws_ = std::make_unique<Workspace>();
   Workspace& w = *ws_;
@@ -269,11 +199,10 @@ Gpt::Gpt(const Config& config, Arena& arena)
 
 Gpt::~Gpt() = default;
 
-void Gpt::zero_grads() { fill(grads(), layout_.total, 0.0f); }
-
 void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, MemCategory category) {
   Workspace& w = *ws_;
-  const BlockParams p = layout_.block(params(), layer, C_);
+  const int unit = layout_.block_unit(layer);
+  const BlockParams p = layout_.block(state_->acquire_params(unit));
   const int N = B_ * T_, C = C_;
   float* ln1 = w.ln1.as<float>();
   float* qkv = w.qkv.as<float>();
@@ -306,6 +235,7 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
   cpu::residual_forward(y, x_mid, fc_proj, uint64_t(N) * C);
   flops_ += cpu::matmul_forward_flops(N, C, 3 * C) + cpu::matmul_forward_flops(N, C, C) +
             cpu::matmul_forward_flops(N, C, 4 * C) + cpu::matmul_forward_flops(N, 4 * C, C);
+  state_->release_params(unit);
 
   if (!saved) return;
   const DType f = config_.precision.activations;
@@ -339,8 +269,9 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
 
 void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
   Workspace& w = *ws_;
-  const BlockParams p = layout_.block(params(), layer, C_);
-  const BlockParams g = layout_.block(grads(), layer, C_);
+  const int unit = layout_.block_unit(layer);
+  const BlockParams p = layout_.block(state_->acquire_params(unit));
+  const BlockParams g = layout_.block(state_->acquire_grads(unit));
   const int N = B_ * T_, C = C_;
   const uint64_t NC = uint64_t(N) * C;
 
@@ -394,19 +325,23 @@ void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
                           C);
   flops_ += cpu::matmul_backward_flops(N, C, 3 * C) + cpu::matmul_backward_flops(N, C, C) +
             cpu::matmul_backward_flops(N, C, 4 * C) + cpu::matmul_backward_flops(N, 4 * C, C);
+  state_->release_grads(unit);
+  state_->release_params(unit);
 }
 
 float Gpt::head_forward(const float* x, const int32_t* targets, SavedHead& saved, MemCategory probs_category) {
   Workspace& w = *ws_;
   const int N = B_ * T_, C = C_, V = V_;
   float* lnf = w.ln1.as<float>();
-  const float* p = params();
-  cpu::layernorm_forward(lnf, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, p + layout_.lnfw, p + layout_.lnfb, N,
-                         C);
+  const float* embedding = state_->acquire_params(layout_.embedding_unit());
+  const float* norm = state_->acquire_params(layout_.final_norm_unit());  // [lnfw (C), lnfb (C)]
+  cpu::layernorm_forward(lnf, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, norm, norm + C, N, C);
   saved.probs = arena_.allocate_array<float>(uint64_t(N) * V, probs_category, "probs");
   float* probs = saved.probs.as<float>();
-  cpu::matmul_forward(probs, lnf, p + layout_.wte, nullptr, N, C, V);  // logits, tied to wte
+  cpu::matmul_forward(probs, lnf, embedding + layout_.wte, nullptr, N, C, V);  // logits, tied to wte
   flops_ += cpu::matmul_forward_flops(N, C, V);
+  state_->release_params(layout_.final_norm_unit());
+  state_->release_params(layout_.embedding_unit());
   float* losses = w.losses.as<float>();
   cpu::softmax_crossentropy_forward(losses, probs, probs, targets, N, V);
   double sum = 0;
@@ -424,23 +359,32 @@ float Gpt::head_forward(const float* x, const int32_t* targets, SavedHead& saved
   return static_cast<float>(sum / N);
 }
 
-void Gpt::head_backward(SavedHead& s, const int32_t* targets, float loss_weight, float* dx) {
+void Gpt::head_backward(SavedHead& s, const int32_t* targets, float loss_weight, float* dwte, float* dx) {
   Workspace& w = *ws_;
   const int N = B_ * T_, C = C_, V = V_;
-  const float* p = params();
-  float* g = grads();
+  const float* embedding = state_->acquire_params(layout_.embedding_unit());
+  const float* norm = state_->acquire_params(layout_.final_norm_unit());
+  float* dnorm = state_->acquire_grads(layout_.final_norm_unit());
   float* dlogits = s.probs.as<float>();
   cpu::softmax_crossentropy_backward(dlogits, dlogits, targets, loss_weight / N, N, V);
   const float* lnf = s.lnf.load(w.ln1.as<float>());
   const float* x = s.x.load(w.x_in.as<float>());
   float* dln = w.dln.as<float>();
   fill(dln, uint64_t(N) * C, 0.0f);
-  cpu::matmul_backward(dln, g + layout_.wte, nullptr, dlogits, lnf, p + layout_.wte, N, C, V);
+  cpu::matmul_backward(dln, dwte + layout_.wte, nullptr, dlogits, lnf, embedding + layout_.wte, N, C, V);
   flops_ += cpu::matmul_backward_flops(N, C, V);
   fill(dx, uint64_t(N) * C, 0.0f);
-  cpu::layernorm_backward(dx, g + layout_.lnfw, g + layout_.lnfb, dln, x, p + layout_.lnfw, s.lnf_mean.as<float>(),
-                          s.lnf_rstd.as<float>(), N, C);
+  cpu::layernorm_backward(dx, dnorm, dnorm + C, dln, x, norm, s.lnf_mean.as<float>(), s.lnf_rstd.as<float>(), N, C);
+  state_->release_grads(layout_.final_norm_unit());
+  state_->release_params(layout_.final_norm_unit());
+  state_->release_params(layout_.embedding_unit());
   s = SavedHead{};
+}
+
+void Gpt::embedding_forward(const int32_t* inputs, float* x) {
+  const float* embedding = state_->acquire_params(layout_.embedding_unit());
+  cpu::embedding_forward(x, inputs, embedding + layout_.wte, embedding + layout_.wpe, B_, T_, C_);
+  state_->release_params(layout_.embedding_unit());
 }
 
 float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float loss_weight) {
@@ -456,7 +400,7 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
   float loss;
   {
     Range range(Phase::forward);
-    cpu::embedding_forward(x, inputs, params() + layout_.wte, params() + layout_.wpe, B_, T_, C_);
+    embedding_forward(inputs, x);
     for (int l = 0; l < L_; ++l) {
       if (k == 0) {
         block_forward(l, x, y, &saved[l], MemCategory::activations);
@@ -474,9 +418,13 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
 
   float* dx = w.dstream_a.as<float>();
   float* dy = w.dstream_b.as<float>();
+  // The tied embedding collects gradient from the LM head first and from the
+  // embedding lookup last; it is held for the whole backward.
+  float* dembedding = nullptr;
   {
     Range range(Phase::backward);
-    head_backward(head, targets, loss_weight, dy);
+    dembedding = state_->acquire_grads(layout_.embedding_unit());
+    head_backward(head, targets, loss_weight, dembedding, dy);
     if (k == 0) {
       for (int l = L_ - 1; l >= 0; --l) {
         block_backward(l, saved[l], dy, dx);
@@ -511,7 +459,8 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
   }
   {
     Range range(Phase::backward);
-    cpu::embedding_backward(grads() + layout_.wte, grads() + layout_.wpe, dy, inputs, B_, T_, C_);
+    cpu::embedding_backward(dembedding + layout_.wte, dembedding + layout_.wpe, dy, inputs, B_, T_, C_);
+    state_->release_grads(layout_.embedding_unit());
   }
   return loss;
 }
@@ -521,21 +470,13 @@ float Gpt::evaluate(const int32_t* inputs, const int32_t* targets) {
   Workspace& w = *ws_;
   float* x = w.stream_a.as<float>();
   float* y = w.stream_b.as<float>();
-  cpu::embedding_forward(x, inputs, params() + layout_.wte, params() + layout_.wpe, B_, T_, C_);
+  embedding_forward(inputs, x);
   for (int l = 0; l < L_; ++l) {
     block_forward(l, x, y, nullptr, MemCategory::workspace);
     std::swap(x, y);
   }
   SavedHead head;
   return head_forward(x, targets, head, MemCategory::workspace);
-}
-
-void Gpt::optimizer_step(int t) {
-  Range range(Phase::optimizer);
-  const auto& tr = config_.train;
-  cpu::adamw_update(params(), grads(), adam_m_.as<float>(), adam_v_.as<float>(), layout_.total,
-                    static_cast<float>(tr.lr), static_cast<float>(tr.beta1), static_cast<float>(tr.beta2),
-                    static_cast<float>(tr.eps), static_cast<float>(tr.weight_decay), t);
 }
 
 }  // namespace memfront

@@ -23,36 +23,10 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/dtype.h"
+#include "kernels/param_layout.h"
+#include "kernels/shard.h"
 
 namespace memfront {
-
-// Parameters of one block, as pointers into the flat parameter (or gradient) array.
-struct BlockParams {
-  float* ln1w;     // (C)
-  float* ln1b;     // (C)
-  float* qkvw;     // (3C, C)
-  float* qkvb;     // (3C)
-  float* projw;    // (C, C)
-  float* projb;    // (C)
-  float* ln2w;     // (C)
-  float* ln2b;     // (C)
-  float* fcw;      // (4C, C)
-  float* fcb;      // (4C)
-  float* fcprojw;  // (C, 4C)
-  float* fcprojb;  // (C)
-};
-
-// Where each tensor lives in the flat array: [wte, wpe][block 0]...[block L-1][lnfw, lnfb].
-// Blocks are contiguous so that later work can shard and gather them one at a time.
-struct ParamLayout {
-  explicit ParamLayout(const ModelShape& shape);
-  uint64_t wte, wpe;        // offsets: wte (V,C), wpe (T,C)
-  uint64_t first_block;     // offset of block 0
-  uint64_t block_size;      // 12C^2 + 13C
-  uint64_t lnfw, lnfb;      // (C) each
-  uint64_t total;           // parameter count Psi
-  BlockParams block(float* base, int layer, int C) const;
-};
 
 // Bytes of one saved tensor of rows x cols values in `format` (codes + scales).
 uint64_t saved_tensor_bytes(DType format, uint64_t rows, uint64_t cols);
@@ -70,28 +44,32 @@ SavedActivationBytes saved_activation_bytes(const Config& config);
 
 class Gpt {
  public:
-  // Allocates parameters (params), gradients (grads), AdamW moments (optimizer)
-  // and the step's reusable buffers (workspace); initializes parameters GPT-2
-  // style from config.train.seed.
-  Gpt(const Config& config, Arena& arena);
+  // Parameters, gradients and optimizer state live in `state` (kernels/shard.h),
+  // which also does the communication of distributed strategies. Without one,
+  // the model keeps a single-rank state of its own (config.world must be 1).
+  // The step's reusable buffers come from the arena (workspace).
+  Gpt(const Config& config, Arena& arena, TrainingState* state = nullptr);
   ~Gpt();
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
   // Forward and backward of one micro-batch: inputs, targets (B,T). Adds
-  // loss_weight * d(mean loss)/d(params) into the gradients and returns the
-  // mean loss. Saved activations live only inside this call.
+  // loss_weight * d(mean loss)/d(params) into this rank's gradients (which the
+  // state may reduce across ranks as each unit finishes) and returns the mean
+  // loss. Saved activations live only inside this call.
   float forward_backward(const int32_t* inputs, const int32_t* targets, float loss_weight);
   // Mean loss of one micro-batch, forward only, nothing saved.
   float evaluate(const int32_t* inputs, const int32_t* targets);
 
-  void zero_grads();
-  // One AdamW step; t counts optimizer steps from 1.
-  void optimizer_step(int t);
+  void zero_grads() { state_->zero_grads(); }
+  // Reduces gradients across ranks and takes one AdamW step; t counts from 1.
+  void optimizer_step(int t) { state_->optimizer_step(t); }
 
   const ParamLayout& layout() const { return layout_; }
-  float* params() { return params_.as<float>(); }
-  float* grads() { return grads_.as<float>(); }
+  TrainingState& state() { return *state_; }
+  // Whole parameters and gradients, where this rank stores them whole (ddp).
+  float* params() { return state_->whole_params(); }
+  float* grads() { return state_->whole_grads(); }
   uint64_t param_count() const { return layout_.total; }
   // Floating-point operations of the kernels run since construction.
   double flops() const { return flops_; }
@@ -101,6 +79,8 @@ class Gpt {
   struct SavedHead;
   struct Workspace;
 
+  // x (B,T,C) = token + position embeddings of inputs (B,T).
+  void embedding_forward(const int32_t* inputs, float* x);
   // Runs block `layer` on x (N,C) into y (N,C). When `saved` is non-null, keeps
   // what backward needs in it, allocated under `category`.
   void block_forward(int layer, const float* x, float* y, SavedBlock* saved, MemCategory category);
@@ -109,13 +89,16 @@ class Gpt {
   // Final LayerNorm, LM head, loss; returns the mean loss. Keeps what backward
   // needs in `saved` (probabilities under `probs_category`).
   float head_forward(const float* x, const int32_t* targets, SavedHead& saved, MemCategory probs_category);
-  void head_backward(SavedHead& saved, const int32_t* targets, float loss_weight, float* dx);
+  // dwte: the embedding unit's gradient, held by the caller until the
+  // embedding's own backward has added to it too (the LM head is tied to wte).
+  void head_backward(SavedHead& saved, const int32_t* targets, float loss_weight, float* dwte, float* dx);
 
   Config config_;
   Arena& arena_;
   ParamLayout layout_;
   int B_, T_, C_, NH_, L_, V_, K_;
-  Buffer params_, grads_, adam_m_, adam_v_;
+  std::unique_ptr<TrainingState> own_state_;
+  TrainingState* state_;
   std::unique_ptr<Workspace> ws_;
   double flops_ = 0;
 };

@@ -11,22 +11,23 @@
 #include "core/arena.h"
 #include "core/error.h"
 #include "kernels/data.h"
+#include "kernels/comm.h"
 #include "kernels/model.h"
+#include "kernels/mpi_session.h"
+#include "kernels/shard.h"
 #include "probes/host_probe.h"
 
 namespace memfront {
 
-void check_supported(const Config& c, std::string_view source) {
-  auto not_yet = [&](const char* pointer, const std::string& what) {
-    throw InputError(std::string(source) + ": " + pointer + ": " + what +
-                     " is not implemented yet (this build runs single-rank CPU trials)");
-  };
-  if (c.world != 1) not_yet("/world", "world=" + std::to_string(c.world));
-  if (c.shard.strategy != ShardStrategy::ddp) not_yet("/shard/strategy", std::string(to_string(c.shard.strategy)));
-  if (c.quant.grad != DType::fp32) not_yet("/quant/grad", "quant.grad=" + std::string(to_string(c.quant.grad)));
-  if (c.topk.grad < 1.0) not_yet("/topk/grad", "topk.grad<1");
-  if (c.placement.collectives != CollectiveAlgo::flat) not_yet("/placement/collectives", "hierarchical collectives");
-  if (c.backend != Backend::cpu) not_yet("/backend", "backend=cuda");
+void check_supported(const Config& c, std::string_view source, int mpi_world) {
+  if (c.backend != Backend::cpu) {
+    throw InputError(std::string(source) + ": /backend: backend=cuda is not implemented yet (this build runs CPU trials)");
+  }
+  if (c.world != mpi_world) {
+    throw InputError(std::string(source) + ": /world: the config asks for world=" + std::to_string(c.world) +
+                     " ranks but this job has " + std::to_string(mpi_world) +
+                     (mpi_world == 1 ? " (run it under mpirun -np " + std::to_string(c.world) + ")" : " (mpirun -np must match)"));
+  }
 }
 
 namespace {
@@ -38,47 +39,74 @@ std::string utc_now() {
   return text;
 }
 
-// Fills the memory figures of rank 0 (this process) from the arena.
-void record_memory(const Arena& arena, TrialMetrics& m) {
-  RankMemory rank;
-  rank.rank = 0;
-  rank.peak = arena.peak_by_category();
-  rank.peak_total = arena.peak_total();
-  rank.rss_peak_bytes = rss_peak_bytes();
-  m.ranks = {rank};
-  m.peak_max = rank.peak;
-  m.peak_total_max = rank.peak_total;
+nlohmann::json provenance(const Config& config, const TrialOptions& options) {
+  return {{"memfront_version", MEMFRONT_VERSION},
+          {"host", detect_machine().host},
+          {"started", utc_now()},
+          {"command", options.command_line},
+          {"mem_cap_bytes", options.mem_cap_bytes},
+          {"blas_threads", config.train.threads},
+          {"comm_timeout_s", options.comm_timeout.count() / 1000.0}};
+}
+
+// What one rank measured; rank 0 combines every rank's into the record.
+struct RankResult {
+  TrialStatus status = TrialStatus::ok;
+  std::string error;
+  RankMetrics metrics;
+  std::vector<double> step_seconds;
+  std::map<std::string, std::vector<double>> phase_samples;
+  std::vector<double> loss_curve;
+  double final_loss = 0;
+  double flops_per_step = 0;
+};
+
+nlohmann::json to_json(const RankResult& r) {
+  return {{"rank", rank_metrics_to_json(r.metrics)},
+          {"step_seconds", r.step_seconds},
+          {"phase_samples", r.phase_samples},
+          {"loss_curve", r.loss_curve},
+          {"final_loss", r.final_loss},
+          {"flops_per_step", r.flops_per_step}};
+}
+
+RankResult rank_result_from_json(const nlohmann::json& j, int rank) {
+  const std::string where = "rank " + std::to_string(rank) + " result";
+  RankResult r;
+  r.metrics = rank_metrics_from_json(j.at("rank"), where);
+  r.step_seconds = j.at("step_seconds").get<std::vector<double>>();
+  r.phase_samples = j.at("phase_samples").get<std::map<std::string, std::vector<double>>>();
+  r.loss_curve = j.at("loss_curve").get<std::vector<double>>();
+  r.final_loss = j.at("final_loss").get<double>();
+  r.flops_per_step = j.at("flops_per_step").get<double>();
+  return r;
 }
 
 }  // namespace
+namespace {
 
-TrialRecord run_trial(const Config& config, const TrialOptions& options) {
-  TrialRecord record;
-  record.id = config_id(config);
-  record.config = to_json(config);
-  record.provenance = {{"memfront_version", MEMFRONT_VERSION},
-                       {"host", detect_machine().host},
-                       {"started", utc_now()},
-                       {"command", options.command_line},
-                       {"mem_cap_bytes", options.mem_cap_bytes},
-                       {"blas_threads", config.train.threads}};
-
-  openblas_set_num_threads(config.train.threads);
-  Arena arena(options.mem_cap_bytes);
+// Trains on this rank and measures. Failures become the result's status.
+RankResult train_on_this_rank(const Config& config, const TrialOptions& options, const TokenSource& source,
+                              Arena& arena, Communicator* comm) {
+  RankResult result;
+  const int rank = comm ? comm->rank() : 0;
+  result.metrics.rank = rank;
   PhaseTimer phases;
-  TrialMetrics metrics;
-  const auto source = make_token_source(config);
-  metrics.loss_floor = source->entropy_rate();
-
   const int B = config.batch.micro, T = config.model.seq, accum = config.batch.accum;
   const int total_steps = config.train.warmup + config.train.steps;
-  std::vector<double> step_seconds;
-  std::map<std::string, std::vector<double>> phase_samples;
+  const ParamLayout layout(config.model);
+  CommCounters timed_start{}, timed_end{};
   try {
-    Gpt model(config, arena);
+    TrainingState state(config, layout, arena, comm);
+    Gpt model(config, arena, &state);
     Buffer inputs = arena.allocate_array<int32_t>(uint64_t(B) * T, MemCategory::workspace, "inputs");
     Buffer targets = arena.allocate_array<int32_t>(uint64_t(B) * T, MemCategory::workspace, "targets");
     for (int step = 0; step < total_steps; ++step) {
+      if (rank == options.crash_rank && step == options.crash_step) {
+        std::fprintf(stderr, "memfront-trial: rank %d: crashing at step %d (fault injection)\n", rank, step);
+        std::_Exit(70);
+      }
+      if (step == config.train.warmup && comm) timed_start = comm->counters();
       const double flops_before = model.flops();
       phases.take();
       const auto start = std::chrono::steady_clock::now();
@@ -87,73 +115,207 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
         annotate::Range range(annotate::Phase::step);
         model.zero_grads();
         for (int micro = 0; micro < accum; ++micro) {
-          const uint64_t first_sample = (uint64_t(step) * accum + micro) * config.world * B;
-          fill_batch(*source, first_sample, B, T, inputs.as<int32_t>(), targets.as<int32_t>());
+          // Rank r of step s reads the samples after those of ranks 0..r-1:
+          // the global batch is the same whatever the world size.
+          const uint64_t first_sample = ((uint64_t(step) * accum + micro) * config.world + rank) * B;
+          fill_batch(source, first_sample, B, T, inputs.as<int32_t>(), targets.as<int32_t>());
           loss += model.forward_backward(inputs.as<int32_t>(), targets.as<int32_t>(), 1.0f / accum);
         }
         model.optimizer_step(step + 1);
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       loss /= accum;
-      metrics.loss_curve.push_back(loss);
+      result.loss_curve.push_back(loss);
       if (!std::isfinite(loss)) {
-        record.status = TrialStatus::failed;
-        record.error = "training loss became " + std::to_string(loss) + " at step " + std::to_string(step);
+        result.status = TrialStatus::failed;
+        result.error = "rank " + std::to_string(rank) + ": training loss became " + std::to_string(loss) +
+                       " at step " + std::to_string(step);
         break;
       }
       if (step >= config.train.warmup) {
-        step_seconds.push_back(seconds);
-        for (const auto& [name, s] : phases.take()) phase_samples[name].push_back(s);
-        metrics.flops_per_step = model.flops() - flops_before;
+        result.step_seconds.push_back(seconds);
+        for (const auto& [name, s] : phases.take()) result.phase_samples[name].push_back(s);
+        result.flops_per_step = model.flops() - flops_before;
       }
     }
-    if (record.status == TrialStatus::ok) {
+    if (comm) timed_end = comm->counters();
+    if (result.status == TrialStatus::ok) {
+      // Every rank evaluates the same held-out batches (zero3 needs every rank
+      // for its gathers anyway); they agree, and rank 0 reports.
       double eval = 0;
       for (int e = 0; e < config.train.eval_batches; ++e) {
-        fill_batch(*source, kEvalSampleBase + uint64_t(e) * B, B, T, inputs.as<int32_t>(), targets.as<int32_t>());
+        fill_batch(source, kEvalSampleBase + uint64_t(e) * B, B, T, inputs.as<int32_t>(), targets.as<int32_t>());
         eval += model.evaluate(inputs.as<int32_t>(), targets.as<int32_t>());
       }
-      metrics.final_loss = eval / config.train.eval_batches;
+      result.final_loss = eval / config.train.eval_batches;
     }
   } catch (const OutOfMemory& e) {
-    record.status = TrialStatus::oom;
-    record.error = e.what();
+    result.status = TrialStatus::oom;
+    result.error = "rank " + std::to_string(rank) + ": " + e.what();
+  } catch (const CommTimeout& e) {
+    result.status = TrialStatus::failed;
+    result.error = e.what();
   }
 
-  record_memory(arena, metrics);
-  metrics.step_time_s = spread_of(step_seconds);
-  for (const auto& [name, samples] : phase_samples) metrics.phase_s[name] = spread_of(samples).median;
-  if (metrics.step_time_s.median > 0) {
-    const double tokens = double(B) * T * accum * config.world;
-    metrics.tokens_per_s = tokens / metrics.step_time_s.median;
-    metrics.gflops = metrics.flops_per_step / metrics.step_time_s.median * 1e-9;
+  RankMetrics& m = result.metrics;
+  m.peak = arena.peak_by_category();
+  m.peak_total = arena.peak_total();
+  m.rss_peak_bytes = rss_peak_bytes();
+  m.step_time_median_s = spread_of(result.step_seconds).median;
+  if (!result.step_seconds.empty()) {
+    const uint64_t steps = result.step_seconds.size();
+    m.bytes_intra_node = (timed_end.intra_node_bytes - timed_start.intra_node_bytes) / steps;
+    m.bytes_inter_node = (timed_end.inter_node_bytes - timed_start.inter_node_bytes) / steps;
   }
-  record.metrics = std::move(metrics);
+  return result;
+}
+
+// Rank 0's view of the whole trial from every rank's result.
+TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks, const Topology& topology) {
+  TrialMetrics m;
+  const RankResult& first = ranks.front();
+  m.peak_min = first.metrics.peak;
+  m.peak_total_min = first.metrics.peak_total;
+  for (const RankResult& r : ranks) {
+    m.ranks.push_back(r.metrics);
+    for (int c = 0; c < kMemCategoryCount; ++c) {
+      m.peak_max[c] = std::max(m.peak_max[c], r.metrics.peak[c]);
+      m.peak_min[c] = std::min(m.peak_min[c], r.metrics.peak[c]);
+    }
+    m.peak_total_max = std::max(m.peak_total_max, r.metrics.peak_total);
+    m.peak_total_min = std::min(m.peak_total_min, r.metrics.peak_total);
+    m.bytes_intra_node += r.metrics.bytes_intra_node;
+    m.bytes_inter_node += r.metrics.bytes_inter_node;
+  }
+  m.bytes_method = "counted";
+  m.emulated = topology.emulated;
+
+  m.step_time_s = spread_of(first.step_seconds);
+  for (const auto& [name, samples] : first.phase_samples) m.phase_s[name] = spread_of(samples).median;
+  for (const auto& [name, seconds] : m.phase_s) {
+    if (name == "comm") {
+      m.comm_s += seconds;
+    } else if (name != "step") {
+      m.compute_s += seconds;
+    }
+  }
+  m.exposed_comm_s = m.comm_s;  // the collectives are synchronous: nothing hides them
+  m.flops_per_step = 0;
+  for (const RankResult& r : ranks) m.flops_per_step += r.flops_per_step;
+  if (m.step_time_s.median > 0) {
+    const double tokens = double(config.batch.micro) * config.model.seq * config.batch.accum * config.world;
+    m.tokens_per_s = tokens / m.step_time_s.median;
+    m.gflops = m.flops_per_step / m.step_time_s.median * 1e-9;
+  }
+  // The training loss of a step is the mean over ranks of their micro-batch losses.
+  m.loss_curve.assign(first.loss_curve.size(), 0.0);
+  for (const RankResult& r : ranks) {
+    for (size_t i = 0; i < m.loss_curve.size() && i < r.loss_curve.size(); ++i) {
+      m.loss_curve[i] += r.loss_curve[i] / static_cast<double>(ranks.size());
+    }
+  }
+  m.final_loss = first.final_loss;
+  return m;
+}
+
+}  // namespace
+
+TrialRecord unfinished_record(const Config& config, const TrialOptions& options) {
+  TrialRecord record;
+  record.id = config_id(config);
+  record.config = to_json(config);
+  record.status = TrialStatus::failed;
+  record.error = "the trial did not finish: a rank crashed or the job was killed";
+  record.provenance = provenance(config, options);
+  return record;
+}
+
+TrialRecord run_trial(const Config& config, const TrialOptions& options) {
+  TrialRecord record;
+  record.id = config_id(config);
+  record.config = to_json(config);
+  record.provenance = provenance(config, options);
+  openblas_set_num_threads(config.train.threads);
+
+  Arena arena(options.mem_cap_bytes);
+  Topology topology = Topology::from_config(config);
+  std::unique_ptr<Communicator> comm;
+  if (config.world > 1) {
+    comm = make_mpi_communicator(topology, arena, options.comm_timeout);
+    comm->set_algorithm(config.placement.collectives == CollectiveAlgo::hierarchical
+                            ? CollectiveAlgorithm::hierarchical
+                            : CollectiveAlgorithm::flat);
+    topology = comm->topology();
+    record.provenance["topology"] = topology.describe();
+  }
+  const auto source = make_token_source(config);
+
+  RankResult mine = train_on_this_rank(config, options, *source, arena, comm.get());
+  if (mine.status != TrialStatus::ok && comm) {
+    // The other ranks cannot finish this step without this one: say what
+    // happened, then end the job rather than let them wait for the timeout.
+    record.status = mine.status;
+    record.error = mine.error;
+    TrialMetrics partial;
+    partial.ranks = {mine.metrics};
+    partial.peak_max = partial.peak_min = mine.metrics.peak;
+    partial.peak_total_max = partial.peak_total_min = mine.metrics.peak_total;
+    partial.loss_curve = mine.loss_curve;
+    record.metrics = partial;
+    std::fprintf(stderr, "memfront-trial: %s\n", mine.error.c_str());
+    if (!options.out.empty()) write_record_file(options.out, record);
+    MpiSession::abort(3);
+  }
+
+  std::vector<RankResult> all = {mine};
+  if (comm) {
+    const std::string text = to_json(mine).dump();
+    std::vector<Buffer> gathered = comm->all_gather_bytes(text.data(), text.size(), comm->world_group());
+    all.clear();
+    for (int r = 0; r < comm->world(); ++r) {
+      const std::string part(gathered[r].as<char>(), gathered[r].bytes());
+      all.push_back(rank_result_from_json(nlohmann::json::parse(part), r));
+    }
+  }
+  record.status = mine.status;
+  record.error = mine.error;
+  record.metrics = combine(config, all, topology);
+  record.metrics->loss_floor = source->entropy_rate();
   return record;
 }
 
 std::string format_summary(const TrialRecord& record) {
   std::string out;
-  char line[256];
+  char line[512];
   auto add = [&](const char* format, auto... args) {
     std::snprintf(line, sizeof line, format, args...);
     out += line;
   };
   const auto& c = record.config;
-  add("trial %s  status %s%s%s\n", record.id.c_str(), std::string(to_string(record.status)).c_str(),
-      record.error.empty() ? "" : ": ", record.error.c_str());
-  add("model    V=%d T=%d C=%d H=%d L=%d   batch %dx%d\n", c["model"]["vocab"].get<int>(), c["model"]["seq"].get<int>(),
-      c["model"]["width"].get<int>(), c["model"]["heads"].get<int>(), c["model"]["layers"].get<int>(),
-      c["batch"]["micro"].get<int>(), c["batch"]["accum"].get<int>());
+  auto text = [&](const char* section, const char* key) { return c[section][key].get<std::string>(); };
+  out += "trial " + record.id + "  status " + std::string(to_string(record.status)) +
+         (record.error.empty() ? "" : ": " + record.error) + "\n";
+  add("model    V=%d T=%d C=%d H=%d L=%d   batch %dx%d per rank   world %d\n", c["model"]["vocab"].get<int>(),
+      c["model"]["seq"].get<int>(), c["model"]["width"].get<int>(), c["model"]["heads"].get<int>(),
+      c["model"]["layers"].get<int>(), c["batch"]["micro"].get<int>(), c["batch"]["accum"].get<int>(),
+      c["world"].get<int>());
   add("knobs    checkpoint.every=%d  precision.activations=%s  topk.attention=%d\n",
-      c["checkpoint"]["every"].get<int>(), c["precision"]["activations"].get<std::string>().c_str(),
-      c["topk"]["attention"].get<int>());
+      c["checkpoint"]["every"].get<int>(), text("precision", "activations").c_str(), c["topk"]["attention"].get<int>());
+  add("         shard.strategy=%s  quant.grad=%s  quant.weights=%s  topk.grad=%g  collectives=%s\n",
+      text("shard", "strategy").c_str(), text("quant", "grad").c_str(), text("quant", "weights").c_str(),
+      c["topk"]["grad"].get<double>(), text("placement", "collectives").c_str());
+  if (record.provenance.contains("topology")) {
+    out += "nodes    " + record.provenance["topology"].get<std::string>() + "\n";
+  }
   if (!record.metrics) return out;
   const TrialMetrics& m = *record.metrics;
-  add("peak memory by category (arena, measured)\n");
+  const bool several = m.ranks.size() > 1;
+  add("peak memory by category (arena, measured%s)\n", several ? "; max over ranks, and max - min" : "");
   for (MemCategory category : kAllMemCategories) {
-    add("  %-12s %12s\n", std::string(to_string(category)).c_str(),
-        format_bytes(m.peak_max[static_cast<int>(category)]).c_str());
+    const int i = static_cast<int>(category);
+    add("  %-12s %12s", std::string(to_string(category)).c_str(), format_bytes(m.peak_max[i]).c_str());
+    if (several) add("   spread %s", format_bytes(m.peak_max[i] - m.peak_min[i]).c_str());
+    out += "\n";
   }
   add("  %-12s %12s   (process RSS high-water %s)\n", "total", format_bytes(m.peak_total_max).c_str(),
       format_bytes(m.ranks.empty() ? 0 : m.ranks[0].rss_peak_bytes).c_str());
@@ -161,11 +323,19 @@ std::string format_summary(const TrialRecord& record) {
     add("step time  median %.2f ms  p10 %.2f ms  p90 %.2f ms  (%d timed steps)\n", m.step_time_s.median * 1e3,
         m.step_time_s.p10 * 1e3, m.step_time_s.p90 * 1e3, m.step_time_s.count);
     out += "phases    ";
-    for (const char* phase : {"forward", "backward", "recompute", "optimizer"}) {
+    for (const char* phase : {"forward", "backward", "recompute", "optimizer", "comm", "quantize", "topk"}) {
       auto it = m.phase_s.find(phase);
-      add(" %s %.2f ms", phase, it == m.phase_s.end() ? 0.0 : it->second * 1e3);
+      if (it != m.phase_s.end() || std::string_view(phase) == "forward") {
+        add(" %s %.2f ms", phase, it == m.phase_s.end() ? 0.0 : it->second * 1e3);
+      }
     }
     out += "\n";
+    if (several) {
+      add("comm       %s intra-node + %s inter-node per step, all ranks (%s%s)   exposed %.2f ms of %.2f ms\n",
+          format_bytes(m.bytes_intra_node).c_str(), format_bytes(m.bytes_inter_node).c_str(),
+          m.bytes_method.c_str(), m.emulated ? ", emulated inter-node link" : "", m.exposed_comm_s * 1e3,
+          m.comm_s * 1e3);
+    }
     add("throughput %.0f tokens/s   %.2f GFLOP/s achieved (%.3g FLOP per step)\n", m.tokens_per_s, m.gflops,
         m.flops_per_step);
   }

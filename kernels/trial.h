@@ -2,7 +2,16 @@
 // One trial: build the model for a config, train it for warmup + steps
 // optimizer steps while measuring, evaluate the held-out loss, and return the
 // trial record (core/results.h). memfront-trial is a thin main around this.
+//
+// With config.world > 1 every rank of an MPI job runs run_trial: each trains
+// its share of the data and holds its share of the model (shard.strategy), and
+// rank 0 gathers what every rank measured into one record. A rank that fails
+// (out of memory under the cap, a collective that times out, a non-finite
+// loss) writes a record saying so and ends the whole job, so a trial never
+// hangs and never leaves a record that claims success.
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -12,17 +21,28 @@
 namespace memfront {
 
 struct TrialOptions {
-  uint64_t mem_cap_bytes = 0;  // emulated device size; 0 = unlimited
+  uint64_t mem_cap_bytes = 0;  // emulated device size per rank; 0 = unlimited
   std::string command_line;    // for provenance
+  std::filesystem::path out;   // record file; written by rank 0, or by a failing rank
+  std::chrono::milliseconds comm_timeout{60000};  // longest wait for another rank
+  // Fault injection, for testing failure handling: rank `crash_rank` exits
+  // abruptly (no MPI_Finalize) at the start of step `crash_step`.
+  int crash_rank = -1;
+  int crash_step = -1;
 };
 
 // Throws InputError when the config asks for something this build does not run
-// yet (distributed strategies, compression, CUDA): named by JSON pointer.
-void check_supported(const Config& config, std::string_view source);
+// (the CUDA backend), or a world that the MPI job does not have: named by JSON pointer.
+void check_supported(const Config& config, std::string_view source, int mpi_world);
 
-// Runs the trial. A run failure (out of memory under the cap, a non-finite loss)
-// is not thrown: it is the record's status, with what was measured until then.
+// Runs the trial on this rank. Returns the record: on rank 0 the whole trial's,
+// on other ranks their own part. Run failures are the record's status, not
+// exceptions; with world > 1 they end the job after writing the record.
 TrialRecord run_trial(const Config& config, const TrialOptions& options);
+
+// A record that says the trial did not finish, written before it starts, so
+// that a job killed half-way leaves a truthful file.
+TrialRecord unfinished_record(const Config& config, const TrialOptions& options);
 
 // The short human summary memfront-trial prints.
 std::string format_summary(const TrialRecord& record);

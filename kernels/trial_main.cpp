@@ -1,6 +1,9 @@
-// memfront-trial: runs one training trial on this process and reports what it
-// measured. Exit status: 0 ok; 2 bad input (one line on stderr); 3 the run
-// failed and the record says how (e.g. status "oom").
+// memfront-trial: runs one training trial and reports what it measured.
+// Single rank:  memfront-trial --config c.json [--out r.json]
+// Distributed:  mpirun -np W memfront-trial --config c.json --out r.json
+//   (every rank trains its share; rank 0 prints the summary and writes the record)
+// Exit status: 0 ok; 2 bad input (one line on stderr); 3 the run failed and the
+// record says how (e.g. status "oom", or a rank that timed out).
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -10,40 +13,52 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "kernels/mpi_session.h"
 #include "kernels/trial.h"
 
 int main(int argc, char** argv) {
   using namespace memfront;
+  MpiSession mpi(argc, argv);
+  const bool is_root = mpi.rank() == 0;
+
   CLI::App app{"memfront-trial: run one measured training trial"};
-  std::string config_path, out_path;
+  std::string config_path, out_path, mem_cap_text, crash_at;
   std::optional<int> steps, warmup, threads;
-  std::string mem_cap_text;
+  double timeout_s = 60;
   bool quiet = false;
   app.add_option("--config", config_path, "trial config (JSON)")->required();
   app.add_option("--out", out_path, "write the trial record (JSON) here");
   app.add_option("--steps", steps, "timed optimizer steps (overrides train.steps)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first (overrides train.warmup)")->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", threads, "BLAS threads (overrides train.threads)")->check(CLI::PositiveNumber);
-  app.add_option("--mem-cap", mem_cap_text, "emulated device memory (e.g. 64MiB); exceeding it is status oom");
+  app.add_option("--threads", threads, "BLAS threads per rank (overrides train.threads)")->check(CLI::PositiveNumber);
+  app.add_option("--mem-cap", mem_cap_text, "emulated device memory per rank (e.g. 64MiB); exceeding it is status oom");
+  app.add_option("--timeout", timeout_s, "seconds a rank waits for another before the trial fails (default 60)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--crash", crash_at, "fault injection for testing: RANK:STEP exits that rank abruptly at that step");
   app.add_flag("--quiet", quiet, "print nothing but errors");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  auto input_error = [&](const std::string& message) {
+    if (is_root) std::cerr << "memfront-trial: " << message << "\n";
+    return 2;
+  };
 
-  std::string command_line;
-  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
-
-  uint64_t mem_cap = 0;
+  TrialOptions options;
+  for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
+  options.out = out_path;
+  options.comm_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (!mem_cap_text.empty()) {
     auto parsed = parse_bytes(mem_cap_text);
-    if (!parsed) {
-      std::cerr << "memfront-trial: --mem-cap: expected a byte size such as 512MiB or 2GB, got '" << mem_cap_text
-                << "'\n";
-      return 2;
+    if (!parsed) return input_error("--mem-cap: expected a byte size such as 512MiB or 2GB, got '" + mem_cap_text + "'");
+    options.mem_cap_bytes = *parsed;
+  }
+  if (!crash_at.empty()) {
+    if (std::sscanf(crash_at.c_str(), "%d:%d", &options.crash_rank, &options.crash_step) != 2) {
+      return input_error("--crash: expected RANK:STEP, got '" + crash_at + "'");
     }
-    mem_cap = *parsed;
   }
 
   try {
@@ -51,17 +66,21 @@ int main(int argc, char** argv) {
     if (steps) config.train.steps = *steps;
     if (warmup) config.train.warmup = *warmup;
     if (threads) config.train.threads = *threads;
-    check_supported(config, config_path);
+    check_supported(config, config_path, mpi.world());
 
-    TrialRecord record = run_trial(config, {mem_cap, command_line});
+    // Until the trial ends, the record on disk says it did not finish: a job
+    // killed half-way leaves a truthful file, never a stale or missing one.
+    if (is_root && !out_path.empty()) write_record_file(out_path, unfinished_record(config, options));
+    TrialRecord record = run_trial(config, options);
+    if (!is_root) return 0;
     if (!out_path.empty()) write_record_file(out_path, record);
     if (!quiet) std::cout << format_summary(record);
     return record.status == TrialStatus::ok ? 0 : 3;
   } catch (const InputError& e) {
-    std::cerr << "memfront-trial: " << e.what() << "\n";
-    return 2;
+    return input_error(e.what());
   } catch (const std::exception& e) {
-    std::cerr << "memfront-trial: " << e.what() << "\n";
+    std::cerr << "memfront-trial: rank " << mpi.rank() << ": " << e.what() << "\n";
+    if (mpi.world() > 1) MpiSession::abort(1);
     return 1;
   }
 }

@@ -10,12 +10,13 @@ namespace memfront {
 PhaseTimer::PhaseTimer() {
   handle_ = annotate::subscribe([this](const annotate::RangeEvent& event) {
     if (!event.is_phase) return;
-    std::string name(event.name);
+    // The innermost open phase has counted until now; then the stack changes.
+    if (!open_.empty()) total_ns_[open_.back()] += event.time_ns - since_ns_;
+    since_ns_ = event.time_ns;
     if (event.begin) {
-      open_since_ns_[name] = event.time_ns;
-    } else if (auto it = open_since_ns_.find(name); it != open_since_ns_.end()) {
-      total_ns_[name] += event.time_ns - it->second;
-      open_since_ns_.erase(it);
+      open_.emplace_back(event.name);
+    } else if (!open_.empty() && open_.back() == event.name) {
+      open_.pop_back();
     }
   });
 }

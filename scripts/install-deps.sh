@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev            # CPU GEMM (cblas_sgemm)
+  libopenmpi-dev openmpi-bin # ranks and their messages
   nlohmann-json3-dev         # config, study and results JSON
   libcli11-dev               # command lines
   libgtest-dev libgmock-dev  # tests

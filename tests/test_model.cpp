@@ -139,7 +139,7 @@ TEST(Gpt, WholeModelGradientWithTopKAttention) {
   check_whole_model_gradient(c, /*piecewise=*/true, [&](Gpt& model) {
     const int C = c.model.width;
     for (int l = 0; l < c.model.layers; ++l) {
-      float* qk = model.layout().block(model.params(), l, C).qkvw;  // rows 0..2C-1 are q and k
+      float* qk = model.layout().block(model.params(), l).qkvw;  // rows 0..2C-1 are q and k
       for (int i = 0; i < 2 * C * C; ++i) qk[i] *= 10.0f;
     }
   });

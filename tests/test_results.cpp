@@ -89,7 +89,7 @@ ResultsHeader sample_header() {
 TrialMetrics sample_metrics() {
   TrialMetrics metrics;
   for (int rank = 0; rank < 2; ++rank) {
-    RankMemory memory;
+    RankMetrics memory;
     memory.rank = rank;
     for (MemCategory category : kAllMemCategories) {
       memory.peak[static_cast<int>(category)] = 1000 * (static_cast<int>(category) + 1) + rank;

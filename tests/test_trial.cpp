@@ -2,6 +2,7 @@
 // writes, and how the measured peaks answer the knobs.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -23,8 +24,8 @@ struct ExeRun {
   std::string output;  // stdout and stderr together
 };
 
-ExeRun run_trial_exe(const std::string& args) {
-  const std::string command = std::string(MEMFRONT_TRIAL_EXE) + " " + args + " 2>&1";
+ExeRun run_command(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> chunk;
@@ -32,6 +33,8 @@ ExeRun run_trial_exe(const std::string& args) {
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
+
+ExeRun run_trial_exe(const std::string& args) { return run_command(std::string(MEMFRONT_TRIAL_EXE) + " " + args); }
 
 fs::path write_config(const std::string& name, const std::string& text) {
   fs::path path = fs::path(testing::TempDir()) / name;
@@ -80,12 +83,40 @@ TEST(TrialExe, BadConfigIsOneLineAndExitTwo) {
                             ": /batch/mciro: unknown key (expected one of: accum, micro)\n");
 }
 
-TEST(TrialExe, KnobOfALaterStageFailsClearly) {
+TEST(TrialExe, WorldMustMatchTheJob) {
   fs::path config = write_config("zero3.json", R"({"world": 2, "shard": {"strategy": "zero3"}})");
   ExeRun run = run_trial_exe("--config " + config.string());
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.output.find("/world: world=2 is not implemented yet"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output, "memfront-trial: " + config.string() +
+                            ": /world: the config asks for world=2 ranks but this job has 1 (run it under mpirun -np "
+                            "2)\n");
+}
+
+TEST(TrialExe, KnobOfALaterStageFailsClearly) {
+  fs::path config = write_config("cuda.json", R"({"backend": "cuda"})");
+  ExeRun run = run_trial_exe("--config " + config.string());
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("/backend: backend=cuda is not implemented yet"), std::string::npos) << run.output;
   EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;
+}
+
+// A rank that dies mid-step ends the trial: mpirun returns a failure quickly,
+// and the record on disk says the trial did not finish.
+TEST(TrialExe, ARankThatExitsMidStepFailsTheTrialWithinTheTimeout) {
+  fs::path config = write_config("crash.json", R"({"model": {"vocab": 64, "seq": 16, "width": 32, "heads": 4,
+      "layers": 2}, "batch": {"micro": 2}, "world": 2, "train": {"steps": 5, "warmup": 0}})");
+  fs::path out = fs::path(testing::TempDir()) / "crash.record.json";
+  const auto start = std::chrono::steady_clock::now();
+  ExeRun run = run_command(std::string(MEMFRONT_MPIEXEC) + " -np 2 --oversubscribe --allow-run-as-root " +
+                           MEMFRONT_TRIAL_EXE + " --config " + config.string() + " --timeout 10 --crash 1:2 --out " +
+                           out.string());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  EXPECT_LT(seconds, 30.0) << "the surviving rank must not hang";
+  EXPECT_NE(run.output.find("rank 1: crashing at step 2"), std::string::npos) << run.output;
+  TrialRecord record = read_record_file(out);
+  EXPECT_EQ(record.status, TrialStatus::failed);
+  EXPECT_NE(record.error.find("did not finish"), std::string::npos) << record.error;
 }
 
 TEST(TrialExe, MemoryCapBreachIsStatusOomWithExitThree) {

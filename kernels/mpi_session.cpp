@@ -1,0 +1,79 @@
+#include "kernels/mpi_session.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace memfront {
+
+MpiSession::MpiSession(int& argc, char**& argv) {
+  int already_initialized = 0;
+  MPI_Initialized(&already_initialized);
+  if (!already_initialized) {
+    MPI_Init(&argc, &argv);
+    initialized_here_ = true;
+  }
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (initialized_here_ && !finalized) MPI_Finalize();
+}
+
+int MpiSession::rank() const {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int MpiSession::world() const {
+  int size = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+std::string MpiSession::library_version() const {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  std::string version(text, static_cast<size_t>(length));
+  return version.substr(0, version.find('\n'));
+}
+
+void MpiSession::abort(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::abort();  // MPI_Abort does not return in practice; this keeps [[noreturn]] true if it does
+}
+
+std::vector<int> detect_physical_nodes() {
+  int rank = 0, world = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+
+  // Key 0 on every rank keeps world order inside each node, so local rank 0 is
+  // the node's lowest world rank.
+  MPI_Comm node_comm = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_comm);
+  int lowest_rank_on_my_node = rank;
+  MPI_Bcast(&lowest_rank_on_my_node, 1, MPI_INT, 0, node_comm);
+  MPI_Comm_free(&node_comm);
+
+  std::vector<int> lowest_rank_of(static_cast<size_t>(world));
+  MPI_Allgather(&lowest_rank_on_my_node, 1, MPI_INT, lowest_rank_of.data(), 1, MPI_INT, MPI_COMM_WORLD);
+
+  // A node's lowest rank is where it first appears in world order, so numbering
+  // the distinct values in ascending order numbers the nodes by it.
+  std::vector<int> lowest_ranks = lowest_rank_of;
+  std::sort(lowest_ranks.begin(), lowest_ranks.end());
+  lowest_ranks.erase(std::unique(lowest_ranks.begin(), lowest_ranks.end()), lowest_ranks.end());
+  std::vector<int> node_of_rank(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    node_of_rank[r] = static_cast<int>(std::lower_bound(lowest_ranks.begin(), lowest_ranks.end(), lowest_rank_of[r]) -
+                                       lowest_ranks.begin());
+  }
+  return node_of_rank;
+}
+
+}  // namespace memfront
