@@ -1,7 +1,6 @@
 #include "core/topology.h"
 
 #include <algorithm>
-#include <map>
 
 namespace memfront {
 
@@ -51,10 +50,13 @@ int Topology::leader(int node) const {
 }
 
 std::string Topology::describe() const {
-  std::map<int, int> sizes;
-  for (int node : node_of_rank) ++sizes[node];
-  std::string text = std::to_string(node_count()) + (node_count() == 1 ? " node" : " nodes") + " [";
-  for (int r = 0; r < world; ++r) text += (r ? " " : "") + std::to_string(node_of_rank[r]);
+  // Appended piece by piece: g++ 12 misreports `"x" + std::to_string(...)` (-Wrestrict).
+  std::string text = std::to_string(node_count());
+  text += node_count() == 1 ? " node [" : " nodes [";
+  for (int r = 0; r < world; ++r) {
+    if (r) text += ' ';
+    text += std::to_string(node_of_rank[r]);
+  }
   text += "]";
   text += emulated ? " (virtual nodes, emulated link)" : "";
   return text;
