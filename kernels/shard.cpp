@@ -133,7 +133,6 @@ void TrainingState::gather_unit(int u, float* out) {
   const float* mine = local_params(u);
   const int G = static_cast<int>(shard_group_.size());
   const DType format = config_.quant.weights;
-  const int block = config_.quant.block;
   if (format == DType::fp32) {
     Range range(Phase::comm);
     if (G == 1) {
@@ -143,22 +142,31 @@ void TrainingState::gather_unit(int u, float* out) {
     }
     return;
   }
-  Buffer payload =
-      arena_.allocate(blockwise_bytes(unit.owned_size, format, block), MemCategory::comm, "weights.payload");
+  all_gather_encoded(mine, out, unit.partition, format);
+}
+
+std::vector<Buffer> TrainingState::gather_payloads(Buffer payload, const Group& group) {
+  std::vector<Buffer> received;
+  if (group.size() == 1) {
+    received.push_back(std::move(payload));  // a group of one sends nothing
+    return received;
+  }
+  Range range(Phase::comm);
+  return comm_->all_gather_bytes(payload.data(), payload.bytes(), group);
+}
+
+void TrainingState::all_gather_encoded(const float* shard, float* whole, const Partition& partition, DType format) {
+  const int block = config_.quant.block;
+  const uint64_t my_size = partition.size(shard_index_);
+  Buffer payload = arena_.allocate(blockwise_bytes(my_size, format, block), MemCategory::comm, "payload");
   {
     Range range(Phase::quantize);
-    encode_blockwise(payload.data(), mine, unit.owned_size, format, block);
+    encode_blockwise(payload.data(), shard, my_size, format, block);
   }
-  std::vector<Buffer> received;
-  if (G > 1) {
-    Range range(Phase::comm);
-    received = comm_->all_gather_bytes(payload.data(), payload.bytes(), shard_group_);
-  } else {
-    received.push_back(std::move(payload));
-  }
+  std::vector<Buffer> received = gather_payloads(std::move(payload), shard_group_);
   Range range(Phase::quantize);
-  for (int i = 0; i < G; ++i) {
-    decode_blockwise(out + unit.partition.begin(i), received[i].data(), unit.partition.size(i), format, block);
+  for (int i = 0; i < partition.shards(); ++i) {
+    decode_blockwise(whole + partition.begin(i), received[i].data(), partition.size(i), format, block);
   }
 }
 
@@ -215,13 +223,7 @@ void TrainingState::all_reduce_unit(int u, float* whole) {
       float* residual = residual_ ? residual_.as<float>() + unit.begin : nullptr;
       encode_topk_with_feedback(payload.data(), whole, residual, unit.size, k, scratch.as<float>());
     }
-    std::vector<Buffer> received;
-    if (W > 1) {
-      Range range(Phase::comm);
-      received = comm_->all_gather_bytes(payload.data(), payload.bytes(), shard_group_);
-    } else {
-      received.push_back(std::move(payload));
-    }
+    std::vector<Buffer> received = gather_payloads(std::move(payload), shard_group_);
     Range range(Phase::topk);
     std::fill_n(whole, unit.size, 0.0f);
     for (const Buffer& part : received) add_topk(whole, part.data(), k, unit.size);
@@ -229,27 +231,9 @@ void TrainingState::all_reduce_unit(int u, float* whole) {
   }
   if (config_.quant.grad != DType::fp32) {
     // Reduce-scatter compressed, then every owner sends its sum compressed too.
-    const DType format = config_.quant.grad;
-    const int block = config_.quant.block;
-    const uint64_t my_size = unit.partition.size(shard_index_);
-    Buffer reduced = arena_.allocate_array<float>(my_size, MemCategory::comm, "reduced.shard");
+    Buffer reduced = arena_.allocate_array<float>(unit.partition.size(shard_index_), MemCategory::comm, "reduced");
     reduce_scatter_unit(u, whole, reduced.as<float>());
-    Buffer payload = arena_.allocate(blockwise_bytes(my_size, format, block), MemCategory::comm, "grads.payload");
-    {
-      Range range(Phase::quantize);
-      encode_blockwise(payload.data(), reduced.as<float>(), my_size, format, block);
-    }
-    std::vector<Buffer> received;
-    if (W > 1) {
-      Range range(Phase::comm);
-      received = comm_->all_gather_bytes(payload.data(), payload.bytes(), shard_group_);
-    } else {
-      received.push_back(std::move(payload));
-    }
-    Range range(Phase::quantize);
-    for (int i = 0; i < W; ++i) {
-      decode_blockwise(whole + unit.partition.begin(i), received[i].data(), unit.partition.size(i), format, block);
-    }
+    all_gather_encoded(reduced.as<float>(), whole, unit.partition, config_.quant.grad);
     return;
   }
   if (W > 1) {

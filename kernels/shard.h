@@ -105,7 +105,11 @@ class TrainingState {
   void reduce_scatter_unit(int unit, float* whole, float* shard);
   // Sums `whole` over the world in place (ddp), honouring quant.grad / topk.grad.
   void all_reduce_unit(int unit, float* whole);
-  void average_owned_grads();
+  // Every shard-group member's payload (mine included), exchanged by all-gather.
+  std::vector<Buffer> gather_payloads(Buffer payload, const Group& group);
+  // The compressed all-gather: each member sends its shard (partition.size(i)
+  // floats) blockwise-encoded in `format`; every member decodes all into whole.
+  void all_gather_encoded(const float* shard, float* whole, const Partition& partition, DType format);
 
   Config config_;
   const ParamLayout& layout_;
