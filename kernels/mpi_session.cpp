@@ -34,6 +34,8 @@ int MpiSession::world() const {
   return size;
 }
 
+void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
+
 std::string MpiSession::library_version() const {
   char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
   int length = 0;

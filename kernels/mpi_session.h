@@ -19,6 +19,9 @@ class MpiSession {
   // First line of MPI_Get_library_version, e.g. "Open MPI v4.1.4, package: ...".
   std::string library_version() const;
 
+  // Waits until every rank of the job gets here.
+  void barrier() const;
+
   // Ends every rank of the job (MPI_Abort on MPI_COMM_WORLD) with exit status `code`.
   [[noreturn]] static void abort(int code);
 

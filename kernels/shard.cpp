@@ -206,9 +206,12 @@ void TrainingState::reduce_scatter_unit(int u, float* whole, float* shard) {
   } else {
     received = std::move(payloads);
   }
+  // My part of the partition: under ddp that is one shard of the unit (the
+  // compressed all-reduce gathers the others next), not the whole unit I own.
   Range range(Phase::quantize);
-  std::fill_n(shard, unit.owned_size, 0.0f);
-  for (int i = 0; i < G; ++i) add_decoded_blockwise(shard, received[i].data(), unit.owned_size, format, block);
+  const uint64_t mine = unit.partition.size(shard_index_);
+  std::fill_n(shard, mine, 0.0f);
+  for (int i = 0; i < G; ++i) add_decoded_blockwise(shard, received[i].data(), mine, format, block);
 }
 
 void TrainingState::all_reduce_unit(int u, float* whole) {

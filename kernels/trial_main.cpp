@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
     // Until the trial ends, the record on disk says it did not finish: a job
     // killed half-way leaves a truthful file, never a stale or missing one.
     if (is_root && !out_path.empty()) write_record_file(out_path, unfinished_record(config, options));
+    // No rank starts before that file exists: a rank that fails at once writes
+    // its own record, which must not be overwritten by the placeholder.
+    mpi.barrier();
     TrialRecord record = run_trial(config, options);
     if (!is_root) return 0;
     if (!out_path.empty()) write_record_file(out_path, record);

@@ -138,11 +138,13 @@ TEST(Distributed, LosslessSettingsReproduceTheUncompressedRun) {
 TEST(Distributed, LossyGradientsTrainAndTopKErrorFeedbackHelps) {
   const int steps = 50;
   const TrialMetrics plain = run(small("ddp", steps));
-  Config int4 = small("zero1", steps);
-  int4.quant.grad = DType::int4;
-  int4.quant.block = 64;
-  const TrialMetrics q = run(int4);
-  EXPECT_LT(q.loss_curve.back(), q.loss_curve.front() - 0.2) << "int4 gradients still train";
+  for (const char* strategy : {"ddp", "zero1", "zero2"}) {
+    Config int4 = small(strategy, steps);
+    int4.quant.grad = DType::int4;
+    int4.quant.block = 64;
+    const TrialMetrics q = run(int4);
+    EXPECT_LT(q.loss_curve.back(), q.loss_curve.front() - 0.2) << strategy << ": int4 gradients still train";
+  }
 
   Config with = small("zero1", steps);
   with.topk.grad = 0.05;
