@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <numeric>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace memfront {
 
@@ -341,24 +340,11 @@ Config parse_config(const json& j, std::string_view source) {
 }
 
 Config parse_config_text(std::string_view text, std::string_view source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message carries the byte offset; keep it, behind our file name.
-    std::string what = e.what();
-    auto colon = what.find("parse error");
-    throw InputError(std::string(source) + ": not valid JSON: " + (colon == std::string::npos ? what : what.substr(colon)));
-  }
-  return parse_config(j, source);
+  return parse_config(parse_json_text(text, source), source);
 }
 
 Config load_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path.string() + ": cannot open config file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config_text(text.str(), path.string());
+  return parse_config(read_json_file(path, "config file"), path.string());
 }
 
 json to_json(const Config& c) {

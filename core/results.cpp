@@ -221,7 +221,8 @@ json to_json(const ResultsHeader& header) {
           {"study", header.study},
           {"machine", to_json(header.machine)},
           {"memfront_version", header.memfront_version},
-          {"created", header.created}};
+          {"created", header.created},
+          {"study_spec", header.study_spec}};
 }
 
 json to_json(const TrialRecord& record) {
@@ -510,6 +511,14 @@ ResultsHeader header_from_json(const json& document, std::string_view where) {
   header.machine = machine_from_json(root.object_at("machine"));
   header.memfront_version = root.string_at("memfront_version");
   header.created = root.string_at("created");
+  // Optional: files written before it existed have no study_spec.
+  if (document.contains("study_spec")) {
+    const json& spec = document["study_spec"];
+    if (!spec.is_null() && !spec.is_object()) {
+      root.member("study_spec", "an object or null").fail_expected("an object or null");
+    }
+    header.study_spec = spec;
+  }
   return header;
 }
 

@@ -48,6 +48,7 @@ struct ResultsHeader {
   MachineInfo machine;
   std::string memfront_version;
   std::string created;           // ISO 8601 UTC, e.g. 2026-11-23T02:10:00Z
+  nlohmann::json study_spec;     // the study file's JSON (objectives, space...), null when none
 };
 
 // Median and spread of a sample (seconds for times).

@@ -1,0 +1,286 @@
+// memfront sweep end to end with the real memfront-trial: every trial and the
+// reference recorded once, resume after kills, Ctrl-C, pruning, failures,
+// replay, and the pareto/export/predict commands on what was recorded.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/config.h"
+#include "core/results.h"
+#include "tuner/study.h"
+#include "tuner/sweep.h"
+
+using namespace memfront;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Command {
+  int exit_code;
+  std::string output;
+};
+
+Command run(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::string output;
+  char chunk[4096];
+  while (size_t n = fread(chunk, 1, sizeof chunk, pipe)) output.append(chunk, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+const std::string kTool = MEMFRONT_TOOL_EXE;
+
+// A study small enough to run in seconds: one rank, four configurations.
+json tiny_study(const std::string& name) {
+  return {{"study", name},
+          {"base", {{"model", {{"vocab", 64}, {"seq", 16}, {"width", 32}, {"heads", 2}, {"layers", 2}}},
+                    {"batch", {{"micro", 2}}}}},
+          {"space", {{"checkpoint.every", {0, 1}}, {"precision.activations", {"fp32", "int8"}}}},
+          {"objectives", {{{"metric", "peak_mem"}}, {{"metric", "step_time"}}, {{"metric", "loss_delta"}}}},
+          {"steps", 3},
+          {"warmup", 0},
+          {"launcher", {{"kind", "local"}, {"timeout_s", 60}}}};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::path(testing::TempDir()) / ("sweep-" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+fs::path write_study(const fs::path& dir, const json& study) {
+  fs::path path = dir / "study.json";
+  std::ofstream(path) << study.dump(2);
+  return path;
+}
+
+std::string sweep_command(const fs::path& study, const fs::path& results, const std::string& extra = "") {
+  return "MEMFRONT_TRIAL='" + std::string(MEMFRONT_TRIAL_EXE) + "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool +
+         "' sweep '" + study.string() + "' --results '" + results.string() + "' " + extra;
+}
+
+}  // namespace
+
+TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
+  const fs::path dir = fresh_dir("basic");
+  const fs::path study = write_study(dir, tiny_study("basic"));
+  const fs::path results = dir / "basic.jsonl";
+  Command c = run(sweep_command(study, results));
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_NE(c.output.find("Pareto front of basic"), std::string::npos) << c.output;
+
+  ResultsFile file = read_results(results);
+  EXPECT_EQ(file.header.study, "basic");
+  EXPECT_EQ(file.header.study_spec["study"], "basic");
+  // The reference (fp32, no checkpointing) is also the space's first point: 4 records, not 5.
+  ASSERT_EQ(file.trials.size(), 4u);
+  std::set<std::string> ids;
+  for (const TrialRecord& r : file.trials) {
+    EXPECT_EQ(r.status, TrialStatus::ok) << r.error;
+    EXPECT_TRUE(r.prediction.is_object()) << "every record carries the cost model's prediction";
+    ASSERT_TRUE(r.metrics && r.metrics->loss_delta);
+    ids.insert(r.id);
+  }
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_EQ(*file.trials[0].metrics->loss_delta, 0.0) << "the reference runs first";
+  EXPECT_EQ(file.trials[0].config["checkpoint"]["every"], 0);
+
+  // The commands that read results.
+  Command pareto = run("'" + kTool + "' pareto '" + results.string() + "' --objectives peak_mem,step_time");
+  EXPECT_EQ(pareto.exit_code, 0) << pareto.output;
+  EXPECT_NE(pareto.output.find("Pareto front of basic"), std::string::npos);
+  Command exported = run("'" + kTool + "' export '" + results.string() + "' --pick best:peak_mem --format deepspeed");
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find("zero_optimization"), std::string::npos) << exported.output;
+  Command status = run("'" + kTool + "' status '" + results.string() + "'");
+  EXPECT_NE(status.output.find("4 trials recorded (4 ok)"), std::string::npos) << status.output;
+  Command again = run(sweep_command(study, results));
+  EXPECT_EQ(again.exit_code, 2) << "an existing results file needs --resume";
+  EXPECT_NE(again.output.find("use --resume"), std::string::npos) << again.output;
+  Command resumed = run(sweep_command(study, results, "--resume"));
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(read_results(results).trials.size(), 4u) << "nothing is run twice";
+}
+
+// Kill the sweep at random moments and resume until it finishes: no record is
+// lost, duplicated or corrupt.
+TEST(Sweep, ResumeAfterKillsAtRandomPointsKeepsTheFileWhole) {
+  const fs::path dir = fresh_dir("kills");
+  json spec = tiny_study("kills");
+  spec["space"]["topk.attention"] = {0, 4};  // 8 configurations
+  const fs::path study = write_study(dir, spec);
+  const fs::path results = dir / "kills.jsonl";
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> delay_ms(100, 1500);
+  bool finished = false;
+  for (int attempt = 0; attempt < 30 && !finished; ++attempt) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c", sweep_command(study, results, "--resume > /dev/null 2>&1").c_str(), nullptr);
+      _exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
+    int status = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        finished = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!finished && waitpid(pid, &status, WNOHANG) == 0) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+  }
+  ASSERT_TRUE(finished) << "the sweep never got to finish";
+  ResultsFile file = read_results(results);
+  std::set<std::string> ids;
+  for (const TrialRecord& r : file.trials) {
+    EXPECT_TRUE(ids.insert(r.id).second) << "duplicate " << r.id;
+    EXPECT_EQ(r.status, TrialStatus::ok) << r.error;
+  }
+  EXPECT_EQ(ids.size(), 8u);
+}
+
+TEST(Sweep, InterruptStopsCleanlyAndResumeCompletes) {
+  const fs::path dir = fresh_dir("interrupt");
+  json spec = tiny_study("interrupt");
+  spec["space"]["topk.attention"] = {0, 4};
+  spec["steps"] = 20;
+  const fs::path study = write_study(dir, spec);
+  const fs::path results = dir / "interrupt.jsonl";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = sweep_command(study, results, "> /dev/null 2>&1");
+    execl("/bin/sh", "sh", "-c", ("exec env " + command).c_str(), nullptr);
+    _exit(127);
+  }
+  // Interrupt once at least one trial is recorded.
+  for (int i = 0; i < 300; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (fs::exists(results) && read_results(results).trials.size() >= 1) break;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+  ASSERT_TRUE(WIFEXITED(status));
+  const int code = WEXITSTATUS(status);
+  EXPECT_TRUE(code == 130 || code == 0) << code;  // 0 if it happened to finish first
+  const size_t before = read_results(results).trials.size();
+  Command resumed = run(sweep_command(study, results, "--resume"));
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  const ResultsFile file = read_results(results);
+  EXPECT_EQ(file.trials.size(), 8u);
+  EXPECT_GE(file.trials.size(), before);
+}
+
+TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
+  const fs::path dir = fresh_dir("prune");
+  json spec = tiny_study("prune");
+  spec["outcome_constraints"] = {"peak_mem <= 1KiB"};
+  const fs::path study = write_study(dir, spec);
+  const fs::path results = dir / "prune.jsonl";
+  Command c = run(sweep_command(study, results));
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const ResultsFile file = read_results(results);
+  ASSERT_EQ(file.trials.size(), 4u);
+  for (const TrialRecord& r : file.trials) {
+    EXPECT_EQ(r.status, TrialStatus::pruned);
+    EXPECT_FALSE(r.metrics);
+    EXPECT_NE(r.error.find("/outcome_constraints/0"), std::string::npos) << r.error;
+    EXPECT_TRUE(r.prediction.is_object());
+  }
+  const fs::path unpruned = dir / "unpruned.jsonl";
+  Command no_prune = run(sweep_command(study, unpruned, "--no-prune"));
+  ASSERT_EQ(no_prune.exit_code, 0) << no_prune.output;
+  for (const TrialRecord& r : read_results(unpruned).trials) EXPECT_EQ(r.status, TrialStatus::ok);
+}
+
+TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
+  const fs::path dir = fresh_dir("failures");
+  const fs::path study = write_study(dir, tiny_study("failures"));
+  const fs::path results = dir / "failures.jsonl";
+  Command c = run("FAKE_TRIAL_MODE=crash MEMFRONT_TRIAL='" + std::string(MEMFRONT_FAKE_TRIAL) +
+                  "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' sweep '" + study.string() + "' --results '" +
+                  results.string() + "'");
+  EXPECT_EQ(c.exit_code, 0) << c.output;
+  const ResultsFile file = read_results(results);
+  ASSERT_EQ(file.trials.size(), 4u);
+  for (const TrialRecord& r : file.trials) {
+    EXPECT_EQ(r.status, TrialStatus::failed);
+    EXPECT_NE(r.error.find("signal"), std::string::npos) << r.error;
+  }
+}
+
+TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
+  // A recorded sweep made of synthetic records for every point of the space.
+  json spec = tiny_study("replay");
+  spec["space"]["topk.attention"] = {0, 4, 8};
+  Study study = parse_study(spec, "replay.json");
+  std::vector<TrialRecord> recorded;
+  for (const Candidate& c : enumerate_space(study)) {
+    TrialRecord r;
+    r.id = config_id(c.config);
+    r.config = to_json(c.config);
+    TrialMetrics m;
+    m.peak_total_max = 1000 + 100 * c.config.topk.attention + (c.config.checkpoint.every ? 0 : 500);
+    m.step_time_s.median = 0.01 * (c.config.checkpoint.every + 1);
+    m.step_time_s.count = 3;
+    m.loss_curve = {5.0, 4.0, 3.0};
+    m.final_loss = 3.0 + 0.01 * c.config.topk.attention;
+    r.metrics = m;
+    recorded.push_back(r);
+  }
+  ReplayLauncher launcher(recorded);
+  for (const std::string strategy : {"grid", "random", "halving", "nsga2"}) {
+    study.search.strategy = strategy;
+    study.search.budget_trials = 6;
+    study.search.halving_min_steps = 1;
+    SweepOptions options;  // no results file: nothing is written
+    std::ostringstream log;
+    SweepSummary summary = run_sweep(study, options, launcher, log);
+    EXPECT_LE(summary.proposed, 6) << strategy;
+    EXPECT_GE(summary.proposed, 3) << strategy;
+    EXPECT_EQ(summary.failed, 0) << strategy << "\n" << log.str();
+    for (const TrialRecord& r : summary.records) {
+      EXPECT_EQ(r.status, TrialStatus::ok) << strategy << " " << r.error;
+      // Shorter runs of halving are the recorded run's beginning.
+      if (r.config["train"]["steps"] == 1) {
+        EXPECT_EQ(r.metrics->final_loss, 5.0);
+      }
+    }
+  }
+}
+
+TEST(Sweep, PredictAnswersWhatIfQuestionsBeyondTheMachine) {
+  const fs::path dir = fresh_dir("predict");
+  const fs::path config = dir / "c.json";
+  std::ofstream(config) << R"({"model": {"vocab": 50257, "seq": 1024, "width": 768, "heads": 12, "layers": 12},
+                               "shard": {"strategy": "zero3"}, "batch": {"micro": 8}})";
+  Command c = run("MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' predict '" + config.string() +
+                  "' --world 1024 --ranks-per-node 8");
+  EXPECT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_NE(c.output.find("world 1024 (8 per node)"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("uncalibrated"), std::string::npos) << c.output;
+  Command bad = run("'" + kTool + "' predict '" + config.string() + "' --world 1000 --ranks-per-node 7");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("/placement/ranks_per_node"), std::string::npos) << bad.output;
+}

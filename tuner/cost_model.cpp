@@ -1,0 +1,1044 @@
+// The cost model (cost_model.h). Everything here is derived again from the
+// knobs: the tuner never links the kernels. Each closed form names the kernel
+// code whose behaviour it states (kernels/model.cpp, shard.cpp, comm_mpi.cpp,
+// compress.cpp, cpu/ops.cpp), so that a change there is easy to follow here.
+//
+// Memory. A rank's arena holds, for the whole step, its parameters, gradients
+// and AdamW moments (per strategy), the error-feedback residual, the model's
+// workspace and the input tokens. On top of that come, at known moments,
+// saved activations, recomputed segments, gathered units, whole-unit gradient
+// buffers and the buffers of one collective at a time. The model lists those
+// moments as snapshots of live bytes by category; a category's peak is its
+// largest value over the snapshots, the total's peak the largest sum. The
+// snapshots are those that can hold a maximum: the start of backward (all
+// activations saved, the head's units gathered), the top block of every
+// backward segment, the last gradient reduction, every collective of the
+// optimizer step, the evaluation's logits and zero3's initialization. Other
+// moments are dominated by one of these (the forward pass holds a subset of
+// what the start of backward holds; evaluation gathers the same units as
+// training with fewer tensors live).
+//
+// Bytes. memfront's collectives are point-to-point algorithms whose every
+// message is known from the group, the partition and the topology, so the
+// bytes each rank sends, and whether they cross nodes, are counted here
+// message by message, exactly as comm_mpi.cpp sends them.
+//
+// Time. FLOPs per rank at the calibrated GEMM and attention rates, the bytes of
+// the memory-bound ops at the calibrated streaming bandwidth, and for each
+// message a rank waits on, latency + bytes / bandwidth of its link.
+#include "tuner/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <vector>
+
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/topology.h"
+
+namespace memfront {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------
+// Strict JSON reading: every expected member present with its type, nothing
+// else. Errors are InputError "<where>: <json pointer>: <what was expected>".
+// ---------------------------------------------------------------------------
+
+namespace {
+
+class StrictObject {
+ public:
+  StrictObject(const json& value, std::string_view where, std::string pointer, std::initializer_list<const char*> keys)
+      : value_(value), where_(where), pointer_(std::move(pointer)) {
+    if (!value_.is_object()) fail(pointer_, "expected an object, got " + std::string(value_.type_name()));
+    for (const auto& item : value_.items()) {
+      if (std::none_of(keys.begin(), keys.end(), [&](const char* key) { return item.key() == key; })) {
+        std::string expected;
+        for (const char* key : keys) expected += (expected.empty() ? "" : ", ") + std::string(key);
+        fail(at(item.key()), "unknown key (expected one of: " + expected + ")");
+      }
+    }
+  }
+
+  double number(const char* key) const {
+    const json& v = member(key, "a number");
+    if (!v.is_number()) fail(at(key), "expected a number, got " + v.dump());
+    return v.get<double>();
+  }
+  double positive(const char* key) const {
+    const double x = number(key);
+    if (!(x > 0) || !std::isfinite(x)) fail(at(key), "expected a positive finite number, got " + member(key, "").dump());
+    return x;
+  }
+  double non_negative(const char* key) const {
+    const double x = number(key);
+    if (!(x >= 0) || !std::isfinite(x)) fail(at(key), "expected a finite number >= 0, got " + member(key, "").dump());
+    return x;
+  }
+  uint64_t count(const char* key) const {
+    const json& v = member(key, "a non-negative integer");
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
+      fail(at(key), "expected a non-negative integer, got " + v.dump());
+    }
+    return v.get<uint64_t>();
+  }
+  bool boolean(const char* key) const {
+    const json& v = member(key, "true or false");
+    if (!v.is_boolean()) fail(at(key), "expected true or false, got " + v.dump());
+    return v.get<bool>();
+  }
+  std::string text(const char* key) const {
+    const json& v = member(key, "a string");
+    if (!v.is_string()) fail(at(key), "expected a string, got " + v.dump());
+    return v.get<std::string>();
+  }
+  StrictObject object(const char* key, std::initializer_list<const char*> keys) const {
+    return StrictObject(member(key, "an object"), where_, at(key), keys);
+  }
+
+ private:
+  const json& member(const char* key, const std::string& expected) const {
+    const auto it = value_.find(key);
+    if (it == value_.end()) fail(at(key), "missing (expected " + expected + ")");
+    return *it;
+  }
+  std::string at(const std::string& key) const { return pointer_ + "/" + key; }
+  [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
+    throw InputError(std::string(where_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+  }
+
+  const json& value_;
+  std::string_view where_;
+  std::string pointer_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Calibration files
+// ---------------------------------------------------------------------------
+
+json to_json(const Calibration& c) {
+  return {{"measured", c.measured},
+          {"host", c.host},
+          {"created", c.created},
+          {"gemm_flops_per_s", c.gemm_flops_per_s},
+          {"attention_flops_per_s", c.attention_flops_per_s},
+          {"memory_bytes_per_s", c.memory_bytes_per_s},
+          {"link_latency_s", c.link_latency_s},
+          {"link_bytes_per_s", c.link_bytes_per_s}};
+}
+
+Calibration calibration_from_json(const json& j, std::string_view where) {
+  const StrictObject o(j, where, "",
+                       {"measured", "host", "created", "gemm_flops_per_s", "attention_flops_per_s",
+                        "memory_bytes_per_s", "link_latency_s", "link_bytes_per_s"});
+  Calibration c;
+  c.measured = o.boolean("measured");
+  c.host = o.text("host");
+  c.created = o.text("created");
+  c.gemm_flops_per_s = o.positive("gemm_flops_per_s");
+  c.attention_flops_per_s = o.positive("attention_flops_per_s");
+  c.memory_bytes_per_s = o.positive("memory_bytes_per_s");
+  c.link_latency_s = o.non_negative("link_latency_s");
+  c.link_bytes_per_s = o.positive("link_bytes_per_s");
+  return c;
+}
+
+std::filesystem::path default_calibration_path() {
+  if (const char* explicit_path = std::getenv("MEMFRONT_CALIBRATION"); explicit_path && *explicit_path) {
+    return explicit_path;
+  }
+  std::filesystem::path cache;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    cache = xdg;
+  } else {
+    const char* home = std::getenv("HOME");
+    cache = std::filesystem::path(home && *home ? home : ".") / ".cache";
+  }
+  return cache / "memfront" / "calibration.json";
+}
+
+Calibration load_calibration(const std::filesystem::path& path) {
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) return Calibration{};
+  const json j = read_json_file(path, "the calibration file");
+  return calibration_from_json(j, path.string());
+}
+
+void save_calibration(const std::filesystem::path& path, const Calibration& calibration) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  // Written beside and renamed over, so that a reader never sees half a file.
+  std::filesystem::path temporary = path;
+  temporary += ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << to_json(calibration).dump(2) << '\n';
+    if (!out.flush()) throw std::runtime_error(temporary.string() + ": cannot write the calibration file");
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+// ---------------------------------------------------------------------------
+// Prediction records
+// ---------------------------------------------------------------------------
+
+json to_json(const Prediction& p) {
+  json peak = json::object();
+  for (MemCategory category : kAllMemCategories) {
+    peak[std::string(to_string(category))] = p.peak[static_cast<int>(category)];
+  }
+  peak["total"] = p.peak_total;
+  return {{"peak_bytes", peak},
+          {"comm", {{"bytes_intra_node", p.bytes_intra_node}, {"bytes_inter_node", p.bytes_inter_node}}},
+          {"flops_per_step", p.flops_per_step},
+          {"compute_s", p.compute_s},
+          {"comm_s", p.comm_s},
+          {"step_time_s", p.step_time_s},
+          {"calibrated", p.calibrated}};
+}
+
+Prediction prediction_from_json(const json& j, std::string_view where) {
+  const StrictObject o(j, where, "",
+                       {"peak_bytes", "comm", "flops_per_step", "compute_s", "comm_s", "step_time_s", "calibrated"});
+  const StrictObject peak = o.object(
+      "peak_bytes", {"params", "grads", "optimizer", "activations", "recompute", "comm", "workspace", "total"});
+  Prediction p;
+  for (MemCategory category : kAllMemCategories) {
+    p.peak[static_cast<int>(category)] = peak.count(std::string(to_string(category)).c_str());
+  }
+  p.peak_total = peak.count("total");
+  const StrictObject comm = o.object("comm", {"bytes_intra_node", "bytes_inter_node"});
+  p.bytes_intra_node = comm.count("bytes_intra_node");
+  p.bytes_inter_node = comm.count("bytes_inter_node");
+  p.flops_per_step = o.non_negative("flops_per_step");
+  p.compute_s = o.non_negative("compute_s");
+  p.comm_s = o.non_negative("comm_s");
+  p.step_time_s = o.non_negative("step_time_s");
+  p.calibrated = o.boolean("calibrated");
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint64_t kFloat = 4;
+
+// The parameter units of kernels/param_layout.h, the pieces that strategies
+// partition, gather and reduce one at a time: unit 0 is the embedding
+// [wte (V,C), wpe (T,C)], units 1..L the blocks, unit L+1 the final LayerNorm
+// [weight, bias]. A block is 12C^2 + 13C: QKV 3C^2 + 3C, projection C^2 + C,
+// FC 4C^2 + 4C, FC projection 4C^2 + C, two LayerNorms 4C.
+struct Units {
+  explicit Units(const ModelShape& m)
+      : layers(m.layers),
+        embedding(uint64_t(m.vocab) * m.width + uint64_t(m.seq) * m.width),
+        block(12 * uint64_t(m.width) * m.width + 13 * uint64_t(m.width)),
+        final_norm(2 * uint64_t(m.width)),
+        total(embedding + uint64_t(m.layers) * block + final_norm) {}
+
+  int count() const { return layers + 2; }
+  uint64_t size(int unit) const { return unit == 0 ? embedding : unit == layers + 1 ? final_norm : block; }
+  uint64_t largest() const { return std::max({embedding, block, final_norm}); }
+
+  int layers;
+  uint64_t embedding, block, final_norm;
+  uint64_t total;  // Psi
+};
+
+// Partition::even (kernels/comm.cpp): shard i of n elements over g shards is
+// [i*n/g, (i+1)*n/g), computed as i*q + i*r/g (n = q*g + r) so that nothing
+// overflows. Sizes are q or q + 1, and exactly r shards have q + 1.
+uint64_t shard_offset(uint64_t n, uint64_t g, uint64_t i) { return i * (n / g) + i * (n % g) / g; }
+uint64_t shard_size(uint64_t n, uint64_t g, uint64_t i) { return shard_offset(n, g, i + 1) - shard_offset(n, g, i); }
+uint64_t largest_shard(uint64_t n, uint64_t g) { return (n + g - 1) / g; }
+// Sum over the g shards of f(shard size), from the two sizes there are.
+uint64_t sum_over_shards(uint64_t n, uint64_t g, const std::function<uint64_t(uint64_t)>& f) {
+  const uint64_t q = n / g, r = n % g;
+  return (g - r) * f(q) + (r > 0 ? r * f(q + 1) : 0);
+}
+
+// compress.h blockwise_bytes: the codes (fp32 4 bytes, bf16 2, int8 1, int4
+// half a byte rounded up over the whole payload) and, for the scaled formats,
+// one fp32 scale per block of `block` elements.
+uint64_t wire_bytes(uint64_t n, DType format, int block) {
+  const uint64_t scales = dtype_is_scaled(format) ? (n + block - 1) / block * kFloat : 0;
+  const uint64_t codes = format == DType::int4 ? (n + 1) / 2 : n * uint64_t(dtype_bits(format) / 8);
+  return scales + codes;
+}
+
+// compress.h topk_count and topk_bytes: ceil(density * n), taking off a
+// relative 1e-12 first so that a decimal density such as 0.07 does not round
+// up past the entries it means; at least one. Each entry is a uint32 index and
+// an fp32 value.
+uint64_t topk_entries(uint64_t n, double density) {
+  if (n == 0) return 0;
+  const auto k = static_cast<uint64_t>(std::ceil(density * static_cast<double>(n) * (1.0 - 1e-12)));
+  return std::clamp<uint64_t>(k, 1, n);
+}
+constexpr uint64_t kTopkEntryBytes = 8;
+
+// A saved tensor of rows x cols values (kernels/quantize.h): each row packed
+// into whole bytes, plus one fp32 scale per row for the scaled formats.
+uint64_t saved_bytes(DType format, uint64_t rows, uint64_t cols) {
+  return rows * ((cols * uint64_t(dtype_bits(format)) + 7) / 8) + (dtype_is_scaled(format) ? rows * kFloat : 0);
+}
+
+// What forward keeps for backward (kernels/model.cpp, block_forward and
+// head_forward), with N = B*T rows:
+// - a block: its input x_in, LayerNorm 1's output, qkv (3C), the attention
+//   weights, the attention output, x_mid (LayerNorm 2's input), LayerNorm 2's
+//   output, the FC output and the GELU output (4C each), all in the activation
+//   format, and the two LayerNorms' mean and rstd (fp32, N each). Dense
+//   attention keeps the T x T probabilities of every (b, head, query); Top-K
+//   keeps K weights per query in the format and K uint16 key indices.
+// - the head: the final LayerNorm's input and output in the format, its mean
+//   and rstd, and the (N,V) probabilities in fp32 whatever the format.
+// - a checkpoint: one block input.
+struct SavedForms {
+  explicit SavedForms(const Config& c) {
+    const DType f = c.precision.activations;
+    const uint64_t B = c.batch.micro, T = c.model.seq, C = c.model.width, H = c.model.heads;
+    const uint64_t V = c.model.vocab, K = c.topk.attention, N = B * T;
+    const uint64_t stats = 2 * N * kFloat;  // mean and rstd of one LayerNorm
+    const uint64_t attention = K == 0 ? saved_bytes(f, B * H * T, T)
+                                      : saved_bytes(f, B * H * T, K) + B * H * T * K * sizeof(uint16_t);
+    block_input = saved_bytes(f, N, C);
+    block = 5 * saved_bytes(f, N, C) + saved_bytes(f, N, 3 * C) + 2 * saved_bytes(f, N, 4 * C) + attention + 2 * stats;
+    head = 2 * saved_bytes(f, N, C) + stats + N * V * kFloat;
+    block_elements = 16 * N * C + B * H * T * (K == 0 ? T : K);
+    head_elements = 2 * N * C;
+  }
+  uint64_t block, block_input, head;
+  uint64_t block_elements, head_elements;  // values stored, for the (de)quantization traffic
+};
+
+// The step's reusable buffers (Gpt::Workspace in kernels/model.cpp) and the
+// trial's input and target tokens (two int32 B x T arrays, kernels/trial.cpp):
+// 36 float arrays of N x C (the residual stream and its gradient, two each;
+// x_in, ln1, att_out, att_proj, x_mid, ln2, fc_proj, dln, dx_mid, datt; qkv and
+// dqkv of 3C; fc, gelu, dgelu, dfc of 4C), 5 of N (two LayerNorms' mean and
+// rstd, the losses), the attention buffer (dense: B*H*T*T floats and T floats
+// of scratch; Top-K: B*H*T*K floats, as many uint16 indices, 2T floats of
+// scratch) and the tokens.
+uint64_t workspace_bytes(const Config& c) {
+  const uint64_t B = c.batch.micro, T = c.model.seq, C = c.model.width, H = c.model.heads;
+  const uint64_t K = c.topk.attention, N = B * T;
+  const uint64_t attention = K == 0 ? (B * H * T * T + T) * kFloat
+                                    : B * H * T * K * (kFloat + sizeof(uint16_t)) + 2 * T * kFloat;
+  return (36 * N * C + 5 * N) * kFloat + attention + 2 * N * sizeof(int32_t);
+}
+
+// ---------------------------------------------------------------------------
+// Groups and how the collectives see them
+// ---------------------------------------------------------------------------
+
+using Group = std::vector<int>;  // world ranks in ascending order: the ring order
+
+// The shard groups (kernels/shard.cpp): hybrid cuts the world into groups of
+// shard.group consecutive ranks; every other strategy shards over the world.
+std::vector<Group> shard_groups(const Config& c) {
+  const int G = c.shard.strategy == ShardStrategy::hybrid ? c.shard.group : c.world;
+  std::vector<Group> groups(c.world / G);
+  for (int r = 0; r < c.world; ++r) groups[r / G].push_back(r);
+  return groups;
+}
+
+// hybrid's replica groups: the ranks that hold the same shard, r, r+G, r+2G, ...
+std::vector<Group> replica_groups(const Config& c) {
+  std::vector<Group> groups;
+  if (c.shard.strategy != ShardStrategy::hybrid || c.shard.group == c.world) return groups;
+  groups.resize(c.shard.group);
+  for (int r = 0; r < c.world; ++r) groups[r % c.shard.group].push_back(r);
+  return groups;
+}
+
+// A group as comm_mpi.cpp's algorithms see it: its ring edges, and its split
+// by node for the hierarchical algorithms (the lowest-ranked member of each
+// node leads it; leaders form a ring across nodes in ascending rank order).
+struct GroupLinks {
+  GroupLinks(const Group& group, const Topology& topology) : ranks(group) {
+    const int m = static_cast<int>(group.size());
+    std::vector<int> node_index(topology.node_count(), -1);
+    for (int position = 0; position < m; ++position) {
+      int& index = node_index[topology.node_of(group[position])];
+      if (index < 0) {
+        index = static_cast<int>(nodes.size());
+        nodes.emplace_back();
+      }
+      nodes[index].push_back(position);
+      node_of_position.push_back(index);
+    }
+    for (int position = 0; position < m; ++position) {
+      successor_inter.push_back(node_of_position[position] != node_of_position[(position + 1) % m]);
+      ring_crosses = ring_crosses || successor_inter.back();
+    }
+    // all_to_all_bytes: round k pairs every member with the one k places on;
+    // a round waits on its slowest pair.
+    for (int k = 1; k < m && nodes.size() > 1; ++k) {
+      for (int position = 0; position < m; ++position) {
+        if (node_of_position[position] != node_of_position[(position + k) % m]) {
+          ++inter_rounds;
+          break;
+        }
+      }
+    }
+  }
+
+  int members() const { return static_cast<int>(ranks.size()); }
+  int node_mates(int position) const { return static_cast<int>(nodes[node_of_position[position]].size()) - 1; }
+  bool leads(int position) const { return nodes[node_of_position[position]].front() == position; }
+  int largest_node() const {
+    size_t largest = 0;
+    for (const auto& node : nodes) largest = std::max(largest, node.size());
+    return static_cast<int>(largest);
+  }
+
+  Group ranks;
+  std::vector<std::vector<int>> nodes;  // positions on each node, ascending; nodes by their lowest rank
+  std::vector<int> node_of_position;
+  std::vector<bool> successor_inter;    // does position i's ring edge to i+1 cross nodes
+  bool ring_crosses = false;
+  int inter_rounds = 0;
+};
+
+// How one rank takes part in one kind of group, for its transient buffers.
+struct Role {
+  int members = 1;
+  int position = 0;    // shard index
+  bool leads = false;  // hierarchical: collects and redistributes its node's data
+  int node_mates = 0;  // the other members on its node
+  int nodes = 1;       // nodes the group spans
+};
+
+std::vector<Role> roles(const std::vector<GroupLinks>& groups, int world) {
+  std::vector<Role> by_rank(world);
+  for (const GroupLinks& g : groups) {
+    for (int position = 0; position < g.members(); ++position) {
+      by_rank[g.ranks[position]] = {g.members(), position, g.leads(position), g.node_mates(position),
+                                    static_cast<int>(g.nodes.size())};
+    }
+  }
+  return by_rank;
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------
+
+// The strategy's choices (kernels/shard.cpp TrainingState).
+struct Strategy {
+  explicit Strategy(const Config& c) {
+    const ShardStrategy s = c.shard.strategy;
+    shards_optimizer = s != ShardStrategy::ddp;
+    shards_grads = s == ShardStrategy::zero2 || s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
+    shards_params = s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
+    sparse_grads = c.topk.grad < 1.0;
+    quantized_grads = c.quant.grad != DType::fp32;
+    // The residual keeps, for every parameter, what compression did not send.
+    residual = (quantized_grads && c.quant.error_feedback) || (sparse_grads && c.topk.error_feedback);
+  }
+  bool shards_optimizer, shards_grads, shards_params, sparse_grads, quantized_grads, residual;
+};
+
+// The comm buffers one collective of a unit of n elements holds at its
+// fullest on a rank (comm_mpi.cpp and shard.cpp), by what the step does.
+class Transients {
+ public:
+  Transients(const Config& c, bool hierarchical) : c_(c), hierarchical_(hierarchical) {}
+
+  // Flat reduce-scatter: the ring's incoming chunk, the largest shard.
+  // Hierarchical: a leader with node-mates receives their whole data (n), then
+  // all-reduces across leaders with a chunk of n / nodes; other members only send.
+  uint64_t float_reduction(uint64_t n, const Role& role) const {
+    if (role.members == 1) return 0;
+    if (!hierarchical_) return largest_shard(n, role.members) * kFloat;
+    if (!role.leads) return 0;
+    const uint64_t from_mates = role.node_mates > 0 ? n * kFloat : 0;
+    const uint64_t ring_chunk = role.nodes > 1 ? largest_shard(n, role.nodes) * kFloat : 0;
+    return std::max(from_mates, ring_chunk);
+  }
+
+  // zero3's parameter gather of a unit (acquire_params). fp32: the flat ring
+  // gathers in place; a hierarchical leader stages the whole unit. Compressed:
+  // my encoded shard and every member's received one (a group of one keeps
+  // only its own payload).
+  uint64_t gather(uint64_t n, const Role& role) const {
+    const DType format = c_.quant.weights;
+    if (format == DType::fp32) return hierarchical_ && role.members > 1 && role.leads ? n * kFloat : 0;
+    return encoded_all_gather(n, role, format);
+  }
+
+  // A gradient reduction into my shard (release_grads, and zero1's optimizer
+  // step): the reduced shard, plus fp32: the reduce-scatter's buffers;
+  // compressed: my encoded parts for every member and, from a group of more
+  // than one, the part of mine every member sent.
+  uint64_t reduction(uint64_t n, const Role& role) const {
+    const uint64_t mine = shard_size(n, role.members, role.position);
+    return mine * kFloat + reduction_buffers(n, role);
+  }
+
+  // ddp's all-reduce of a unit (optimizer_step). Top-K: my payload and every
+  // member's; quantized: the reduced shard beside the compressed
+  // reduce-scatter, then beside the compressed all-gather of the sums; fp32:
+  // the all-reduce's reduce-scatter half.
+  uint64_t all_reduce(uint64_t n, const Role& role) const {
+    if (c_.topk.grad < 1.0) return sparse_payloads(n, role);
+    if (c_.quant.grad != DType::fp32) {
+      const uint64_t mine = shard_size(n, role.members, role.position);
+      return mine * kFloat + std::max(reduction_buffers(n, role), encoded_all_gather(n, role, c_.quant.grad));
+    }
+    return float_reduction(n, role);
+  }
+
+  // Top-K's all-gather of index/value payloads (ddp, and zero1 with Top-K):
+  // mine and, from a group of more than one, every member's, mine included.
+  uint64_t sparse_payloads(uint64_t n, const Role& role) const {
+    const uint64_t payload = topk_entries(n, c_.topk.grad) * kTopkEntryBytes;
+    return payload * (role.members > 1 ? 1 + role.members : 1);
+  }
+
+  // zero1/zero2 bring every rank's parameters up to date: my shard, copied
+  // out, and for a hierarchical leader the staged unit.
+  uint64_t parameter_update(uint64_t n, const Role& role) const {
+    const uint64_t mine = shard_size(n, role.members, role.position) * kFloat;
+    return mine + (hierarchical_ && role.leads ? n * kFloat : 0);
+  }
+
+ private:
+  uint64_t reduction_buffers(uint64_t n, const Role& role) const {
+    const DType format = c_.quant.grad;
+    if (format == DType::fp32) return float_reduction(n, role);
+    const int block = c_.quant.block;
+    const uint64_t sent = sum_over_shards(n, role.members, [&](uint64_t size) { return wire_bytes(size, format, block); });
+    const uint64_t mine = wire_bytes(shard_size(n, role.members, role.position), format, block);
+    return sent + (role.members > 1 ? role.members * mine : 0);
+  }
+
+  uint64_t encoded_all_gather(uint64_t n, const Role& role, DType format) const {
+    const int block = c_.quant.block;
+    const uint64_t mine = wire_bytes(shard_size(n, role.members, role.position), format, block);
+    if (role.members == 1) return mine;
+    return mine + sum_over_shards(n, role.members, [&](uint64_t size) { return wire_bytes(size, format, block); });
+  }
+
+  const Config& c_;
+  bool hierarchical_;
+};
+
+// Largest live bytes per category and in total over a rank's snapshots.
+struct Peaks {
+  void see(const BytesByCategory& live) {
+    uint64_t total = 0;
+    for (int i = 0; i < kMemCategoryCount; ++i) {
+      peak[i] = std::max(peak[i], live[i]);
+      total += live[i];
+    }
+    peak_total = std::max(peak_total, total);
+  }
+  BytesByCategory peak{};
+  uint64_t peak_total = 0;
+};
+
+uint64_t& at(BytesByCategory& bytes, MemCategory category) { return bytes[static_cast<int>(category)]; }
+
+// One rank's peaks, from the snapshots listed at the top of this file.
+Peaks rank_peaks(const Config& c, const Units& units, const Strategy& s, const SavedForms& saved,
+                 const Transients& transients, const Role& shard, const Role& replica) {
+  using M = MemCategory;
+  const uint64_t psi = units.total, U0 = units.embedding, Ub = units.block, Un = units.final_norm;
+  uint64_t owned = 0;  // every unit's shard of this rank (the whole model when nothing is sharded)
+  for (int u = 0; u < units.count(); ++u) owned += shard_size(units.size(u), shard.members, shard.position);
+
+  BytesByCategory persistent{};
+  at(persistent, M::params) = (s.shards_params ? owned : psi) * kFloat;
+  at(persistent, M::grads) = (s.shards_grads ? owned : psi) * kFloat;
+  at(persistent, M::optimizer) = 2 * (s.shards_optimizer ? owned : psi) * kFloat;  // AdamW m and v
+  at(persistent, M::comm) = s.residual ? psi * kFloat : 0;
+
+  Peaks peaks;
+  // zero3 builds each unit whole in a workspace buffer and keeps its shard,
+  // before the model (and its workspace) exists.
+  if (s.shards_params) {
+    BytesByCategory live = persistent;
+    at(live, M::workspace) = units.largest() * kFloat;
+    peaks.see(live);
+  }
+  at(persistent, M::workspace) = workspace_bytes(c);
+
+  // A snapshot of training: persistent state, then what is live on top of it.
+  // `gathered` are zero3's whole units of parameters, `whole_grads` zero2/3's
+  // whole-unit gradient buffers; both are absent under the other strategies.
+  auto see = [&](uint64_t activations, uint64_t recompute, uint64_t gathered, uint64_t whole_grads, uint64_t comm,
+                 uint64_t workspace) {
+    BytesByCategory live = persistent;
+    at(live, M::activations) += activations;
+    at(live, M::recompute) += recompute;
+    at(live, M::params) += s.shards_params ? gathered * kFloat : 0;
+    at(live, M::grads) += s.shards_grads ? whole_grads * kFloat : 0;
+    at(live, M::comm) += comm;
+    at(live, M::workspace) += workspace;
+    peaks.see(live);
+  };
+  auto gather = [&](uint64_t n) { return s.shards_params ? transients.gather(n, shard) : 0; };
+  auto reduce = [&](uint64_t n) { return s.shards_grads ? transients.reduction(n, shard) : 0; };
+
+  // Start of backward, in head_backward: every activation saved, the
+  // embedding's whole gradient held for the whole backward (the tied LM head
+  // and the lookup both add to it); the embedding, then the final LayerNorm
+  // gathered; the final LayerNorm's gradient reduced while both are gathered.
+  const int L = c.model.layers, k = c.checkpoint.every;
+  const uint64_t checkpoints = k == 0 ? 0 : (L + k - 1) / k;
+  const uint64_t head_time = (k == 0 ? L * saved.block : checkpoints * saved.block_input) + saved.head;
+  see(head_time, 0, U0, U0, gather(U0), 0);
+  see(head_time, 0, U0 + Un, U0, gather(Un), 0);
+  see(head_time, 0, U0 + Un, U0 + Un, reduce(Un), 0);
+
+  // The top block of each backward segment, when all of the segment's saved
+  // tensors are live: gathering its parameters, then reducing its gradient.
+  // Without checkpointing the one segment is all L blocks, saved as
+  // activations. With checkpointing, segment i keeps checkpoints 0..i
+  // (activations) and recomputes its blocks (recompute), the first of which
+  // adopts its checkpoint instead of storing its input again.
+  auto block_top = [&](uint64_t activations, uint64_t recompute) {
+    see(activations, recompute, Ub, U0, gather(Ub), 0);
+    see(activations, recompute, Ub, U0 + Ub, reduce(Ub), 0);
+  };
+  if (k == 0) {
+    block_top(L * saved.block, 0);
+  } else {
+    for (uint64_t segment = 0; segment < checkpoints; ++segment) {
+      const uint64_t blocks = std::min<uint64_t>(k, L - segment * k);
+      block_top((segment + 1) * saved.block_input, blocks * saved.block - saved.block_input);
+    }
+  }
+  // End of backward: the embedding's gradient reduced, nothing else held.
+  see(0, 0, 0, U0, reduce(U0), 0);
+
+  // The optimizer step's collectives, one unit at a time.
+  for (int u = 0; u < units.count(); ++u) {
+    const uint64_t n = units.size(u);
+    if (!s.shards_grads) {
+      if (c.shard.strategy == ShardStrategy::ddp || s.sparse_grads) {
+        see(0, 0, 0, 0, transients.all_reduce(n, shard), 0);
+      } else {
+        see(0, 0, 0, 0, transients.reduction(n, shard), 0);
+      }
+      // Top-K encodes from an n-float workspace scratch, beside its payload.
+      if (s.sparse_grads) see(0, 0, 0, 0, topk_entries(n, c.topk.grad) * kTopkEntryBytes, n * kFloat);
+    }
+    if (replica.members > 1) {
+      see(0, 0, 0, 0, transients.float_reduction(shard_size(n, shard.members, shard.position), replica), 0);
+    }
+    if (s.shards_optimizer && !s.shards_params && shard.members > 1) {
+      see(0, 0, 0, 0, transients.parameter_update(n, shard), 0);
+    }
+  }
+
+  // Evaluation keeps its (N,V) probabilities as workspace, beside the
+  // gathered embedding and final LayerNorm.
+  const uint64_t logits = uint64_t(c.batch.micro) * c.model.seq * c.model.vocab * kFloat;
+  see(0, 0, U0 + Un, 0, 0, logits);
+  return peaks;
+}
+
+// ---------------------------------------------------------------------------
+// Bytes and time of communication
+// ---------------------------------------------------------------------------
+
+struct Link {
+  double latency_s;
+  double bytes_per_s;
+  double seconds(uint64_t bytes) const { return latency_s + static_cast<double>(bytes) / bytes_per_s; }
+};
+
+// The bytes one collective call sends, all members of one group together, by
+// link class, and the seconds its members wait.
+struct Cost {
+  uint64_t intra = 0, inter = 0;
+  double seconds = 0;
+  void send(bool crosses, uint64_t bytes) { (crosses ? inter : intra) += bytes; }
+};
+
+class Traffic {
+ public:
+  Traffic(const Topology& topology, Link intra, Link inter) : topology_(topology), intra_(intra), inter_(inter) {}
+
+  // The inter-node link of a config is emulated (comm_mpi.cpp): the sender
+  // waits the link's wire time before it posts the message, which then
+  // travels between the processes like any other. (On a cluster, where the
+  // nodes are real, that counts one local transfer too many.)
+  double message_s(bool crosses, uint64_t bytes) const {
+    return intra_.seconds(bytes) + (crosses ? inter_.seconds(bytes) : 0.0);
+  }
+  // A ring step waits on its slowest edge.
+  double ring_step_s(const GroupLinks& g, uint64_t bytes) const { return message_s(g.ring_crosses, bytes); }
+
+  // ring_reduce_scatter: in m-1 steps member i sends every chunk but its own,
+  // chunk j being shard j of the partition, to its successor.
+  Cost ring_reduce_scatter(const GroupLinks& g, uint64_t n) const {
+    Cost cost;
+    const int m = g.members();
+    for (int i = 0; i < m; ++i) cost.send(g.successor_inter[i], (n - shard_size(n, m, i)) * kFloat);
+    cost.seconds = (m - 1) * ring_step_s(g, largest_shard(n, m) * kFloat);
+    return cost;
+  }
+
+  // ring_all_gather: blocks circulate; member i sends every block but its
+  // successor's (which the successor already has).
+  Cost ring_all_gather(const GroupLinks& g, const std::function<uint64_t(int)>& block_bytes) const {
+    Cost cost;
+    const int m = g.members();
+    uint64_t total = 0, largest = 0;
+    for (int i = 0; i < m; ++i) {
+      total += block_bytes(i);
+      largest = std::max(largest, block_bytes(i));
+    }
+    for (int i = 0; i < m; ++i) cost.send(g.successor_inter[i], total - block_bytes((i + 1) % m));
+    cost.seconds = (m - 1) * ring_step_s(g, largest);
+    return cost;
+  }
+
+  Cost float_all_gather_ring(const GroupLinks& g, uint64_t n) const {
+    const int m = g.members();
+    return ring_all_gather(g, [&](int i) { return shard_size(n, m, i) * kFloat; });
+  }
+
+  // all_gather_bytes: a ring all-gather of the 8-byte payload sizes, then of the payloads.
+  Cost all_gather_bytes(const GroupLinks& g, const std::function<uint64_t(int)>& payload_bytes) const {
+    Cost cost = ring_all_gather(g, [](int) { return uint64_t{8}; });
+    add(cost, ring_all_gather(g, payload_bytes));
+    return cost;
+  }
+
+  // all_to_all_bytes: every member sends every other its 8-byte size, all at
+  // once, then in m-1 rounds the payloads, round k to the member k places on.
+  // Here what member i receives from each other member is to_member(i) bytes.
+  Cost all_to_all_bytes(const GroupLinks& g, const std::function<uint64_t(int)>& to_member) const {
+    Cost cost;
+    const int m = g.members();
+    uint64_t largest = 0;
+    for (int j = 0; j < m; ++j) {
+      const uint64_t mates = g.node_mates(j), others = m - 1 - mates;
+      cost.intra += mates * (8 + to_member(j));
+      cost.inter += others * (8 + to_member(j));
+      largest = std::max(largest, to_member(j));
+    }
+    cost.seconds = message_s(g.inter_rounds > 0, 8) +
+                   g.inter_rounds * message_s(true, largest) +
+                   (m - 1 - g.inter_rounds) * message_s(false, largest);
+    return cost;
+  }
+
+  // Hierarchical, steps 1 and 2 (sum_on_leaders): every member sends its n
+  // floats to its node's leader, which receives them one after the other; the
+  // leaders all-reduce around their ring (partition even over the leaders).
+  Cost sum_on_leaders(const GroupLinks& g, uint64_t n) const {
+    Cost cost;
+    const int nodes = static_cast<int>(g.nodes.size());
+    for (const auto& node : g.nodes) cost.intra += (node.size() - 1) * n * kFloat;
+    for (int j = 0; j < nodes; ++j) {
+      const bool crosses = topology_.node_of(g.ranks[g.nodes[j].front()]) !=
+                           topology_.node_of(g.ranks[g.nodes[(j + 1) % nodes].front()]);
+      if (nodes > 1) {
+        cost.send(crosses, (2 * n - shard_size(n, nodes, j) - shard_size(n, nodes, (j + 1) % nodes)) * kFloat);
+      }
+    }
+    cost.seconds = (g.largest_node() - 1) * message_s(false, n * kFloat) +
+                   2 * (nodes - 1) * message_s(nodes > 1, largest_shard(n, nodes) * kFloat);
+    return cost;
+  }
+
+  // all_reduce_sum: flat is the ring reduce-scatter then all-gather;
+  // hierarchical sums on the leaders, which send the sum to their node-mates.
+  Cost all_reduce(const GroupLinks& g, uint64_t n, bool hierarchical) const {
+    if (!hierarchical) {
+      Cost cost = ring_reduce_scatter(g, n);
+      add(cost, float_all_gather_ring(g, n));
+      return cost;
+    }
+    Cost cost = sum_on_leaders(g, n);
+    return down_to_mates(g, cost, [&](int) { return n * kFloat; });
+  }
+
+  // reduce_scatter_sum: hierarchical leaders send each node-mate its shard of the sum.
+  Cost reduce_scatter(const GroupLinks& g, uint64_t n, bool hierarchical) const {
+    if (!hierarchical) return ring_reduce_scatter(g, n);
+    Cost cost = sum_on_leaders(g, n);
+    const int m = g.members();
+    return down_to_mates(g, cost, [&](int position) { return shard_size(n, m, position) * kFloat; });
+  }
+
+  // all_gather (floats): hierarchical members send their shard to the leader,
+  // leaders circulate one block per node (its members' shards) around their
+  // ring, and send the whole result to each node-mate.
+  Cost all_gather(const GroupLinks& g, uint64_t n, bool hierarchical) const {
+    if (!hierarchical) return float_all_gather_ring(g, n);
+    const int m = g.members(), nodes = static_cast<int>(g.nodes.size());
+    Cost cost;
+    uint64_t largest_shard_bytes = 0;
+    std::vector<uint64_t> node_bytes(nodes, 0);
+    for (int j = 0; j < nodes; ++j) {
+      for (int position : g.nodes[j]) {
+        const uint64_t bytes = shard_size(n, m, position) * kFloat;
+        node_bytes[j] += bytes;
+        if (position != g.nodes[j].front()) cost.intra += bytes;
+        largest_shard_bytes = std::max(largest_shard_bytes, bytes);
+      }
+    }
+    uint64_t largest_block = 0;
+    for (int j = 0; j < nodes; ++j) {
+      const bool crosses = topology_.node_of(g.ranks[g.nodes[j].front()]) !=
+                           topology_.node_of(g.ranks[g.nodes[(j + 1) % nodes].front()]);
+      if (nodes > 1) cost.send(crosses, n * kFloat - node_bytes[(j + 1) % nodes]);
+      largest_block = std::max(largest_block, node_bytes[j]);
+    }
+    cost.seconds = (g.largest_node() > 1 ? message_s(false, largest_shard_bytes) : 0.0) +
+                   (nodes - 1) * message_s(nodes > 1, largest_block);
+    return down_to_mates(g, cost, [&](int) { return n * kFloat; });
+  }
+
+ private:
+  static void add(Cost& into, const Cost& more) {
+    into.intra += more.intra;
+    into.inter += more.inter;
+    into.seconds += more.seconds;
+  }
+
+  // The leaders' last step: each sends its node-mates their result, all at once.
+  Cost down_to_mates(const GroupLinks& g, Cost cost, const std::function<uint64_t(int)>& bytes_for) const {
+    uint64_t largest = 0;
+    for (const auto& node : g.nodes) {
+      for (size_t k = 1; k < node.size(); ++k) {
+        cost.intra += bytes_for(node[k]);
+        largest = std::max(largest, bytes_for(node[k]));
+      }
+    }
+    if (g.largest_node() > 1) cost.seconds += message_s(false, largest);
+    return cost;
+  }
+
+  const Topology& topology_;
+  Link intra_, inter_;
+};
+
+struct StepComm {
+  uint64_t intra = 0, inter = 0;
+  double seconds = 0;
+};
+
+// Every collective of one optimizer step (accum micro-batches and the
+// optimizer), in kernels/shard.cpp's order, on every group at once: bytes add
+// up over groups, and the step waits for the slowest group.
+StepComm step_comm(const Config& c, const Units& units, const Strategy& s, const Traffic& traffic,
+                   const std::vector<GroupLinks>& shard, const std::vector<GroupLinks>& replica) {
+  StepComm total;
+  const bool hierarchical = c.placement.collectives == CollectiveAlgo::hierarchical;
+  const int G = shard.front().members();
+  auto on_every = [&](const std::vector<GroupLinks>& groups, uint64_t times,
+                      const std::function<Cost(const GroupLinks&, int)>& call) {
+    double slowest = 0;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const Cost cost = call(groups[i], static_cast<int>(i));
+      total.intra += times * cost.intra;
+      total.inter += times * cost.inter;
+      slowest = std::max(slowest, cost.seconds);
+    }
+    total.seconds += times * slowest;
+  };
+  // A reduction of every member's unit gradient into the owners' shards.
+  auto reduce_unit = [&](uint64_t n, uint64_t times) {
+    if (!s.quantized_grads) {
+      on_every(shard, times, [&](const GroupLinks& g, int) { return traffic.reduce_scatter(g, n, hierarchical); });
+    } else {
+      // Compressed: member j receives its part from every other member.
+      on_every(shard, times, [&](const GroupLinks& g, int) {
+        return traffic.all_to_all_bytes(g, [&](int j) { return wire_bytes(shard_size(n, G, j), c.quant.grad, c.quant.block); });
+      });
+    }
+  };
+
+  const uint64_t accum = c.batch.accum;
+  const int k = c.checkpoint.every;
+  for (int u = 0; u < units.count(); ++u) {
+    const uint64_t n = units.size(u);
+    const bool embedding = u == 0, final_norm = u == units.count() - 1;
+    if (G > 1 && s.shards_params) {
+      // Gathers per micro-batch: the embedding for the lookup, the LM head and
+      // its backward; the final LayerNorm for the head and its backward; a
+      // block for forward and backward, and once more when recomputed.
+      const uint64_t gathers = embedding ? 3 : final_norm ? 2 : (k > 0 ? 3 : 2);
+      if (c.quant.weights == DType::fp32) {
+        on_every(shard, accum * gathers, [&](const GroupLinks& g, int) { return traffic.all_gather(g, n, hierarchical); });
+      } else {
+        on_every(shard, accum * gathers, [&](const GroupLinks& g, int) {
+          return traffic.all_gather_bytes(g, [&](int i) { return wire_bytes(shard_size(n, G, i), c.quant.weights, c.quant.block); });
+        });
+      }
+    }
+    // zero2/3 reduce each unit as soon as a micro-batch's backward is done with it.
+    if (G > 1 && s.shards_grads) reduce_unit(n, accum);
+
+    // The optimizer step.
+    if (G > 1 && !s.shards_grads) {
+      if (s.sparse_grads) {
+        const uint64_t payload = topk_entries(n, c.topk.grad) * kTopkEntryBytes;
+        on_every(shard, 1, [&](const GroupLinks& g, int) { return traffic.all_gather_bytes(g, [&](int) { return payload; }); });
+      } else if (c.shard.strategy == ShardStrategy::zero1) {
+        reduce_unit(n, 1);
+      } else if (s.quantized_grads) {
+        // ddp compressed: the compressed reduce-scatter, then each owner's sum, compressed, to every member.
+        reduce_unit(n, 1);
+        on_every(shard, 1, [&](const GroupLinks& g, int) {
+          return traffic.all_gather_bytes(g, [&](int i) { return wire_bytes(shard_size(n, G, i), c.quant.grad, c.quant.block); });
+        });
+      } else {
+        on_every(shard, 1, [&](const GroupLinks& g, int) { return traffic.all_reduce(g, n, hierarchical); });
+      }
+    }
+    // hybrid: replica group i all-reduces shard i of the unit.
+    if (!replica.empty()) {
+      on_every(replica, 1, [&](const GroupLinks& g, int i) { return traffic.all_reduce(g, shard_size(n, G, i), hierarchical); });
+    }
+    // zero1/zero2: every rank gathers the updated shards into its whole parameters.
+    if (G > 1 && s.shards_optimizer && !s.shards_params) {
+      on_every(shard, 1, [&](const GroupLinks& g, int) { return traffic.all_gather(g, n, hierarchical); });
+    }
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------
+// FLOPs and compute time
+// ---------------------------------------------------------------------------
+
+// The FLOPs the kernels count (kernels/cpu/ops.cpp), per rank and micro-batch.
+// A GEMM of (N,C) by (C,OC) is 2*N*C*OC forward, twice that backward. A block
+// has four: QKV (C -> 3C), projection (C -> C), FC (C -> 4C), FC projection
+// (4C -> C): 24NC^2 forward; the tied LM head is 2NCV. Attention counts its
+// dot products and weighted sums over the causal entries, 2 per entry
+// forward and 4 backward, each 2C FLOPs over the heads: with E(limit) =
+// sum over queries t < T of min(limit, t+1) entries, dense forward is
+// 4BC*E(T) and backward 8BC*E(T); Top-K forward scores every causal key and
+// then weighs its kept ones, 2BC*(E(T) + E(K)), and backward works on the kept
+// ones only, 8BC*E(K). Recomputation runs every block's forward again.
+struct Flops {
+  double gemm = 0, attention = 0;
+};
+
+double causal_entries(double T, double limit) {
+  return limit >= T ? T * (T + 1) / 2 : limit * (limit + 1) / 2 + (T - limit) * limit;
+}
+
+Flops flops_per_rank(const Config& c) {
+  const double B = c.batch.micro, T = c.model.seq, C = c.model.width, V = c.model.vocab, L = c.model.layers;
+  const double K = c.topk.attention, N = B * T;
+  const double block_gemm_forward = 24 * N * C * C;
+  const double attention_forward = K == 0 ? 4 * B * C * causal_entries(T, T)
+                                          : 2 * B * C * (causal_entries(T, T) + causal_entries(T, K));
+  const double attention_backward = 8 * B * C * causal_entries(T, K == 0 ? T : K);
+  const double block_passes = c.checkpoint.every > 0 ? 2 : 1;  // forward, and recompute
+  Flops f;
+  f.gemm = c.batch.accum * (L * (block_passes * block_gemm_forward + 2 * block_gemm_forward) + 6 * N * C * V);
+  f.attention = c.batch.accum * L * (block_passes * attention_forward + attention_backward);
+  return f;
+}
+
+// Bytes the memory-bound ops of one step move on one rank: every array an op
+// reads or writes counted once (a streaming estimate; kernels/cpu/ops.cpp).
+// Per micro-batch and block, forward (again when recomputed): two LayerNorms
+// (read x, write y: 8 bytes per value), two residual adds (12) and GELU over
+// 4C values (8): 72 N*C. Backward: two LayerNorms (read x and dy, update dx:
+// 16), GELU (16 over 4C), 14 N*C floats zeroed and two N*C copies: 168 N*C.
+// The head: its LayerNorm both ways and its zeroing (32 N*C), the embedding
+// lookup (12) and its gradient (20), softmax/cross-entropy over V both ways
+// (16 N*V). Saved tensors are written from fp32 (4 bytes read per value plus
+// the bytes stored) and, unless fp32, read back the same way. Per step:
+// zeroing the local gradients, averaging (8 per owned value) and AdamW over
+// the owned parameters (read p, g, m, v, write p, m, v: 28); zero2/3 zero a
+// whole-unit gradient buffer and add the reduced shard (12) per micro-batch.
+// Compression: quantizing a gradient with error feedback moves about 32 bytes
+// per value encoded and 8 per value decoded; Top-K selection with feedback
+// about 48 per value; weight gathers 8 per value encoded or decoded.
+double memory_bound_bytes(const Config& c, const Units& units, const Strategy& s, const SavedForms& saved, int G) {
+  const double N = double(c.batch.micro) * c.model.seq, V = c.model.vocab, L = c.model.layers;
+  const double NC = N * c.model.width;
+  const int k = c.checkpoint.every;
+  const double passes = k > 0 ? 2 : 1;
+  const double saved_round_trips = c.precision.activations == DType::fp32 ? 1 : 2;
+  const double store_block = saved.block + 4.0 * saved.block_elements;
+  const double store_head = (saved.head - N * V * kFloat) + 4.0 * saved.head_elements;
+  const double checkpoints = k > 0 ? std::ceil(L / k) * (saved.block_input + 4.0 * NC) : 0;
+  const double micro_batch = L * (passes * 72 * NC + 168 * NC) + 80 * NC + 16 * N * V +
+                             saved_round_trips * (L * store_block + store_head) + checkpoints;
+
+  const double psi = units.total, accum = c.batch.accum;
+  const double owned = s.shards_optimizer ? psi / G : psi;
+  double per_step = 4 * (s.shards_grads ? owned : psi) + (c.world > 1 ? 8 * owned : 0) + 28 * owned;
+  if (s.shards_grads) per_step += accum * (4 * psi + 12 * owned);
+  if (s.quantized_grads) {
+    // Each reduction encodes the whole gradient and decodes the owned shard from
+    // every member; ddp then encodes its sums and decodes everyone's.
+    const double reductions = s.shards_grads ? accum : 1;
+    per_step += reductions * (32 * psi + 8 * owned * G);
+    if (c.shard.strategy == ShardStrategy::ddp) per_step += 8 * owned + 8 * psi;
+  }
+  if (s.sparse_grads) per_step += 48 * psi;
+  if (s.shards_params && c.quant.weights != DType::fp32) {
+    const double blocks = L * units.block;
+    const double gathered = 3.0 * units.embedding + 2.0 * units.final_norm + passes * blocks + blocks;
+    per_step += accum * 8 * gathered;
+  }
+  return accum * micro_batch + per_step;
+}
+
+}  // namespace
+
+Prediction predict(const Config& c, const Calibration& calibration) {
+  const Units units(c.model);
+  const Strategy strategy(c);
+  const SavedForms saved(c);
+  const Topology topology = Topology::from_config(c);
+  const bool hierarchical = c.placement.collectives == CollectiveAlgo::hierarchical;
+
+  std::vector<GroupLinks> shard, replica;
+  for (const Group& g : shard_groups(c)) shard.emplace_back(g, topology);
+  for (const Group& g : replica_groups(c)) replica.emplace_back(g, topology);
+  const std::vector<Role> shard_roles = roles(shard, c.world);
+  const std::vector<Role> replica_roles = replica.empty() ? std::vector<Role>(c.world) : roles(replica, c.world);
+
+  Prediction p;
+  p.calibrated = calibration.measured;
+  const Transients transients(c, hierarchical);
+  for (int r = 0; r < c.world; ++r) {
+    const Peaks peaks = rank_peaks(c, units, strategy, saved, transients, shard_roles[r], replica_roles[r]);
+    for (int i = 0; i < kMemCategoryCount; ++i) p.peak[i] = std::max(p.peak[i], peaks.peak[i]);
+    p.peak_total = std::max(p.peak_total, peaks.peak_total);
+  }
+
+  // Intra-node messages at the calibrated rates; inter-node ones over the
+  // config's link as well.
+  const Link intra{calibration.link_latency_s, calibration.link_bytes_per_s};
+  const Link inter{c.placement.link_latency_us * 1e-6, c.placement.link_bandwidth_gbps * 1e9};
+  const StepComm comm = step_comm(c, units, strategy, Traffic(topology, intra, inter), shard, replica);
+  p.bytes_intra_node = comm.intra;
+  p.bytes_inter_node = comm.inter;
+  p.comm_s = comm.seconds;
+
+  const Flops flops = flops_per_rank(c);
+  p.flops_per_step = c.world * (flops.gemm + flops.attention);
+  p.compute_s = flops.gemm / calibration.gemm_flops_per_s + flops.attention / calibration.attention_flops_per_s +
+                memory_bound_bytes(c, units, strategy, saved, shard.front().members()) / calibration.memory_bytes_per_s;
+  p.step_time_s = p.compute_s + p.comm_s;
+  return p;
+}
+
+}  // namespace memfront

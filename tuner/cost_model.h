@@ -1,0 +1,64 @@
+#pragma once
+// The cost model: closed forms that predict, for any config and any world
+// size, per-rank peak memory by category, the bytes one step sends by link
+// class, and the step time from rates calibrated on the machine
+// (memfront calibrate). It prunes configurations that cannot fit before they
+// run, answers what-if questions beyond the machine, and is shown beside every
+// measurement with its error. Measurement wins over the model.
+//
+// The memory forms are exact for memfront's own step (the arena's categories,
+// kernels/model.h and kernels/shard.h): the tests hold params, grads,
+// optimizer, activations and recompute to the byte, and the total to 1%.
+// The tuner never links the kernels, so the forms are derived here again.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/arena.h"
+#include "core/config.h"
+
+namespace memfront {
+
+// Rates measured on one machine by memfront-calibrate (kernels/), one BLAS
+// thread per rank, as the trials run.
+struct Calibration {
+  bool measured = false;              // false: built-in defaults, say so beside every prediction
+  std::string host;
+  std::string created;                // ISO 8601 UTC
+  double gemm_flops_per_s = 50e9;     // cblas_sgemm on the step's GEMM shapes
+  double attention_flops_per_s = 8e9;  // the attention kernels
+  double memory_bytes_per_s = 10e9;   // streaming, for the memory-bound ops
+  double link_latency_s = 5e-6;       // intra-node message latency (MPI point-to-point on this host)
+  double link_bytes_per_s = 5e9;      // intra-node bandwidth
+};
+
+nlohmann::json to_json(const Calibration& calibration);
+Calibration calibration_from_json(const nlohmann::json& json, std::string_view where);
+// $MEMFRONT_CALIBRATION, else $XDG_CACHE_HOME/memfront/calibration.json, else
+// ~/.cache/memfront/calibration.json.
+std::filesystem::path default_calibration_path();
+// Missing file: defaults (measured = false). Malformed file: InputError.
+Calibration load_calibration(const std::filesystem::path& path);
+void save_calibration(const std::filesystem::path& path, const Calibration& calibration);
+
+struct Prediction {
+  BytesByCategory peak{};     // per rank, the largest over ranks, by category
+  uint64_t peak_total = 0;    // per rank, the largest over ranks
+  uint64_t bytes_intra_node = 0;  // per step, all ranks together
+  uint64_t bytes_inter_node = 0;
+  double flops_per_step = 0;  // all ranks together
+  double compute_s = 0;       // per step
+  double comm_s = 0;
+  double step_time_s = 0;     // compute + comm (memfront's collectives do not overlap)
+  bool calibrated = false;    // from a measured calibration
+};
+
+nlohmann::json to_json(const Prediction& prediction);
+Prediction prediction_from_json(const nlohmann::json& json, std::string_view where);
+
+// Predicts the trial of `config` (its world, placement and knobs as given).
+Prediction predict(const Config& config, const Calibration& calibration);
+
+}  // namespace memfront

@@ -1,0 +1,63 @@
+#pragma once
+// Launchers run one trial each as its own process group and turn whatever
+// happens to it into a trial record: a clean exit gives the record the trial
+// wrote; a crash, a signal, a timeout, running out of memory or output that is
+// not a record becomes the record's status, with the exit code and the tail
+// of stderr in its error. A sweep goes on after any of them.
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/results.h"
+
+namespace memfront {
+
+struct LaunchRequest {
+  Config config;                      // normalized; config.world ranks
+  std::filesystem::path work_dir;     // gets <id>.config.json, <id>.record.json, <id>.stderr
+  double timeout_s = 300;             // wall time before the process group is killed
+  std::filesystem::path trial_exe;    // memfront-trial
+  std::string mpirun = "mpirun";      // used when config.world > 1
+  std::vector<std::string> mpirun_args;  // e.g. --oversubscribe (--allow-run-as-root is added for root)
+  std::vector<std::string> trial_args;   // extra memfront-trial arguments (e.g. --mem-cap 1GiB)
+};
+
+struct LaunchOutcome {
+  TrialRecord record;      // always filled: status ok, failed, timeout, oom or invalid (bad input)
+  int exit_code = 0;       // when it exited
+  int signal = 0;          // when a signal ended it
+  double wall_s = 0;
+  bool interrupted = false;  // stopped because the sweep was interrupted: not a result
+  std::string command;       // the command line that ran
+};
+
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  // Throws std::runtime_error when nothing could run at all (no work folder,
+  // no memfront-trial or mpirun, fork failed): that is not the trial's result,
+  // and it would repeat for every trial, so the sweep stops.
+  virtual LaunchOutcome run(const LaunchRequest& request) = 0;
+};
+
+// Runs the trial on this machine: memfront-trial directly for one rank,
+// `mpirun -np W memfront-trial` otherwise, in a new process group that is
+// killed (SIGTERM, then SIGKILL after a grace period) on timeout or interrupt.
+class LocalLauncher final : public Launcher {
+ public:
+  // `interrupt` is polled while a trial runs (a SIGINT handler sets it).
+  explicit LocalLauncher(const std::atomic<bool>* interrupt = nullptr) : interrupt_(interrupt) {}
+  LaunchOutcome run(const LaunchRequest& request) override;
+
+ private:
+  const std::atomic<bool>* interrupt_;
+};
+
+// Where memfront-trial is: $MEMFRONT_TRIAL, else next to the running
+// executable's build tree (../kernels/memfront-trial) or in the same folder,
+// else the path this build was configured with.
+std::filesystem::path find_trial_executable();
+
+}  // namespace memfront

@@ -1,0 +1,371 @@
+// memfront: the tuner's command line.
+//   memfront sweep study.json [--results F] [--resume] [--no-prune] [--replay recorded.jsonl] ...
+//   memfront pareto results.jsonl [--objectives a,b] [--where EXPR] [--json]
+//   memfront export results.jsonl --pick knee|best:<metric>|id:<id> --format memfront|deepspeed|fsdp|sbatch
+//   memfront predict config.json [--world N] [--ranks-per-node R] [--json]
+//   memfront calibrate [--out F] [--quick]
+//   memfront status results.jsonl
+// Exit status: 0 done; 1 a run-time failure; 2 bad input (one line on stderr);
+// 130 interrupted (what finished is recorded; --resume continues).
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/pareto.h"
+#include "tuner/cost_model.h"
+#include "tuner/export.h"
+#include "tuner/launcher.h"
+#include "tuner/metrics.h"
+#include "tuner/search.h"
+#include "tuner/study.h"
+#include "tuner/sweep.h"
+
+namespace {
+
+using namespace memfront;
+
+std::atomic<bool> interrupted{false};
+void on_interrupt(int) { interrupted.store(true); }
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+// Objectives from --objectives ("a,b,-c": a leading '-' maximizes), else the
+// study's in the results header, else peak_mem and step_time.
+std::vector<Objective> objectives_for(const std::string& flag, const ResultsHeader& header) {
+  std::vector<Objective> objectives;
+  if (!flag.empty()) {
+    for (const std::string& name : split_commas(flag)) {
+      const bool maximize = name[0] == '-';
+      objectives.push_back({maximize ? name.substr(1) : name, maximize ? Goal::maximize : Goal::minimize});
+    }
+    return objectives;
+  }
+  if (header.study_spec.is_object() && header.study_spec.contains("objectives")) {
+    for (const auto& o : header.study_spec["objectives"]) {
+      objectives.push_back({o.value("metric", ""), o.value("goal", "min") == "max" ? Goal::maximize : Goal::minimize});
+    }
+    if (!objectives.empty()) return objectives;
+  }
+  return {{"peak_mem", Goal::minimize}, {"step_time", Goal::minimize}};
+}
+
+std::vector<NamedExpr> filters_for(const std::vector<std::string>& wheres) {
+  std::vector<NamedExpr> filters;
+  for (size_t i = 0; i < wheres.size(); ++i) {
+    filters.push_back({Expr::parse(wheres[i], "--where"), "--where"});
+  }
+  return filters;
+}
+
+// The trials comparable with each other: those that ran the study's full
+// steps when the file says what those were (halving also records short runs).
+std::vector<TrialRecord> comparable_trials(const ResultsFile& file) {
+  if (file.header.study_spec.is_object() && file.header.study_spec.contains("steps")) {
+    return full_length(file.trials, file.header.study_spec["steps"].get<int>());
+  }
+  return file.trials;
+}
+
+ResultsFile read_with_warning(const std::string& path) {
+  ResultsFile file = read_results(path);
+  if (file.truncated_tail) std::cerr << "memfront: warning: " << *file.truncated_tail << "\n";
+  return file;
+}
+
+int run_sweep_command(const std::string& study_path, const std::string& results_flag, bool resume, bool no_prune,
+                      const std::string& replay, std::optional<int> budget, std::optional<uint64_t> seed,
+                      const std::string& strategy, const std::string& calibration_path) {
+  const nlohmann::json spec = read_json_file(study_path, "study file");
+  Study study = parse_study(spec, study_path);
+  study.path = study_path;
+  if (budget) study.search.budget_trials = *budget;
+  if (seed) study.search.seed = *seed;
+  if (!strategy.empty()) study.search.strategy = strategy;
+
+  SweepOptions options;
+  options.study_spec = spec;
+  options.resume = resume;
+  options.prune = !no_prune;
+  options.calibration = load_calibration(calibration_path.empty() ? default_calibration_path() : std::filesystem::path(calibration_path));
+  options.progress_bar = isatty(STDERR_FILENO) && replay.empty();
+  options.interrupt = &interrupted;
+  std::signal(SIGINT, on_interrupt);
+
+  if (!replay.empty()) {
+    // Strategies against a recorded exhaustive sweep: nothing is launched.
+    ResultsFile recorded = read_with_warning(replay);
+    ReplayLauncher launcher(recorded.trials);
+    options.results = results_flag;  // replays record only when asked
+    SweepSummary summary = run_sweep(study, options, launcher, std::cout);
+    // Hypervolume reached against the recorded sweep's front.
+    std::vector<ObjectivePoint> all_points, reached;
+    for (const TrialRecord& r : recorded.trials) {
+      if (auto p = objective_point(r, study.objectives); p && meets_outcome_constraints(r, study)) all_points.push_back(*p);
+    }
+    for (const TrialRecord& r : full_length(summary.records, study.steps)) {
+      if (auto p = objective_point(r, study.objectives); p && meets_outcome_constraints(r, study)) reached.push_back(*p);
+    }
+    ObjectivePoint reference(study.objectives.size(), -1e300);
+    for (const auto& p : all_points) {
+      for (size_t k = 0; k < p.size(); ++k) reference[k] = std::max(reference[k], p[k]);
+    }
+    for (double& r : reference) r += std::abs(r) * 0.1 + 1e-12;
+    const double total = hypervolume(all_points, reference);
+    const double got = hypervolume(reached, reference);
+    std::printf("replayed %d trials (%d lookups) of %zu recorded: hypervolume %.1f%% of the recorded front's\n",
+                summary.proposed, launcher.lookups(), recorded.trials.size(), total > 0 ? 100 * got / total : 0.0);
+    return 0;
+  }
+
+  options.results = results_flag.empty() ? std::filesystem::path("results") / (study.name + ".jsonl")
+                                         : std::filesystem::path(results_flag);
+  options.trial_exe = find_trial_executable();
+  LocalLauncher launcher(&interrupted);
+  std::cerr << "memfront: study " << study.name << ": " << space_size(study) << " configurations in the space, "
+            << study.search.strategy << " search, results in " << options.results.string() << "\n";
+  SweepSummary summary = run_sweep(study, options, launcher, std::cerr);
+  // The front of the full-length trials that meet the outcome constraints.
+  const std::vector<TrialRecord> comparable = full_length(summary.records, study.steps);
+  const std::vector<size_t> front = front_of(comparable, study.objectives, study.outcome_constraints);
+  std::cout << "\nPareto front of " << study.name << " (" << front.size() << " of " << comparable.size()
+            << " full-length trials; " << summary.launched << " run, " << summary.reused << " already recorded, "
+            << summary.failed << " failed, " << summary.pruned << " pruned, " << static_cast<int>(summary.seconds)
+            << " s):\n"
+            << format_front(comparable, front, study.objectives);
+  if (summary.interrupted) {
+    std::cerr << "memfront: interrupted; what finished is in " << options.results.string()
+              << "; run again with --resume to continue\n";
+    return 130;
+  }
+  return 0;
+}
+
+// The record an export --pick names, among the records that pass the filters.
+const TrialRecord& pick_record(const std::vector<TrialRecord>& records, const std::string& pick,
+                               const std::vector<Objective>& objectives, const std::vector<NamedExpr>& filters) {
+  if (pick.rfind("id:", 0) == 0) {
+    for (const TrialRecord& r : records) {
+      if (r.id == pick.substr(3)) return r;
+    }
+    throw InputError("--pick: no trial with id " + pick.substr(3));
+  }
+  const std::vector<size_t> front = front_of(records, objectives, filters);
+  if (front.empty()) throw InputError("--pick: no ok trial passes the filters");
+  if (pick == "knee") {
+    std::vector<ObjectivePoint> points;
+    for (size_t i : front) points.push_back(*objective_point(records[i], objectives));
+    return records[front[knee_point(points)]];
+  }
+  if (pick.rfind("best:", 0) == 0) {
+    const std::string metric = pick.substr(5);
+    // The direction of an objective of that name, else: throughput up, everything else down.
+    bool maximize = metric == "tokens_per_s" || metric == "gflops";
+    for (const Objective& objective : objectives) {
+      if (objective.metric == metric) maximize = objective.goal == Goal::maximize;
+    }
+    const TrialRecord* best = nullptr;
+    for (const TrialRecord& r : records) {
+      if (r.status != TrialStatus::ok || !passes_filters(r, filters)) continue;
+      auto value = metric_value(r, metric);
+      if (!value) continue;
+      if (!best || (maximize ? *value > *metric_value(*best, metric) : *value < *metric_value(*best, metric))) best = &r;
+    }
+    if (!best) throw InputError("--pick: no ok trial has metric '" + metric + "'");
+    return *best;
+  }
+  throw InputError("--pick: expected knee, best:<metric> or id:<id>, got '" + pick + "'");
+}
+
+void print_prediction(const Config& config, const Prediction& p, const Calibration& calibration) {
+  std::printf("prediction for world %d (%d per node), shard.strategy %s%s\n", config.world,
+              config.placement.ranks_per_node, std::string(to_string(config.shard.strategy)).c_str(),
+              calibration.measured ? "" : "  [uncalibrated: run memfront calibrate]");
+  std::printf("per-rank peak memory (largest rank)\n");
+  for (MemCategory c : kAllMemCategories) {
+    std::printf("  %-12s %12s\n", std::string(to_string(c)).c_str(), format_bytes(p.peak[static_cast<int>(c)]).c_str());
+  }
+  std::printf("  %-12s %12s\n", "total", format_bytes(p.peak_total).c_str());
+  std::printf("bytes per step, all ranks: %s intra-node, %s inter-node\n", format_bytes(p.bytes_intra_node).c_str(),
+              format_bytes(p.bytes_inter_node).c_str());
+  std::printf("step time %.2f ms (compute %.2f ms, communication %.2f ms), %.3g FLOP per step\n", p.step_time_s * 1e3,
+              p.compute_s * 1e3, p.comm_s * 1e3, p.flops_per_step);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"memfront: tune the memory trade-offs of distributed training"};
+  app.require_subcommand(1);
+
+  auto* sweep = app.add_subcommand("sweep", "run a study's trials and record them");
+  std::string study_path, results_flag, replay, strategy, calibration_path;
+  bool resume = false, no_prune = false;
+  std::optional<int> budget;
+  std::optional<uint64_t> seed;
+  sweep->add_option("study", study_path, "study file (JSON)")->required();
+  sweep->add_option("--results", results_flag, "results file (default results/<study>.jsonl)");
+  sweep->add_flag("--resume", resume, "continue an existing results file, skipping recorded trials");
+  sweep->add_flag("--no-prune", no_prune, "run configurations the cost model predicts to break a constraint");
+  sweep->add_option("--replay", replay, "answer trials from a recorded sweep instead of running them");
+  sweep->add_option("--budget", budget, "most trials (overrides the study)")->check(CLI::PositiveNumber);
+  sweep->add_option("--seed", seed, "search seed (overrides the study)");
+  sweep->add_option("--strategy", strategy, "grid, random, halving or nsga2 (overrides the study)")
+      ->check(CLI::IsMember({"grid", "random", "halving", "nsga2"}));
+  sweep->add_option("--calibration", calibration_path, "calibration file (default: memfront calibrate's)");
+
+  auto* pareto = app.add_subcommand("pareto", "print the Pareto front of a results file");
+  std::string results_path, objectives_flag;
+  std::vector<std::string> wheres;
+  bool as_json = false;
+  pareto->add_option("results", results_path, "results file (JSONL)")->required();
+  pareto->add_option("--objectives", objectives_flag, "comma-separated metrics; -name maximizes (default: the study's)");
+  pareto->add_option("--where", wheres, "keep trials where EXPR holds, e.g. 'peak_mem<=16GiB'");
+  pareto->add_flag("--json", as_json, "print the front as JSON records");
+
+  auto* exporter = app.add_subcommand("export", "export a trial's configuration");
+  std::string pick = "knee", format = "memfront", out_path;
+  exporter->add_option("results", results_path, "results file (JSONL)")->required();
+  exporter->add_option("--pick", pick, "knee, best:<metric> or id:<id> (default knee)");
+  exporter->add_option("--format", format, "memfront, deepspeed, fsdp or sbatch")
+      ->check(CLI::IsMember({"memfront", "deepspeed", "fsdp", "sbatch"}));
+  exporter->add_option("--where", wheres, "consider only trials where EXPR holds");
+  exporter->add_option("--objectives", objectives_flag, "objectives for knee/front (default: the study's)");
+  exporter->add_option("--out", out_path, "write here instead of standard output");
+
+  auto* predictor = app.add_subcommand("predict", "predict memory, bytes and time of a config");
+  std::string config_path;
+  std::optional<int> world, ranks_per_node;
+  predictor->add_option("config", config_path, "trial config (JSON)")->required();
+  predictor->add_option("--world", world, "ranks (overrides the config)")->check(CLI::PositiveNumber);
+  predictor->add_option("--ranks-per-node", ranks_per_node, "ranks per node")->check(CLI::PositiveNumber);
+  predictor->add_option("--calibration", calibration_path, "calibration file");
+  predictor->add_flag("--json", as_json, "print the prediction as JSON");
+
+  auto* calibrate = app.add_subcommand("calibrate", "measure this machine's rates for the cost model");
+  bool quick = false;
+  calibrate->add_option("--out", out_path, "calibration file (default: the one predict and sweep read)");
+  calibrate->add_flag("--quick", quick, "fewer repetitions");
+
+  auto* status = app.add_subcommand("status", "summarize a results file");
+  status->add_option("results", results_path, "results file (JSONL)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  try {
+    if (sweep->parsed()) {
+      return run_sweep_command(study_path, results_flag, resume, no_prune, replay, budget, seed, strategy,
+                               calibration_path);
+    }
+    if (pareto->parsed()) {
+      ResultsFile file = read_with_warning(results_path);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header);
+      const std::vector<TrialRecord> trials = comparable_trials(file);
+      const std::vector<size_t> front = front_of(trials, objectives, filters_for(wheres));
+      if (as_json) {
+        nlohmann::json array = nlohmann::json::array();
+        for (size_t i : front) array.push_back(to_json(trials[i]));
+        std::cout << array.dump(2) << "\n";
+      } else {
+        std::cout << "Pareto front of " << file.header.study << ": " << front.size() << " of " << trials.size()
+                  << " trials\n"
+                  << format_front(trials, front, objectives);
+      }
+      return 0;
+    }
+    if (exporter->parsed()) {
+      ResultsFile file = read_with_warning(results_path);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header);
+      const std::vector<TrialRecord> trials = pick.rfind("id:", 0) == 0 ? file.trials : comparable_trials(file);
+      const TrialRecord& record = pick_record(trials, pick, objectives, filters_for(wheres));
+      const std::string text = export_trial(record, *parse_export_format(format), {results_path, file.header});
+      if (out_path.empty()) {
+        std::cout << text;
+      } else {
+        std::ofstream(out_path) << text;
+        std::cerr << "memfront: exported trial " << record.id << " as " << format << " to " << out_path << "\n";
+      }
+      return 0;
+    }
+    if (predictor->parsed()) {
+      Config config = load_config(config_path);
+      if (world) {
+        config.world = *world;
+        if (config.shard.strategy != ShardStrategy::hybrid) config.shard.group = *world;
+        if (!ranks_per_node) config.placement.ranks_per_node = *world;
+        config.placement.order = config.placement.order == PlacementOrder::explicit_list ? PlacementOrder::block
+                                                                                         : config.placement.order;
+      }
+      if (ranks_per_node) config.placement.ranks_per_node = *ranks_per_node;
+      config = parse_config(to_json(config), config_path);  // validate the overridden config as a whole
+      const Calibration calibration =
+          load_calibration(calibration_path.empty() ? default_calibration_path() : std::filesystem::path(calibration_path));
+      const Prediction prediction = predict(config, calibration);
+      if (as_json) {
+        std::cout << to_json(prediction).dump(2) << "\n";
+      } else {
+        print_prediction(config, prediction, calibration);
+      }
+      return 0;
+    }
+    if (calibrate->parsed()) {
+      const std::filesystem::path out = out_path.empty() ? default_calibration_path() : std::filesystem::path(out_path);
+      if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
+      std::filesystem::path exe = find_trial_executable().parent_path() / "memfront-calibrate";
+      std::string command = "mpirun -np 2 --oversubscribe " + std::string(geteuid() == 0 ? "--allow-run-as-root " : "") +
+                            "'" + exe.string() + "' --out '" + out.string() + "'" + (quick ? " --quick" : "");
+      std::cerr << "memfront: " << command << "\n";
+      const int rc = std::system(command.c_str());
+      if (rc != 0) {
+        std::cerr << "memfront: calibration failed (status " << rc << ")\n";
+        return 1;
+      }
+      const Calibration calibration = load_calibration(out);
+      std::printf("calibrated %s: sgemm %.1f GFLOP/s, attention %.1f GFLOP/s, memory %.1f GB/s, link %.1f us + %.2f GB/s\n",
+                  calibration.host.c_str(), calibration.gemm_flops_per_s * 1e-9,
+                  calibration.attention_flops_per_s * 1e-9, calibration.memory_bytes_per_s * 1e-9,
+                  calibration.link_latency_s * 1e6, calibration.link_bytes_per_s * 1e-9);
+      return 0;
+    }
+    if (status->parsed()) {
+      ResultsFile file = read_with_warning(results_path);
+      std::map<std::string, int> counts;
+      for (const TrialRecord& r : file.trials) ++counts[std::string(to_string(r.status))];
+      std::cout << file.header.study << ": " << file.trials.size() << " trials recorded (";
+      bool first = true;
+      for (const auto& [name, count] : counts) {
+        std::cout << (first ? "" : ", ") << count << " " << name;
+        first = false;
+      }
+      const std::vector<Objective> objectives = objectives_for("", file.header);
+      std::cout << "); Pareto front of " << front_of(file.trials, objectives, {}).size() << " points\n";
+      return 0;
+    }
+  } catch (const InputError& e) {
+    std::cerr << "memfront: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "memfront: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,58 @@
+#pragma once
+// Search strategies: which configurations of a study's space to run, in what
+// order, and (for the adaptive ones) for how many steps. A strategy proposes a
+// batch, the sweep runs it and tells back each record, and the strategy
+// proposes the next batch, until it has nothing more to propose or the trial
+// budget is spent (the sweep also stops on its time budget).
+//
+//   grid     every candidate in grid order
+//   random   candidates in a seeded random order
+//   halving  successive halving on steps: a seeded sample runs short; the best
+//            1/eta by non-dominated rank run eta times longer; and so on until
+//            the last round runs the study's steps
+//   nsga2    NSGA-II: a population evolves by tournament selection on
+//            (non-dominated rank, crowding distance), uniform crossover of knob
+//            values and mutation, keeping the best of parents and children
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/pareto.h"
+#include "core/results.h"
+#include "tuner/study.h"
+
+namespace memfront {
+
+struct Proposal {
+  size_t candidate = 0;  // index into the candidates the strategy was made with
+  int steps = 0;         // timed steps to run it for
+};
+
+// A record's objectives as a point to minimize (maximized objectives negated),
+// or nullopt when it did not end ok or lacks one of them.
+std::optional<ObjectivePoint> objective_point(const TrialRecord& record, const std::vector<Objective>& objectives);
+
+// Whether a record meets every outcome constraint of the study. A constraint
+// over a metric the record lacks is not met.
+bool meets_outcome_constraints(const TrialRecord& record, const Study& study);
+
+// Selection order for records: a lower score is better. Feasible ok records
+// come first by non-dominated rank (ties broken by larger crowding distance),
+// then ok records that break an outcome constraint (by their own rank), then
+// everything that did not end ok.
+std::vector<double> selection_scores(const std::vector<const TrialRecord*>& records, const Study& study);
+
+class SearchStrategy {
+ public:
+  virtual ~SearchStrategy() = default;
+  // The next batch; empty when the strategy is done.
+  virtual std::vector<Proposal> next() = 0;
+  virtual void tell(const Proposal& proposal, const TrialRecord& record) = 0;
+};
+
+// budget_trials: the most proposals in all (the study's budget, or unlimited).
+std::unique_ptr<SearchStrategy> make_strategy(const Study& study, const std::vector<Candidate>& candidates,
+                                              std::optional<int> budget_trials);
+
+}  // namespace memfront

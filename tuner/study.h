@@ -1,0 +1,125 @@
+#pragma once
+// A study: which configurations to try, what to measure them by, and how to
+// search (study JSON, documented in examples/ and the README).
+//
+//   {
+//     "study": "quickstart",
+//     "base": {<a trial config: model, batch, train, ...; defaults as in core/config.h>},
+//     "space": {                                 knob path -> values
+//       "checkpoint.every": [0, 1, 2],           a list
+//       "batch.micro": {"range": [1, 8], "step": 1},       lo, lo+step, ... <= hi
+//       "topk.grad": {"range": [0.01, 1], "factor": 10}    lo, lo*f, ... <= hi
+//     },
+//     "constraints": ["shard.strategy == \"hybrid\" -> world % shard.group == 0"],
+//     "objectives": [{"metric": "peak_mem", "goal": "min"}, {"metric": "step_time", "goal": "min"}],
+//     "outcome_constraints": ["peak_mem <= 16GiB"],
+//     "reference": {<config overrides of base; default: base with every knob at its
+//                    uncompressed value: fp32, no checkpointing, dense, ddp>},
+//     "steps": 20, "warmup": 2, "repeats": 1,
+//     "search": {"strategy": "grid" | "random" | "halving" | "nsga2",
+//                "budget": {"trials": 100, "seconds": 600}, "seed": 1,
+//                "halving": {"min_steps": 4, "eta": 3},
+//                "nsga2": {"population": 12}},
+//     "launcher": {"kind": "local", "timeout_s": 300, "mpirun": "mpirun",
+//                  "mpirun_args": ["--oversubscribe"]},
+//     "link": {"latency_us": 5, "bandwidth_gbps": 10}
+//   }
+//
+// Knob paths are those of the normalized config JSON (core/config.h to_json):
+// "checkpoint.every", "world", "placement.ranks_per_node", "model.layers", ...
+// Values are JSON values written into the base config at that path.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "tuner/expr.h"
+
+namespace memfront {
+
+struct Knob {
+  std::string path;                   // "checkpoint.every"
+  std::vector<nlohmann::json> values;  // the values to try, in the order given
+};
+
+enum class Goal { minimize, maximize };
+
+struct Objective {
+  std::string metric;  // a metric name (tuner/metrics.h)
+  Goal goal = Goal::minimize;
+};
+
+struct NamedExpr {
+  Expr expr;
+  std::string pointer;  // where it stands in the study file, e.g. /constraints/1
+};
+
+struct SearchSettings {
+  std::string strategy = "grid";  // grid, random, halving, nsga2
+  std::optional<int> budget_trials;
+  std::optional<double> budget_seconds;
+  uint64_t seed = 1;
+  int halving_min_steps = 4;  // halving: steps of the first round
+  int halving_eta = 3;        // halving: keep 1/eta per round, eta x the steps
+  int nsga2_population = 12;
+};
+
+struct LauncherSettings {
+  std::string kind = "local";  // local (this issue); slurm later
+  double timeout_s = 300;      // per trial
+  std::string mpirun = "mpirun";
+  std::vector<std::string> mpirun_args;  // added to every mpirun line
+};
+
+struct Study {
+  std::string name;
+  std::filesystem::path path;       // the study file ("" when parsed from text)
+  nlohmann::json base;              // base config JSON (partial)
+  std::vector<Knob> space;
+  std::vector<NamedExpr> constraints;          // over knobs
+  std::vector<Objective> objectives;
+  std::vector<NamedExpr> outcome_constraints;  // over metrics
+  Config reference;                 // the study's reference configuration, normalized
+  int steps = 20, warmup = 2, repeats = 1;
+  SearchSettings search;
+  LauncherSettings launcher;
+  double link_latency_us = 5, link_bandwidth_gbps = 10;
+};
+
+// Parses and validates; InputError "<source>: <json pointer>: <what was expected>".
+Study parse_study(const nlohmann::json& json, std::string_view source);
+Study load_study(const std::filesystem::path& path);
+
+// One point of the space: the value index of each knob, in space order.
+using Point = std::vector<int>;
+
+// The config of a point: base, then each knob's value written at its path, then
+// the study's steps, warmup and link. Throws InputError (from parse_config) when
+// the knobs do not combine into a valid config.
+Config config_at(const Study& study, const Point& point);
+
+// Whether the point passes every parameter constraint. Names in constraints
+// are knob paths or any path of the normalized config (e.g. world,
+// model.layers); values compare as in Expr.
+bool satisfies_constraints(const Study& study, const Config& config);
+
+struct Candidate {
+  Point point;
+  Config config;
+};
+
+// Every point in grid order (the last knob varies fastest) that makes a valid
+// config and passes the constraints. An empty result is an InputError that
+// names the constraint (or the config rule) that removed the last points:
+// "<study>: /constraints/1: removes every configuration of the space".
+std::vector<Candidate> enumerate_space(const Study& study);
+
+// Size of the full grid before constraints.
+uint64_t space_size(const Study& study);
+
+}  // namespace memfront

@@ -1,0 +1,88 @@
+#pragma once
+// memfront sweep: plans a study, runs its trials (or replays them from a
+// recorded sweep), records every outcome, and keeps going after failures.
+//
+// - The study's reference configuration runs first, at every step count the
+//   strategy uses, so that each trial's loss_delta compares like with like.
+// - Every record carries the cost model's prediction. With outcome
+//   constraints, a configuration the model predicts to break one is recorded
+//   as `pruned` and not run (unless no_prune).
+// - The results file is append-only; each record is one fsynced line. With
+//   resume, configurations already recorded (same id) are not run again.
+// - An interrupt (Ctrl-C) kills the running trial, records nothing for it,
+//   and stops the sweep; a later resume runs what is missing.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/results.h"
+#include "tuner/cost_model.h"
+#include "tuner/launcher.h"
+#include "tuner/study.h"
+
+namespace memfront {
+
+struct SweepOptions {
+  std::filesystem::path results;       // the results file (JSONL); empty: record nothing (replays)
+  nlohmann::json study_spec;           // the study file's JSON, kept in the results header
+  bool resume = false;                 // append to an existing results file, skipping recorded ids
+  bool prune = true;                   // record model-predicted violations as pruned
+  Calibration calibration;             // for predictions
+  bool progress_bar = false;           // a live bar (a terminal) instead of one line per trial
+  std::filesystem::path trial_exe;     // memfront-trial
+  const std::atomic<bool>* interrupt = nullptr;
+};
+
+struct SweepSummary {
+  int proposed = 0;    // trials the strategy asked for
+  int launched = 0;    // trials run (reference runs included)
+  int reused = 0;      // found in the results file already (resume)
+  int failed = 0;      // launched and not ok
+  int pruned = 0;
+  bool interrupted = false;
+  double seconds = 0;
+  std::vector<TrialRecord> records;  // every record of this study in the file, the reference included
+};
+
+// Runs a study with `launcher` (a LocalLauncher, or a ReplayLauncher).
+SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher& launcher, std::ostream& log);
+
+// Replays a recorded sweep: a trial's record is looked up by config id in
+// the recorded file instead of being run. A proposal for fewer steps than
+// were recorded is answered from the recorded run's first steps (its training
+// loss at that step stands in for the held-out loss). Nothing is launched.
+class ReplayLauncher final : public Launcher {
+ public:
+  explicit ReplayLauncher(const std::vector<TrialRecord>& recorded);
+  LaunchOutcome run(const LaunchRequest& request) override;
+  int lookups() const { return lookups_; }
+
+ private:
+  std::map<std::string, const TrialRecord*> by_id_;  // id of the config with train.steps removed
+  int lookups_ = 0;
+};
+
+// The records that ran the study's full number of steps (halving's shorter
+// rounds are not comparable with them).
+std::vector<TrialRecord> full_length(const std::vector<TrialRecord>& records, int steps);
+
+// Whether a record satisfies every filter; a filter over a metric the record
+// lacks does not hold.
+bool passes_filters(const TrialRecord& record, const std::vector<NamedExpr>& filters);
+
+// The Pareto front of records over objectives, after an optional filter:
+// indices into records, ordered by the first objective.
+std::vector<size_t> front_of(const std::vector<TrialRecord>& records, const std::vector<Objective>& objectives,
+                             const std::vector<NamedExpr>& filters);
+
+// A table of the front: one row per point with its objectives and the knobs
+// that differ between the records.
+std::string format_front(const std::vector<TrialRecord>& records, const std::vector<size_t>& front,
+                         const std::vector<Objective>& objectives);
+
+}  // namespace memfront
