@@ -320,12 +320,77 @@ std::vector<int> nondominated_ranks(const std::vector<ObjectivePoint>& points) {
 std::vector<size_t> pareto_front(const std::vector<ObjectivePoint>& points) {
   std::vector<size_t> front;
   if (points.empty()) return front;
-  check_dimensions(points, points[0].size(), "pareto_front");
-  for (size_t i = 0; i < points.size(); ++i) {
-    bool dominated = false;
-    for (size_t j = 0; j < points.size() && !dominated; ++j) dominated = dominates_unchecked(points[j], points[i]);
-    if (!dominated) front.push_back(i);
+  const size_t dims = points[0].size();
+  check_dimensions(points, dims, "pareto_front");
+
+  // dominates_unchecked skips NaN coordinates, which no sort order can mirror;
+  // such inputs keep the all-pairs test, which defines the result.
+  const bool any_nan = std::any_of(points.begin(), points.end(), [](const ObjectivePoint& point) {
+    return std::any_of(point.begin(), point.end(), [](double value) { return std::isnan(value); });
+  });
+  if (any_nan || dims == 0) {
+    for (size_t i = 0; i < points.size(); ++i) {
+      bool dominated = false;
+      for (size_t j = 0; j < points.size() && !dominated; ++j) dominated = dominates_unchecked(points[j], points[i]);
+      if (!dominated) front.push_back(i);
+    }
+    return front;
   }
+
+  // A dominating point is no larger in every objective and differs, so it
+  // comes earlier in lexicographic order: one pass in that order, testing each
+  // point against the front found so far, decides every point. (A point
+  // dominated by a non-front point is also dominated by whatever front point
+  // dominates that one.) Exact duplicates never dominate each other.
+  std::vector<size_t> order(points.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const ObjectivePoint& pa = points[a];
+    const ObjectivePoint& pb = points[b];
+    for (size_t k = 0; k < dims; ++k) {
+      if (pa[k] != pb[k]) return pa[k] < pb[k];
+    }
+    return a < b;
+  });
+
+  if (dims == 2) {
+    // Sweep: a point is dominated exactly when an earlier point that is not
+    // its duplicate has a y no larger; the earlier duplicates share its fate.
+    double lowest_y = kInfinity;  // lowest y of the points before the current group of duplicates
+    bool any_before = false;
+    for (size_t begin = 0; begin < order.size();) {
+      const ObjectivePoint& point = points[order[begin]];
+      size_t end = begin + 1;
+      while (end < order.size() && points[order[end]] == point) ++end;
+      if (!any_before || lowest_y > point[1]) {
+        front.insert(front.end(), order.begin() + static_cast<std::ptrdiff_t>(begin),
+                     order.begin() + static_cast<std::ptrdiff_t>(end));
+      }
+      lowest_y = std::min(lowest_y, point[1]);
+      any_before = true;
+      begin = end;
+    }
+  } else {
+    // The front so far, row-major, for cache-friendly scans.
+    std::vector<double> kept;
+    for (size_t index : order) {
+      const ObjectivePoint& point = points[index];
+      bool dominated = false;
+      for (size_t row = 0; row < kept.size() && !dominated; row += dims) {
+        bool no_worse = true;
+        bool better = false;
+        for (size_t k = 0; k < dims && no_worse; ++k) {
+          no_worse = kept[row + k] <= point[k];
+          better = better || kept[row + k] < point[k];
+        }
+        dominated = no_worse && better;
+      }
+      if (dominated) continue;
+      kept.insert(kept.end(), point.begin(), point.end());
+      front.push_back(index);
+    }
+  }
+  std::sort(front.begin(), front.end());
   return front;
 }
 

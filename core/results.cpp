@@ -14,7 +14,9 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "core/error.h"
@@ -790,6 +792,114 @@ void ResultsWriter::append(const TrialRecord& record) {
 
 ResultsFile read_results(const std::filesystem::path& path) {
   return parse_results_text(read_text_file(path, "results file"), path.string()).file;
+}
+
+ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
+                         std::optional<ResultsHeader> header) {
+  ResultsScan scan;
+  scan.bytes_consumed = offset;
+  const std::string file = path.string();
+  std::string text;
+  try {
+    text = read_text_file(path, "results file");
+  } catch (const InputError& error) {
+    scan.problems.push_back(error.what());
+    return scan;
+  }
+  if (offset > text.size()) {
+    scan.problems.push_back(file + ": the file is shorter than the " + std::to_string(offset) +
+                            " bytes read before (replaced or truncated)");
+    return scan;
+  }
+  if (text.empty()) {
+    scan.problems.push_back(file + ": empty results file (expected a header line)");
+    return scan;
+  }
+  const std::string_view all(text);
+  // The line at `start`, and whether its '\n' is there.
+  struct Line {
+    std::string_view text;
+    size_t next;  // where the following line starts
+    bool terminated;
+  };
+  const auto line_at = [&](size_t start) {
+    const size_t end = all.find('\n', start);
+    if (end == std::string_view::npos) return Line{all.substr(start), all.size(), false};
+    return Line{all.substr(start, end - start), end + 1, true};
+  };
+  // Writers put a line and its '\n' in one write, so a last line without '\n'
+  // that is not JSON either is not complete (yet).
+  const auto incomplete = [&](const Line& line, int number) {
+    if (line.terminated || json::accept(line.text)) return false;
+    scan.file.truncated_tail = file + ":" + std::to_string(number) + ": incomplete last line (" +
+                               std::to_string(line.text.size()) +
+                               " bytes; still being written, or cut short by a crash)";
+    return true;
+  };
+
+  size_t start = offset;
+  if (header) {
+    scan.file.header = std::move(*header);
+  } else {
+    const Line line = line_at(0);
+    const std::string where = file + ":1";
+    if (incomplete(line, 1)) return scan;
+    try {
+      scan.file.header = header_from_json(parse_json(line.text, where), where);
+    } catch (const std::exception& error) {
+      // Nothing after a foreign or broken header can be trusted to be of this schema.
+      scan.problems.push_back(error.what());
+      return scan;
+    }
+    start = std::max<size_t>(start, line.next);
+  }
+  scan.bytes_consumed = start;
+
+  // First the complete lines (cheap), then their JSON on every core: parsing
+  // is nearly all of the time it takes to open a large file.
+  struct Pending {
+    std::string_view text;
+    int number;  // from the start of the file, also when reading from an offset
+  };
+  std::vector<Pending> pending;
+  int number = 1 + static_cast<int>(std::count(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(start), '\n'));
+  for (; start < all.size(); ++number) {
+    const Line line = line_at(start);
+    if (incomplete(line, number)) break;
+    if (!is_blank(line.text)) pending.push_back({line.text, number});
+    start = line.next;
+    scan.bytes_consumed = start;
+  }
+  std::vector<std::optional<TrialRecord>> records(pending.size());
+  std::vector<std::string> errors(pending.size());
+  const auto parse_lines = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const std::string where = file + ":" + std::to_string(pending[i].number);
+      try {
+        records[i] = record_from_json(parse_json(pending[i].text, where), where);
+      } catch (const std::exception& error) {
+        errors[i] = error.what();
+      }
+    }
+  };
+  const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, pending.size() / 512 + 1);
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) {
+    threads.emplace_back(parse_lines, pending.size() * w / workers, pending.size() * (w + 1) / workers);
+  }
+  parse_lines(0, pending.size() / workers);
+  for (std::thread& thread : threads) thread.join();
+
+  scan.file.trials.reserve(pending.size());
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (records[i]) {
+      scan.file.trials.push_back(std::move(*records[i]));
+    } else {
+      scan.problems.push_back(std::move(errors[i]));
+      ++scan.skipped;
+    }
+  }
+  return scan;
 }
 
 void write_record_file(const std::filesystem::path& path, const TrialRecord& record) {

@@ -160,6 +160,24 @@ struct ResultsFile {
 // header of another schema version.
 ResultsFile read_results(const std::filesystem::path& path);
 
+// What a tolerant reader (the viewer) could make of a results file. Nothing in
+// the file's content makes it throw: each problem is one line
+// "<file>[:<line>]: [<json pointer>: ]<what>", and the readable trials are kept.
+struct ResultsScan {
+  ResultsFile file;  // truncated_tail set when the last line is incomplete
+  std::vector<std::string> problems;
+  int skipped = 0;               // malformed lines left out
+  uint64_t bytes_consumed = 0;   // file position after the last complete line read
+};
+
+// Reads the trials from byte `offset` on (the bytes_consumed of an earlier
+// scan, to pick up lines appended since) given the header read then; with no
+// header, line 1 is read as the header. A last line without its '\n' that is
+// not JSON is being written (or was cut short): it is left unconsumed, so a
+// later scan from bytes_consumed reads it once complete.
+ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset = 0,
+                         std::optional<ResultsHeader> header = std::nullopt);
+
 // A single trial record as one JSON document (memfront-trial --out), written
 // atomically (temporary file, fsync, rename).
 void write_record_file(const std::filesystem::path& path, const TrialRecord& record);

@@ -13,6 +13,9 @@ packages=(
   libcli11-dev               # command lines
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # bench/
+  qt6-base-dev qt6-svg-dev   # memfront-viewer (Widgets, Concurrent, Test, PrintSupport, Svg)
+  libqcustomplot-dev         # its plots (the Qt 6 build: libQCustomPlotQt6)
+  libgl-dev                  # Qt6Gui's CMake package asks for OpenGL headers
 )
 
 missing=()

@@ -1,0 +1,327 @@
+#include "gui/detail_pane.h"
+
+#include <QHeaderView>
+#include <QLabel>
+#include <QScrollArea>
+#include <QTableWidget>
+#include <QTreeWidget>
+#include <QVBoxLayout>
+
+#include <qcustomplot.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "core/arena.h"
+#include "gui/front_view.h"
+#include "gui/trial_store.h"
+#include "tuner/metrics.h"
+
+namespace memfront {
+namespace {
+
+QColor category_colour(int category) {
+  static const QColor palette[kMemCategoryCount] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
+                                                    QColor(214, 39, 40),  QColor(148, 103, 189), QColor(140, 86, 75),
+                                                    QColor(127, 127, 127)};
+  return palette[category];
+}
+
+QCustomPlot* make_chart(const QString& title) {
+  auto* plot = new QCustomPlot;
+  plot->setMinimumHeight(190);
+  plot->plotLayout()->insertRow(0);
+  plot->plotLayout()->addElement(0, 0, new QCPTextElement(plot, title, QFont("sans", 9, QFont::Bold)));
+  plot->legend->setFont(QFont("sans", 7));
+  plot->legend->setBrush(QColor(255, 255, 255, 200));
+  return plot;
+}
+
+// The memory chart's legend sits right of the bars: inside it would hide them.
+QCustomPlot* make_memory_chart(const QString& title) {
+  QCustomPlot* plot = make_chart(title);
+  plot->axisRect()->insetLayout()->take(plot->legend);
+  plot->plotLayout()->addElement(1, 1, plot->legend);
+  plot->plotLayout()->setColumnStretchFactor(1, 0.001);
+  plot->legend->setLayer("legend");
+  plot->legend->setIconSize(10, 8);
+  plot->setMinimumHeight(220);
+  return plot;
+}
+
+void set_title(QCustomPlot* plot, const QString& title) {
+  if (auto* text = qobject_cast<QCPTextElement*>(plot->plotLayout()->element(0, 0))) text->setText(title);
+}
+
+void add_json(QTreeWidgetItem* parent, const QString& key, const nlohmann::json& value) {
+  auto* item = new QTreeWidgetItem(parent, {key});
+  if (value.is_object()) {
+    for (auto it = value.begin(); it != value.end(); ++it) add_json(item, QString::fromStdString(it.key()), it.value());
+  } else if (value.is_array() && !value.empty() && (value.front().is_object() || value.front().is_array())) {
+    for (size_t i = 0; i < value.size(); ++i) add_json(item, QString::number(i), value[i]);
+  } else {
+    item->setText(1, value.is_string() ? QString::fromStdString(value.get<std::string>())
+                                       : QString::fromStdString(value.dump()));
+  }
+}
+
+std::optional<double> json_number(const nlohmann::json& json, std::initializer_list<const char*> path) {
+  const nlohmann::json* node = &json;
+  for (const char* key : path) {
+    if (!node->is_object() || !node->contains(key)) return std::nullopt;
+    node = &(*node)[key];
+  }
+  if (!node->is_number()) return std::nullopt;
+  return node->get<double>();
+}
+
+}  // namespace
+
+DetailPane::DetailPane(const TrialStore& store, QWidget* parent) : QWidget(parent), store_(store) {
+  title_ = new QLabel(tr("No trial selected"));
+  title_->setWordWrap(true);
+  title_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+
+  config_tree_ = new QTreeWidget;
+  config_tree_->setColumnCount(2);
+  config_tree_->setHeaderLabels({tr("Config"), tr("Value")});
+  config_tree_->setMinimumHeight(180);
+  config_tree_->header()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
+
+  memory_plot_ = make_memory_chart(tr("Peak memory per rank"));
+  time_plot_ = make_chart(tr("Step time breakdown"));
+  loss_plot_ = make_chart(tr("Loss"));
+  trace_label_ = new QLabel;
+  trace_label_->setAlignment(Qt::AlignCenter);
+  trace_label_->setStyleSheet("color: gray; border: 1px dashed #bbb; padding: 6px;");
+
+  prediction_table_ = new QTableWidget(0, 4);
+  prediction_table_->setHorizontalHeaderLabels({tr("Metric"), tr("Predicted"), tr("Measured"), tr("Error %")});
+  prediction_table_->verticalHeader()->hide();
+  prediction_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  prediction_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  prediction_table_->setMinimumHeight(140);
+
+  // Everything in one scrolling column: the dock is narrow and tall.
+  auto* content = new QWidget;
+  auto* column = new QVBoxLayout(content);
+  column->addWidget(title_);
+  column->addWidget(config_tree_);
+  column->addWidget(memory_plot_);
+  column->addWidget(trace_label_);
+  column->addWidget(time_plot_);
+  column->addWidget(loss_plot_);
+  column->addWidget(new QLabel(tr("Prediction vs measurement")));
+  column->addWidget(prediction_table_);
+  auto* scroll = new QScrollArea;
+  scroll->setWidget(content);
+  scroll->setWidgetResizable(true);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(0, 0, 0, 0);
+  layout->addWidget(scroll);
+  show_trial(-1);
+}
+
+void DetailPane::show_trial(int store_index) {
+  trial_ = store_index >= 0 && store_index < store_.trial_count() ? store_index : -1;
+  if (trial_ < 0) {
+    title_->setText(tr("No trial selected"));
+  } else {
+    const TrialRecord& record = store_.trial(trial_);
+    QString text = QStringLiteral("<b>%1</b> — %2").arg(QString::fromStdString(record.id),
+                                                        QString::fromUtf8(to_string(record.status).data()));
+    if (!record.error.empty()) text += "<br>" + QString::fromStdString(record.error).toHtmlEscaped();
+    title_->setText(text);
+  }
+  fill_config();
+  fill_memory();
+  fill_time();
+  fill_loss();
+  fill_prediction();
+  const bool traced = trial_ >= 0 && !store_.trial(trial_).trace.empty();
+  trace_label_->setText(traced ? tr("memory timeline: %1").arg(QString::fromStdString(store_.trial(trial_).trace))
+                               : tr("no trace recorded"));
+}
+
+void DetailPane::fill_config() {
+  config_tree_->clear();
+  if (trial_ < 0) return;
+  const nlohmann::json& config = store_.trial(trial_).config;
+  if (config.is_object())
+    for (auto it = config.begin(); it != config.end(); ++it)
+      add_json(config_tree_->invisibleRootItem(), QString::fromStdString(it.key()), it.value());
+  config_tree_->expandAll();
+}
+
+void DetailPane::fill_memory() {
+  memory_plot_->clearPlottables();
+  memory_plot_->legend->setVisible(false);
+  const TrialRecord* record = trial_ >= 0 ? &store_.trial(trial_) : nullptr;
+  if (!record || !record->metrics || record->metrics->ranks.empty()) {
+    set_title(memory_plot_, tr("Peak memory per rank: not measured"));
+    memory_plot_->replot();
+    return;
+  }
+  const TrialMetrics& metrics = *record->metrics;
+  uint64_t largest = 0;
+  for (const RankMetrics& rank : metrics.ranks) {
+    uint64_t sum = 0;
+    for (uint64_t bytes : rank.peak) sum += bytes;
+    largest = std::max(largest, sum);
+  }
+  const AxisUnit unit = axis_unit_for("peak_mem", double(largest));
+  QVector<double> positions;
+  QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+  for (const RankMetrics& rank : metrics.ranks) {
+    positions.push_back(rank.rank);
+    ticker->addTick(rank.rank, tr("rank %1").arg(rank.rank));
+  }
+  // One QCPBars per category, each stacked on the previous one.
+  QCPBars* below = nullptr;
+  for (int c = 0; c < kMemCategoryCount; ++c) {
+    QVector<double> heights;
+    bool any = false;
+    for (const RankMetrics& rank : metrics.ranks) {
+      heights.push_back(double(rank.peak[c]) / unit.divisor);
+      any = any || rank.peak[c] > 0;
+    }
+    if (!any) continue;
+    auto* bars = new QCPBars(memory_plot_->xAxis, memory_plot_->yAxis);
+    bars->setName(QString::fromUtf8(to_string(kAllMemCategories[c]).data()));
+    bars->setBrush(category_colour(c));
+    bars->setPen(QPen(category_colour(c).darker(130)));
+    bars->setWidth(0.6);
+    bars->setData(positions, heights);
+    if (below) bars->moveAbove(below);
+    below = bars;
+  }
+  memory_plot_->xAxis->setTicker(ticker);
+  memory_plot_->xAxis->setRange(-0.6, metrics.ranks.back().rank + 0.6);
+  memory_plot_->yAxis->setLabel(tr("sum of category peaks [%1]").arg(unit.unit));
+  memory_plot_->yAxis->setRange(0, double(largest) / unit.divisor * 1.1);
+  memory_plot_->legend->setVisible(true);
+  const double spread = double(metrics.peak_total_max - metrics.peak_total_min);
+  set_title(memory_plot_, tr("Peak memory per rank\ntotal %1, spread %2")
+                              .arg(QString::fromStdString(format_metric("peak_mem", double(metrics.peak_total_max))),
+                                   QString::fromStdString(format_metric("peak_mem", spread))));
+  memory_plot_->replot();
+}
+
+void DetailPane::fill_time() {
+  time_plot_->clearPlottables();
+  const TrialRecord* record = trial_ >= 0 ? &store_.trial(trial_) : nullptr;
+  if (!record || !record->metrics) {
+    set_title(time_plot_, tr("Step time breakdown: not measured"));
+    time_plot_->replot();
+    return;
+  }
+  const TrialMetrics& metrics = *record->metrics;
+  const auto recompute = metrics.phase_s.find("recompute");
+  const std::vector<std::pair<QString, double>> parts = {
+      {tr("compute"), metrics.compute_s},
+      {tr("comm"), metrics.comm_s},
+      {tr("exposed\ncomm"), metrics.exposed_comm_s},
+      {tr("recompute"), recompute == metrics.phase_s.end() ? 0.0 : recompute->second}};
+  double largest = metrics.step_time_s.median;
+  for (const auto& part : parts) largest = std::max(largest, part.second);
+  const AxisUnit unit = axis_unit_for("step_time", largest);
+  QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+  QVector<double> positions, heights;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    positions.push_back(double(i));
+    heights.push_back(parts[i].second / unit.divisor);
+    ticker->addTick(double(i), parts[i].first);
+  }
+  auto* bars = new QCPBars(time_plot_->xAxis, time_plot_->yAxis);
+  bars->setBrush(QColor(44, 160, 44));
+  bars->setPen(QPen(QColor(30, 110, 30)));
+  bars->setWidth(0.6);
+  bars->setData(positions, heights);
+  time_plot_->xAxis->setTicker(ticker);
+  time_plot_->xAxis->setRange(-0.6, parts.size() - 0.4);
+  time_plot_->yAxis->setLabel(tr("per step [%1]").arg(unit.unit));
+  time_plot_->yAxis->setRange(0, largest / unit.divisor * 1.1);
+  set_title(time_plot_, tr("Step time breakdown — median step %1")
+                            .arg(QString::fromStdString(format_metric("step_time", metrics.step_time_s.median))));
+  time_plot_->replot();
+}
+
+int DetailPane::reference_of(int store_index) const {
+  const int file = store_.file_of(store_index);
+  for (int i = 0; i < store_.trial_count(); ++i) {
+    if (store_.file_of(i) != file) continue;
+    const auto& metrics = store_.trial(i).metrics;
+    if (metrics && metrics->loss_delta && *metrics->loss_delta == 0.0) return i;
+  }
+  return -1;
+}
+
+void DetailPane::fill_loss() {
+  loss_plot_->clearGraphs();
+  loss_plot_->legend->setVisible(false);
+  const TrialRecord* record = trial_ >= 0 ? &store_.trial(trial_) : nullptr;
+  if (!record || !record->metrics || record->metrics->loss_curve.empty()) {
+    set_title(loss_plot_, tr("Loss: not measured"));
+    loss_plot_->replot();
+    return;
+  }
+  auto add_curve = [this](const std::vector<double>& curve, const QString& name, QPen pen) {
+    QVector<double> steps, losses;
+    for (size_t s = 0; s < curve.size(); ++s) {
+      steps.push_back(double(s));
+      losses.push_back(curve[s]);
+    }
+    QCPGraph* graph = loss_plot_->addGraph();
+    graph->setName(name);
+    graph->setPen(pen);
+    graph->setData(steps, losses, true);
+  };
+  const int reference = reference_of(trial_);
+  if (reference >= 0 && reference != trial_)
+    add_curve(store_.trial(reference).metrics->loss_curve, tr("reference"),
+              QPen(QColor(127, 127, 127), 1.5, Qt::DashLine));
+  add_curve(record->metrics->loss_curve, tr("this trial"), QPen(QColor(214, 39, 40), 2));
+  loss_plot_->rescaleAxes();
+  loss_plot_->xAxis->setLabel(tr("step"));
+  loss_plot_->yAxis->setLabel(tr("training loss"));
+  loss_plot_->legend->setVisible(true);
+  // The curves fall from the top left, so the bottom left is free.
+  loss_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignLeft);
+  QString title = tr("Loss — final %1").arg(record->metrics->final_loss, 0, 'f', 4);
+  if (record->metrics->loss_delta) title += tr(", Δ vs reference %1").arg(*record->metrics->loss_delta, 0, 'g', 3);
+  set_title(loss_plot_, title);
+  loss_plot_->replot();
+}
+
+void DetailPane::fill_prediction() {
+  prediction_table_->setRowCount(0);
+  const TrialRecord* record = trial_ >= 0 ? &store_.trial(trial_) : nullptr;
+  if (!record || record->prediction.is_null()) return;
+  const nlohmann::json& p = record->prediction;
+  std::optional<double> predicted_bytes;
+  if (auto intra = json_number(p, {"comm", "bytes_intra_node"}), inter = json_number(p, {"comm", "bytes_inter_node"});
+      intra || inter)
+    predicted_bytes = intra.value_or(0) + inter.value_or(0);
+  const std::vector<std::pair<std::string, std::optional<double>>> rows = {
+      {"peak_mem", metric_value(*record, "predicted_peak_mem")},
+      {"step_time", metric_value(*record, "predicted_step_time")},
+      {"compute_time", json_number(p, {"compute_s"})},
+      {"comm_time", json_number(p, {"comm_s"})},
+      {"comm_bytes", predicted_bytes}};
+  for (const auto& [metric, predicted] : rows) {
+    if (!predicted) continue;
+    const auto measured = metric_value(*record, metric);
+    const int row = prediction_table_->rowCount();
+    prediction_table_->insertRow(row);
+    prediction_table_->setItem(row, 0, new QTableWidgetItem(QString::fromStdString(metric)));
+    prediction_table_->setItem(row, 1, new QTableWidgetItem(QString::fromStdString(format_metric(metric, *predicted))));
+    prediction_table_->setItem(row, 2, new QTableWidgetItem(measured ? QString::fromStdString(format_metric(metric, *measured))
+                                                                     : tr("—")));
+    QString error = tr("—");
+    if (measured && *measured != 0) error = QString::number((*predicted - *measured) / *measured * 100, 'f', 1);
+    prediction_table_->setItem(row, 3, new QTableWidgetItem(error));
+  }
+}
+
+}  // namespace memfront

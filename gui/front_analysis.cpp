@@ -1,0 +1,171 @@
+#include "gui/front_analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <thread>
+
+#include "core/error.h"
+#include "core/pareto.h"
+#include "gui/trial_store.h"
+#include "tuner/metrics.h"
+
+namespace memfront {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double value_or_nan(const TrialRecord& record, std::string_view metric) {
+  const std::optional<double> value = metric_value(record, metric);
+  return value ? *value : kNaN;
+}
+
+const nlohmann::json* config_node(const nlohmann::json& config, std::string_view path) {
+  const nlohmann::json* node = &config;
+  while (true) {
+    const size_t dot = std::min(path.find('.'), path.size());
+    if (!node->is_object()) return nullptr;
+    const auto found = node->find(path.substr(0, dot));
+    if (found == node->end()) return nullptr;
+    node = &*found;
+    if (dot == path.size()) return node;
+    path.remove_prefix(dot + 1);
+  }
+}
+
+// record_lookup, but cheaper per trial: named metrics directly, and knob
+// paths (shard.strategy) in the config first, where record_lookup would try
+// them as a metrics path and serialize the whole record, far too slow for 100k
+// trials.
+std::optional<ExprValue> lookup(const TrialRecord& record, std::string_view name) {
+  if (is_named_metric(name)) {
+    const std::optional<double> value = metric_value(record, name);
+    return value ? std::optional<ExprValue>(*value) : std::nullopt;
+  }
+  if (name != "status" && !is_named_metric(name) && !name.starts_with("config.") &&
+      !name.starts_with("predicted_")) {
+    if (const nlohmann::json* node = config_node(record.config, name)) {
+      if (node->is_number()) return ExprValue(node->get<double>());
+      if (node->is_string()) return ExprValue(node->get<std::string>());
+      if (node->is_boolean()) return ExprValue(node->get<bool>());
+    }
+  }
+  return record_lookup(record)(name);
+}
+
+QString group_of(const TrialRecord& record, const std::string& colour_by) {
+  if (colour_by == "status") return QString::fromStdString(std::string(to_string(record.status)));
+  const nlohmann::json* node = config_node(record.config, colour_by);
+  if (!node) return QStringLiteral("(none)");
+  return QString::fromStdString(node->is_string() ? node->get<std::string>() : node->dump());
+}
+
+}  // namespace
+
+FrontAnalysis analyse(const TrialStore& store, const FrontSettings& settings) {
+  const int count = store.trial_count();
+  FrontAnalysis analysis;
+  analysis.x.resize(count);
+  analysis.y.resize(count);
+  analysis.shown.resize(count);
+  analysis.feasible.resize(count);
+  analysis.colour_group.resize(count);
+
+  // A constraint that does not parse is reported and all of them are
+  // ignored, rather than silently applying only some.
+  std::vector<Expr> constraints;
+  for (size_t i = 0; i < settings.constraints.size(); ++i) {
+    try {
+      constraints.push_back(Expr::parse(settings.constraints[i], "constraint " + std::to_string(i + 1)));
+    } catch (const InputError& error) {
+      analysis.error = QString::fromStdString(error.what());
+      constraints.clear();
+      break;
+    }
+  }
+
+  const std::vector<std::string> objectives =
+      settings.objectives.empty() ? store.default_objectives() : settings.objectives;
+  std::vector<std::pair<std::string_view, double>> metrics;  // metric, sign (-1 maximizes)
+  for (const std::string& objective : objectives) {
+    if (objective.starts_with('-')) {
+      metrics.emplace_back(std::string_view(objective).substr(1), -1.0);
+    } else {
+      metrics.emplace_back(objective, 1.0);
+    }
+  }
+
+  // Each trial's values are independent of the others': compute them on every
+  // core (at 100k trials this is most of the time of a constraint change).
+  // (shown and feasible are std::vector<bool>, packed bits: threads write
+  // these byte-per-trial copies instead, and they are copied over after.)
+  std::vector<QString> labels(count);
+  std::vector<double> values(static_cast<size_t>(count) * metrics.size());
+  std::vector<char> shown(count, 0), feasible_trial(count, 0), on_front_candidate(count, 0);
+  const auto measure = [&](int begin, int end) {
+    for (int i = begin; i < end; ++i) {
+      const TrialRecord& record = store.trial(i);
+      analysis.x[i] = value_or_nan(record, settings.x);
+      analysis.y[i] = value_or_nan(record, settings.y);
+      shown[i] = settings.show_unsuccessful || record.status == TrialStatus::ok;
+      bool feasible = true;
+      for (const Expr& constraint : constraints) {
+        try {
+          feasible = constraint.test([&record](std::string_view name) { return lookup(record, name); });
+        } catch (const InputError&) {
+          feasible = false;  // the trial lacks a metric the constraint needs
+        }
+        if (!feasible) break;
+      }
+      feasible_trial[i] = feasible;
+      labels[i] = group_of(record, settings.colour_by);
+      if (!shown[i] || !feasible || metrics.empty()) continue;
+      bool finite = true;
+      double* point = values.data() + static_cast<size_t>(i) * metrics.size();
+      for (size_t k = 0; k < metrics.size() && finite; ++k) {
+        point[k] = metrics[k].second * value_or_nan(record, metrics[k].first);
+        finite = std::isfinite(point[k]);
+      }
+      on_front_candidate[i] = finite;
+    }
+  };
+  const int workers = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, count / 1024 + 1);
+  std::vector<std::thread> threads;
+  for (int w = 1; w < workers; ++w) threads.emplace_back(measure, count * w / workers, count * (w + 1) / workers);
+  measure(0, count / workers);
+  for (std::thread& thread : threads) thread.join();
+
+  std::map<QString, int> group_index;  // sorted labels
+  std::vector<ObjectivePoint> points;
+  std::vector<int> point_trial;
+  for (int i = 0; i < count; ++i) {
+    analysis.shown[i] = shown[i];
+    analysis.feasible[i] = feasible_trial[i];
+    group_index.emplace(labels[i], 0);
+    if (!on_front_candidate[i]) continue;
+    const double* point = values.data() + static_cast<size_t>(i) * metrics.size();
+    points.emplace_back(point, point + metrics.size());
+    point_trial.push_back(i);
+  }
+
+  int next = 0;
+  for (auto& [label, index] : group_index) {
+    index = next++;
+    analysis.groups.push_back(label);
+  }
+  for (int i = 0; i < count; ++i) analysis.colour_group[i] = group_index[labels[i]];
+
+  for (size_t index : pareto_front(points)) analysis.front.push_back(point_trial[index]);
+  // By x for drawing the front as a line; trials without an x go last.
+  std::stable_sort(analysis.front.begin(), analysis.front.end(), [&](int a, int b) {
+    const double xa = analysis.x[a];
+    const double xb = analysis.x[b];
+    if (std::isnan(xa) || std::isnan(xb)) return !std::isnan(xa) && std::isnan(xb);
+    return xa < xb;
+  });
+  return analysis;
+}
+
+}  // namespace memfront
