@@ -1,5 +1,8 @@
 #include "gui/detail_pane.h"
 
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
 #include <QHeaderView>
 #include <QLabel>
 #include <QScrollArea>
@@ -92,7 +95,9 @@ DetailPane::DetailPane(const TrialStore& store, QWidget* parent) : QWidget(paren
   memory_plot_ = make_memory_chart(tr("Peak memory per rank"));
   time_plot_ = make_chart(tr("Step time breakdown"));
   loss_plot_ = make_chart(tr("Loss"));
+  timeline_plot_ = make_chart(tr("Memory over time (rank 0, from the trace)"));
   trace_label_ = new QLabel;
+  trace_label_->setWordWrap(true);
   trace_label_->setAlignment(Qt::AlignCenter);
   trace_label_->setStyleSheet("color: gray; border: 1px dashed #bbb; padding: 6px;");
 
@@ -110,6 +115,7 @@ DetailPane::DetailPane(const TrialStore& store, QWidget* parent) : QWidget(paren
   column->addWidget(config_tree_);
   column->addWidget(memory_plot_);
   column->addWidget(trace_label_);
+  column->addWidget(timeline_plot_);
   column->addWidget(time_plot_);
   column->addWidget(loss_plot_);
   column->addWidget(new QLabel(tr("Prediction vs measurement")));
@@ -139,9 +145,60 @@ void DetailPane::show_trial(int store_index) {
   fill_time();
   fill_loss();
   fill_prediction();
-  const bool traced = trial_ >= 0 && !store_.trial(trial_).trace.empty();
-  trace_label_->setText(traced ? tr("memory timeline: %1").arg(QString::fromStdString(store_.trial(trial_).trace))
-                               : tr("no trace recorded"));
+  fill_timeline();
+}
+
+// The trace (Chrome trace-event JSON, probes/trace_writer.h) holds a counter
+// event "memory" after every arena change, with the live bytes of each
+// category: drawn as one line per category (and the total) over the trial.
+void DetailPane::fill_timeline() {
+  timeline_plot_->clearGraphs();
+  auto no_timeline = [&](const QString& why) {
+    trace_label_->setText(why);
+    trace_label_->show();
+    timeline_plot_->hide();
+  };
+  if (trial_ < 0 || store_.trial(trial_).trace.empty()) return no_timeline(tr("no trace recorded"));
+  // The record names its trace relative to the results file's folder.
+  const QString results = store_.files()[store_.file_of(trial_)].path;
+  const QString trace = QFileInfo(results).dir().filePath(QString::fromStdString(store_.trial(trial_).trace));
+  QFile file(trace);
+  if (!file.open(QIODevice::ReadOnly)) return no_timeline(tr("trace %1 could not be read").arg(trace));
+  nlohmann::json events;
+  try {
+    events = nlohmann::json::parse(file.readAll().toStdString()).at("traceEvents");
+  } catch (const std::exception& error) {
+    return no_timeline(tr("trace %1 is not a trace: %2").arg(trace, QString::fromUtf8(error.what())));
+  }
+  QVector<double> time_ms;
+  std::vector<QVector<double>> mib(kMemCategoryCount + 1);  // categories, then the total
+  for (const nlohmann::json& event : events) {
+    if (!event.is_object() || event.value("ph", "") != "C" || event.value("name", "") != "memory" ||
+        event.value("pid", -1) != 0 || !event.contains("args")) {
+      continue;
+    }
+    const nlohmann::json& args = event["args"];
+    time_ms.push_back(event.value("ts", 0.0) / 1e3);
+    for (int c = 0; c <= kMemCategoryCount; ++c) {
+      const char* key = c < kMemCategoryCount ? to_string(kAllMemCategories[c]).data() : "total";
+      mib[c].push_back(args.value(key, 0.0) / (1024.0 * 1024.0));
+    }
+  }
+  if (time_ms.isEmpty()) return no_timeline(tr("trace %1 has no memory counters").arg(trace));
+  for (int c = 0; c <= kMemCategoryCount; ++c) {
+    QCPGraph* graph = timeline_plot_->addGraph();
+    graph->setName(c < kMemCategoryCount ? QString::fromUtf8(to_string(kAllMemCategories[c]).data()) : tr("total"));
+    graph->setPen(c < kMemCategoryCount ? QPen(category_colour(c), 1.2) : QPen(Qt::black, 1.5, Qt::DashLine));
+    graph->setLineStyle(QCPGraph::lsStepLeft);
+    graph->setData(time_ms, mib[c], /*alreadySorted=*/true);
+  }
+  timeline_plot_->xAxis->setLabel(tr("time [ms]"));
+  timeline_plot_->yAxis->setLabel(tr("live [MiB]"));
+  timeline_plot_->legend->setVisible(true);
+  timeline_plot_->rescaleAxes();
+  timeline_plot_->replot();
+  trace_label_->hide();
+  timeline_plot_->show();
 }
 
 void DetailPane::fill_config() {

@@ -3,7 +3,8 @@
 // of the config JSON), per-rank peak memory stacked by category, the step time
 // split into compute / communication / exposed communication / recompute, its
 // loss curve beside the reference trial's (the one of the same file whose
-// loss_delta is 0), and the cost model's prediction beside the measurement.
+// loss_delta is 0), the cost model's prediction beside the measurement, and,
+// when the trial has a trace, rank 0's memory by category over time.
 #include <QWidget>
 
 class QCustomPlot;
@@ -28,6 +29,7 @@ class DetailPane : public QWidget {
   QCustomPlot* time_plot() const { return time_plot_; }
   QCustomPlot* loss_plot() const { return loss_plot_; }
   QTableWidget* prediction_table() const { return prediction_table_; }
+  QCustomPlot* timeline_plot() const { return timeline_plot_; }
 
  private:
   void fill_config();
@@ -35,6 +37,7 @@ class DetailPane : public QWidget {
   void fill_time();
   void fill_loss();
   void fill_prediction();
+  void fill_timeline();
   int reference_of(int store_index) const;  // -1 when the file has none
 
   const TrialStore& store_;
@@ -45,7 +48,8 @@ class DetailPane : public QWidget {
   QCustomPlot* time_plot_ = nullptr;
   QCustomPlot* loss_plot_ = nullptr;
   QTableWidget* prediction_table_ = nullptr;
-  QLabel* trace_label_ = nullptr;
+  QLabel* trace_label_ = nullptr;  // why there is no timeline, when there is none
+  QCustomPlot* timeline_plot_ = nullptr;
 };
 
 }  // namespace memfront

@@ -270,6 +270,37 @@ class TestViewer : public QObject {
     QTRY_COMPARE(int(window.front_view()->analysis().x.size()), 8);
   }
 
+  // A trial with a trace shows rank 0's memory over time; one without says so.
+  void trace_gives_a_memory_timeline() {
+    const ResultsFile sweep = read_results(sweep_.toStdString());
+    const QString path = dir_.filePath("traced.jsonl");
+    {
+      ResultsWriter writer = ResultsWriter::create(path.toStdString(), sweep.header);
+      TrialRecord traced = sweep.trials[0];
+      traced.trace = "traced.trace.json";
+      writer.append(traced);
+      writer.append(sweep.trials[1]);
+    }
+    nlohmann::json events = nlohmann::json::array();
+    for (int step = 0; step < 3; ++step) {
+      nlohmann::json args = {{"total", (step + 1) * 3.0 * 1024 * 1024}};
+      for (MemCategory c : kAllMemCategories) args[std::string(to_string(c))] = (step + 1) * 1024.0 * 1024 / 2;
+      events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", 0}, {"tid", 0}, {"ts", step * 1000.0}, {"args", args}});
+      events.push_back({{"ph", "C"}, {"name", "memory"}, {"pid", 1}, {"tid", 0}, {"ts", step * 1000.0}, {"args", args}});
+    }
+    write_file("traced.trace.json", QByteArray::fromStdString(nlohmann::json{{"traceEvents", events}}.dump()));
+
+    MainWindow window;
+    load(window, {path});
+    DetailPane* pane = window.detail_pane();
+    pane->show_trial(0);
+    QCOMPARE(pane->timeline_plot()->graphCount(), kMemCategoryCount + 1);
+    QCOMPARE(pane->timeline_plot()->graph(0)->data()->size(), 3);  // rank 0's counters only
+    QCOMPARE(pane->timeline_plot()->graph(kMemCategoryCount)->data()->at(2)->value, 9.0);  // total, MiB
+    pane->show_trial(1);
+    QVERIFY(pane->timeline_plot()->isHidden());
+  }
+
   void render_writes_a_png() {
     const QString viewer = QCoreApplication::applicationDirPath() + "/../gui/memfront-viewer";
     if (!QFileInfo::exists(viewer)) QSKIP("memfront-viewer is not built beside the tests");
