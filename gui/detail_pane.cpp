@@ -95,7 +95,9 @@ DetailPane::DetailPane(const TrialStore& store, QWidget* parent) : QWidget(paren
   memory_plot_ = make_memory_chart(tr("Peak memory per rank"));
   time_plot_ = make_chart(tr("Step time breakdown"));
   loss_plot_ = make_chart(tr("Loss"));
-  timeline_plot_ = make_chart(tr("Memory over time (rank 0, from the trace)"));
+  // No legend of its own: the pane is narrow, and the colours are those of
+  // the per-rank chart just above.
+  timeline_plot_ = make_chart(tr("Memory over time, rank 0 (dashed: total)"));
   trace_label_ = new QLabel;
   trace_label_->setWordWrap(true);
   trace_label_->setAlignment(Qt::AlignCenter);
@@ -194,7 +196,7 @@ void DetailPane::fill_timeline() {
   }
   timeline_plot_->xAxis->setLabel(tr("time [ms]"));
   timeline_plot_->yAxis->setLabel(tr("live [MiB]"));
-  timeline_plot_->legend->setVisible(true);
+  timeline_plot_->legend->setVisible(false);
   timeline_plot_->rescaleAxes();
   timeline_plot_->replot();
   trace_label_->hide();

@@ -297,6 +297,8 @@ class TestViewer : public QObject {
     QCOMPARE(pane->timeline_plot()->graphCount(), kMemCategoryCount + 1);
     QCOMPARE(pane->timeline_plot()->graph(0)->data()->size(), 3);  // rank 0's counters only
     QCOMPARE(pane->timeline_plot()->graph(kMemCategoryCount)->data()->at(2)->value, 9.0);  // total, MiB
+    window.resize(1500, 950);
+    screenshot(pane, "detail_pane_timeline");
     pane->show_trial(1);
     QVERIFY(pane->timeline_plot()->isHidden());
   }
