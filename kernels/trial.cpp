@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "core/annotate.h"
 #include "core/arena.h"
@@ -16,6 +18,7 @@
 #include "kernels/mpi_session.h"
 #include "kernels/shard.h"
 #include "probes/host_probe.h"
+#include "probes/trace_writer.h"
 
 namespace memfront {
 
@@ -218,6 +221,39 @@ TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks,
   return m;
 }
 
+// Every rank's text, on every rank. A trace can be far larger than the rank
+// results, and the gather's buffers come from the arena, whose capacity is the
+// emulated device: moving it in bounded chunks keeps a trace from turning a
+// trial that fit into one that runs out of memory afterwards.
+std::vector<std::string> gather_text(Communicator& comm, const std::string& text) {
+  constexpr uint64_t kChunkBytes = uint64_t(1) << 20;
+  const uint64_t size = text.size();
+  std::vector<std::string> all(comm.world());
+  uint64_t rounds = 0;
+  for (const Buffer& other : comm.all_gather_bytes(&size, sizeof size, comm.world_group())) {
+    uint64_t other_size = 0;
+    std::memcpy(&other_size, other.data(), sizeof other_size);
+    rounds = std::max(rounds, (other_size + kChunkBytes - 1) / kChunkBytes);
+  }
+  for (uint64_t round = 0; round < rounds; ++round) {
+    const uint64_t begin = std::min(size, round * kChunkBytes);
+    const uint64_t bytes = std::min(kChunkBytes, size - begin);
+    std::vector<Buffer> parts = comm.all_gather_bytes(text.data() + begin, bytes, comm.world_group());
+    for (int r = 0; r < comm.world(); ++r) all[r].append(parts[r].as<char>(), parts[r].bytes());
+  }
+  return all;
+}
+
+// The trace path as the record gives it: relative to the record file's folder
+// when there is a record file, else as given.
+std::string trace_path_for_record(const TrialOptions& options) {
+  namespace fs = std::filesystem;
+  if (options.out.empty()) return options.trace.string();
+  const fs::path folder = fs::absolute(options.out).parent_path().lexically_normal();
+  const fs::path relative = fs::absolute(options.trace).lexically_normal().lexically_relative(folder);
+  return relative.empty() ? options.trace.string() : relative.string();
+}
+
 }  // namespace
 
 TrialRecord unfinished_record(const Config& config, const TrialOptions& options) {
@@ -238,6 +274,10 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   openblas_set_num_threads(config.train.threads);
 
   Arena arena(options.mem_cap_bytes);
+  // Subscribed before the communicator allocates anything, so the memory
+  // counters replay the arena from its first byte.
+  std::optional<TraceRecorder> trace;
+  if (!options.trace.empty()) trace.emplace(arena);
   Topology topology = Topology::from_config(config);
   std::unique_ptr<Communicator> comm;
   if (config.world > 1) {
@@ -251,6 +291,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   const auto source = make_token_source(config);
 
   RankResult mine = train_on_this_rank(config, options, *source, arena, comm.get());
+  if (trace) trace->stop();
   if (mine.status != TrialStatus::ok && comm) {
     // The other ranks cannot finish this step without this one: say what
     // happened, then end the job rather than let them wait for the timeout.
@@ -281,6 +322,14 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   record.error = mine.error;
   record.metrics = combine(config, all, topology);
   record.metrics->loss_floor = source->entropy_rate();
+  if (trace) {
+    const std::string events = trace->serialize_events();
+    const std::vector<std::string> per_rank = comm ? gather_text(*comm, events) : std::vector<std::string>{events};
+    if (!comm || comm->rank() == 0) {
+      TraceRecorder::write_trace(options.trace, per_rank, {{"trial", record.id}, {"config", record.config}});
+    }
+    record.trace = trace_path_for_record(options);
+  }
   return record;
 }
 

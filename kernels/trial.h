@@ -24,6 +24,9 @@ struct TrialOptions {
   uint64_t mem_cap_bytes = 0;  // emulated device size per rank; 0 = unlimited
   std::string command_line;    // for provenance
   std::filesystem::path out;   // record file; written by rank 0, or by a failing rank
+  // Trace file (Chrome trace-event JSON, one process per rank), written by
+  // rank 0; empty: no trace is recorded at all.
+  std::filesystem::path trace;
   std::chrono::milliseconds comm_timeout{60000};  // longest wait for another rank
   // Fault injection, for testing failure handling: rank `crash_rank` exits
   // abruptly (no MPI_Finalize) at the start of step `crash_step`.

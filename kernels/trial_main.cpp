@@ -1,5 +1,5 @@
 // memfront-trial: runs one training trial and reports what it measured.
-// Single rank:  memfront-trial --config c.json [--out r.json]
+// Single rank:  memfront-trial --config c.json [--out r.json] [--trace t.json]
 // Distributed:  mpirun -np W memfront-trial --config c.json --out r.json
 //   (every rank trains its share; rank 0 prints the summary and writes the record)
 // Exit status: 0 ok; 2 bad input (one line on stderr); 3 the run failed and the
@@ -22,12 +22,14 @@ int main(int argc, char** argv) {
   const bool is_root = mpi.rank() == 0;
 
   CLI::App app{"memfront-trial: run one measured training trial"};
-  std::string config_path, out_path, mem_cap_text, crash_at;
+  std::string config_path, out_path, trace_path, mem_cap_text, crash_at;
   std::optional<int> steps, warmup, threads;
   double timeout_s = 60;
   bool quiet = false;
   app.add_option("--config", config_path, "trial config (JSON)")->required();
   app.add_option("--out", out_path, "write the trial record (JSON) here");
+  app.add_option("--trace", trace_path,
+                 "write a trace of the whole trial here (Chrome trace-event JSON; opens in ui.perfetto.dev)");
   app.add_option("--steps", steps, "timed optimizer steps (overrides train.steps)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first (overrides train.warmup)")->check(CLI::NonNegativeNumber);
   app.add_option("--threads", threads, "BLAS threads per rank (overrides train.threads)")->check(CLI::PositiveNumber);
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
   TrialOptions options;
   for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
   options.out = out_path;
+  options.trace = trace_path;
   options.comm_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (!mem_cap_text.empty()) {
     auto parsed = parse_bytes(mem_cap_text);

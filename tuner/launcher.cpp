@@ -390,6 +390,7 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   const fs::path config_path = request.work_dir / (id + ".config.json");
   const fs::path record_path = request.work_dir / (id + ".record.json");
   const fs::path stderr_path = request.work_dir / (id + ".stderr");
+  const fs::path trace_path = request.work_dir / (id + ".trace.json");
   {
     std::ofstream out(config_path, std::ios::trunc);
     out << config_json.dump(2) << '\n';
@@ -399,12 +400,18 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   // A record left by an earlier run of this config must not pass for this one's.
   fs::remove(record_path, error);
   if (error) fail("cannot remove the old " + record_path.string() + ": " + error.message());
+  // Nor an earlier trace pass for this run's.
+  if (request.trace) {
+    fs::remove(trace_path, error);
+    if (error) fail("cannot remove the old " + trace_path.string() + ": " + error.message());
+  }
 
   // The trial's command line. --timeout is left to the caller when trial_args has it.
   const auto trial_exe = resolve_program(request.trial_exe.string());
   if (!trial_exe) fail("no executable memfront-trial at '" + request.trial_exe.string() + "'");
   std::vector<std::string> trial = {trial_exe->string(), "--config", config_path.string(),
                                     "--out", record_path.string(), "--quiet"};
+  if (request.trace) trial.insert(trial.end(), {"--trace", trace_path.string()});
   const bool caller_sets_timeout = std::any_of(request.trial_args.begin(), request.trial_args.end(),
       [](const std::string& a) { return a == "--timeout" || a.rfind("--timeout=", 0) == 0; });
   // No timeout (0, negative or absurdly long) means no deadline, and the trial's own default.

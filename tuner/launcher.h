@@ -22,6 +22,7 @@ struct LaunchRequest {
   std::string mpirun = "mpirun";      // used when config.world > 1
   std::vector<std::string> mpirun_args;  // e.g. --oversubscribe (--allow-run-as-root is added for root)
   std::vector<std::string> trial_args;   // extra memfront-trial arguments (e.g. --mem-cap 1GiB)
+  bool trace = false;                 // the trial writes a trace to <work_dir>/<id>.trace.json
 };
 
 struct LaunchOutcome {

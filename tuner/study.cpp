@@ -434,7 +434,7 @@ void parse_search(const Fields& root, Study& study, std::string_view source) {
 }
 
 void parse_launcher(const Fields& root, Study& study, std::string_view source) {
-  const Fields launcher(root.find("launcher"), "/launcher", source, {"kind", "timeout_s", "mpirun", "mpirun_args"});
+  const Fields launcher(root.find("launcher"), "/launcher", source, {"kind", "timeout_s", "mpirun", "mpirun_args", "trace"});
   LauncherSettings& l = study.launcher;
   l.kind = launcher.string("kind", l.kind);
   if (l.kind != "local") launcher.fail(launcher.at("kind"), "only \"local\" is supported now, got \"" + l.kind + "\"");
@@ -450,6 +450,10 @@ void parse_launcher(const Fields& root, Study& study, std::string_view source) {
       }
       l.mpirun_args.push_back((*args)[i].get<std::string>());
     }
+  }
+  if (const json* trace = launcher.find("trace")) {
+    if (!trace->is_boolean()) launcher.fail(launcher.at("trace"), "expected true or false, got " + got(*trace));
+    l.trace = trace->get<bool>();
   }
 }
 

@@ -21,7 +21,7 @@
 //                "halving": {"min_steps": 4, "eta": 3},
 //                "nsga2": {"population": 12}},
 //     "launcher": {"kind": "local", "timeout_s": 300, "mpirun": "mpirun",
-//                  "mpirun_args": ["--oversubscribe"]},
+//                  "mpirun_args": ["--oversubscribe"], "trace": false},
 //     "link": {"latency_us": 5, "bandwidth_gbps": 10}
 //   }
 //
@@ -74,6 +74,7 @@ struct LauncherSettings {
   double timeout_s = 300;      // per trial
   std::string mpirun = "mpirun";
   std::vector<std::string> mpirun_args;  // added to every mpirun line
+  bool trace = false;          // every trial writes a trace (Chrome trace-event JSON) beside its record
 };
 
 struct Study {

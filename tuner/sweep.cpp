@@ -198,6 +198,14 @@ class Progress {
   Clock::time_point start_;
 };
 
+// A file's path as the results file names it: relative to the results file's
+// folder, or as it is when nothing is recorded.
+std::string path_from_results(const std::filesystem::path& file, const std::filesystem::path& results) {
+  if (results.empty()) return file.string();
+  const std::filesystem::path folder = std::filesystem::absolute(results).parent_path().lexically_normal();
+  return std::filesystem::absolute(file).lexically_normal().lexically_relative(folder).string();
+}
+
 }  // namespace
 
 ReplayLauncher::ReplayLauncher(const std::vector<TrialRecord>& recorded) {
@@ -293,6 +301,7 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher
     request.trial_exe = options.trial_exe;
     request.mpirun = study.launcher.mpirun;
     request.mpirun_args = study.launcher.mpirun_args;
+    request.trace = study.launcher.trace;
     // Repeats: run it several times and keep the run of median step time.
     std::vector<LaunchOutcome> runs;
     for (int r = 0; r < study.repeats; ++r) {
@@ -316,6 +325,9 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher
       record.provenance["repeat_step_time_medians_s"] = times;
     }
     record.prediction = to_json(prediction);
+    // The trial names its trace relative to its record in the work folder;
+    // the results file names it relative to itself.
+    if (!record.trace.empty()) record.trace = path_from_results(work_dir / record.trace, options.results);
     if (record.status != TrialStatus::ok) ++summary.failed;
     if (record.metrics && record.status == TrialStatus::ok) {
       if (is_reference) {
