@@ -10,6 +10,7 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "tuner/launcher.h"
 
 // How each target receives a trial (the mapping, knob by knob, is in the
 // functions below; every knob it cannot express is named in the export):
@@ -77,19 +78,6 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
-// One shell word in single quotes: nothing inside is expanded; a quote in the
-// text closes the quotes, adds an escaped quote and reopens them.
-std::string shell_quote(std::string_view text) {
-  std::string out = "'";
-  for (char ch : text) {
-    if (ch == '\'') {
-      out += "'\\''";
-    } else {
-      out += ch;
-    }
-  }
-  return out + "'";
-}
 
 // ---------------------------------------------------------------------------
 // What every export knows about the trial
@@ -549,7 +537,10 @@ std::string export_sbatch(const Trial& t) {
         "\n";
   if (p.order == PlacementOrder::explicit_list) {
     std::string node_list;
-    for (int node : p.node_of_rank) node_list += (node_list.empty() ? "" : " ") + std::to_string(node);
+    for (int node : p.node_of_rank) {
+      if (!node_list.empty()) node_list += ' ';  // appended, not concatenated: g++ 12 misreports that (-Wrestrict)
+      node_list += std::to_string(node);
+    }
     sh += "# placement.order is an explicit rank->node list: rank r runs on the allocation's\n"
           "# node number node_of_rank[r], through an arbitrary-distribution host file.\n"
           "mapfile -t nodes < <(scontrol show hostnames \"$SLURM_JOB_NODELIST\")\n"

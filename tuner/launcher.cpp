@@ -89,10 +89,7 @@ std::string quote(const std::string& arg) {
   const bool plain = !arg.empty() && std::all_of(arg.begin(), arg.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_./=:,+@%", c) != nullptr;
   });
-  if (plain) return arg;
-  std::string quoted = "'";
-  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
+  return plain ? arg : shell_quote(arg);
 }
 
 std::string join_command(const std::vector<std::string>& argv) {
@@ -543,6 +540,18 @@ fs::path find_trial_executable() {
 #else
   return "memfront-trial";
 #endif
+}
+
+std::string shell_quote(std::string_view text) {
+  std::string out = "'";
+  for (char ch : text) {
+    if (ch == '\'') {
+      out += "'\\''";
+    } else {
+      out += ch;
+    }
+  }
+  return out + "'";
 }
 
 }  // namespace memfront

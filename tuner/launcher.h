@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -55,6 +56,11 @@ class LocalLauncher final : public Launcher {
  private:
   const std::atomic<bool>* interrupt_;
 };
+
+// One shell word in single quotes: nothing inside is expanded; a quote in
+// the text closes the quotes, adds an escaped quote and reopens them. For
+// every value from a study or results file that ends up in a shell command.
+std::string shell_quote(std::string_view text);
 
 // Where memfront-trial is: $MEMFRONT_TRIAL, else next to the running
 // executable's build tree (../kernels/memfront-trial) or in the same folder,

@@ -331,8 +331,9 @@ int main(int argc, char** argv) {
       const std::filesystem::path out = out_path.empty() ? default_calibration_path() : std::filesystem::path(out_path);
       if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
       std::filesystem::path exe = find_trial_executable().parent_path() / "memfront-calibrate";
-      std::string command = "mpirun -np 2 --oversubscribe " + std::string(geteuid() == 0 ? "--allow-run-as-root " : "") +
-                            "'" + exe.string() + "' --out '" + out.string() + "'" + (quick ? " --quick" : "");
+      const std::string command = "mpirun -np 2 --oversubscribe " +
+                                  std::string(geteuid() == 0 ? "--allow-run-as-root " : "") + shell_quote(exe.string()) +
+                                  " --out " + shell_quote(out.string()) + (quick ? " --quick" : "");
       std::cerr << "memfront: " << command << "\n";
       const int rc = std::system(command.c_str());
       if (rc != 0) {

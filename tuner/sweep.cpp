@@ -44,10 +44,7 @@ std::string duration_text(double seconds) {
 // versions of tools the tuner does not link, such as mpirun. The program name
 // comes from a study file, so it is quoted for the shell.
 std::string version_of(const std::string& program) {
-  std::string quoted = "'";
-  for (char c : program) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  quoted += "'";
-  FILE* pipe = popen((quoted + " --version 2>/dev/null").c_str(), "r");
+  FILE* pipe = popen((shell_quote(program) + " --version 2>/dev/null").c_str(), "r");
   if (!pipe) return "";
   char line[256] = {};
   const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
