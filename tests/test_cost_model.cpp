@@ -366,8 +366,11 @@ TEST(CostModel, CalibrateWritesWhatTheTunerReads) {
   const fs::path out = fs::path(testing::TempDir()) / "memfront-calibrate.json";
   fs::remove(out);
   const char* path = std::getenv("PATH");
-  const std::string command = "env -i PATH='" + std::string(path ? path : "/usr/bin:/bin") +
-                              "' OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " +
+  // A sanitizer build's options must reach the program too (leak reports from MPI would fail it).
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::string command = "env -i PATH='" + std::string(path ? path : "/usr/bin:/bin") + "'" +
+                              (asan ? " ASAN_OPTIONS='" + std::string(asan) + "'" : std::string()) +
+                              " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " +
                               MEMFRONT_CALIBRATE_EXE + " --quick --out " + out.string() + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   std::ifstream in(out);
