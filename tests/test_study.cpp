@@ -137,6 +137,21 @@ TEST(Study, DefaultsOfAMinimalStudy) {
   EXPECT_EQ(candidates[0].config, parse_config(json::object(), "defaults"));
 }
 
+TEST(Study, LauncherTraceSwitch) {
+  EXPECT_FALSE(parse_study(minimal(), "<string>").launcher.trace);
+  json traced = minimal();
+  traced["launcher"] = {{"kind", "local"}, {"trace", true}};
+  EXPECT_TRUE(parse_study(traced, "<string>").launcher.trace);
+  traced["launcher"]["trace"] = "yes";
+  try {
+    parse_study(traced, "s.json");
+    FAIL() << "a non-boolean trace must be rejected";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("s.json: /launcher/trace: expected true or false"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Study, RepresentativeErrorsExactly) {
   EXPECT_EQ(error_of(with(minimal(), {{"spcae", json::object()}})),
             "study.json: /spcae: unknown key (expected one of: study, base, space, constraints, objectives, "
