@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/mpi_test.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,20 +28,11 @@ using namespace memfront;
 
 namespace {
 
+const auto& world_size = testing_mpi::world_size;
+const auto& my_rank = testing_mpi::rank;
+
 constexpr auto kTimeout = std::chrono::milliseconds(30000);
 const uint64_t kSizes[] = {1, 7, 1000, 1003};  // 1 and 7 leave shards empty or uneven; 1003 is not divisible by 2, 3, 4
-
-int world_size() {
-  int size = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
-int my_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
 
 uint64_t sum_over_ranks(uint64_t value) {
   uint64_t sum = 0;

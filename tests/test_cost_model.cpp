@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/mpi_test.h"
+
 #include "core/error.h"
 #include "kernels/comm.h"
 #include "kernels/model.h"
@@ -27,17 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int mpi_world() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
-int mpi_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
+const auto& mpi_world = testing_mpi::world_size;
+const auto& mpi_rank = testing_mpi::rank;
 
 // Sets (value) or unsets (nullptr) an environment variable for its lifetime.
 class ScopedEnv {

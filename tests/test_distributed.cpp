@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/mpi_test.h"
+
 #include "core/config.h"
 #include "kernels/comm.h"
 #include "kernels/param_layout.h"
@@ -19,17 +21,8 @@ using namespace memfront;
 
 namespace {
 
-int mpi_world() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
-
-int mpi_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
+const auto& mpi_world = testing_mpi::world_size;
+const auto& mpi_rank = testing_mpi::rank;
 
 // A small model every rank count can run quickly; world = this job's size.
 Config small(const std::string& strategy, int steps = 3) {
