@@ -42,6 +42,9 @@ struct MachineInfo {
 // Fills what this process can see of the machine it runs on.
 MachineInfo detect_machine();
 
+// Now, as the results files write times: ISO 8601 UTC, e.g. 2026-11-23T02:10:00Z.
+std::string utc_now();
+
 struct ResultsHeader {
   std::string schema = std::string(kResultsSchema);
   std::string study;             // study name

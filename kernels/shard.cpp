@@ -302,18 +302,6 @@ void TrainingState::optimizer_step(int t) {
   }
 }
 
-void TrainingState::gather_params(float* out) {
-  // The fp32 master values, whatever quant.weights sends during training.
-  for (int u = 0; u < layout_.unit_count(); ++u) {
-    const Unit& unit = units_[u];
-    if (shard_params_ && shard_group_.size() > 1) {
-      comm_->all_gather(local_params(u), out + unit.begin, unit.partition, shard_group_);
-    } else {
-      std::memcpy(out + unit.begin, local_params(u), unit.size * sizeof(float));
-    }
-  }
-}
-
 float* TrainingState::whole_params() {
   if (shard_params_) throw std::logic_error("whole_params: parameters are sharded under zero3/hybrid");
   return params_.as<float>();

@@ -66,8 +66,6 @@ class TrainingState {
   // bring the parameters every rank holds up to date.
   void optimizer_step(int t);
 
-  // Every parameter, whole, into out (layout.total). Collective under zero3/hybrid.
-  void gather_params(float* out);
   // This rank's gradient after the last release: whole under ddp/zero1, its
   // shards (unit by unit, layout order) under zero2/zero3/hybrid.
   const float* local_grads() const { return grads_.as<float>(); }
@@ -76,12 +74,6 @@ class TrainingState {
   // under zero3/hybrid for parameters, zero2/zero3/hybrid for gradients).
   float* whole_params();
   float* whole_grads();
-
-  // Elements of every unit this rank owns, and what the three categories hold.
-  uint64_t owned_count() const { return owned_total_; }
-  bool shards_optimizer() const { return shard_optimizer_; }
-  bool shards_grads() const { return shard_grads_; }
-  bool shards_params() const { return shard_params_; }
 
  private:
   struct Unit {

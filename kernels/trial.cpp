@@ -35,13 +35,6 @@ void check_supported(const Config& c, std::string_view source, int mpi_world) {
 
 namespace {
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 nlohmann::json provenance(const Config& config, const TrialOptions& options) {
   return {{"memfront_version", MEMFRONT_VERSION},
           {"host", detect_machine().host},
@@ -256,21 +249,28 @@ std::string trace_path_for_record(const TrialOptions& options) {
 
 }  // namespace
 
-TrialRecord unfinished_record(const Config& config, const TrialOptions& options) {
+namespace {
+
+// A record of this config with nothing measured yet.
+TrialRecord new_record(const Config& config, const TrialOptions& options) {
   TrialRecord record;
   record.id = config_id(config);
   record.config = to_json(config);
-  record.status = TrialStatus::failed;
-  record.error = "the trial did not finish: a rank crashed or the job was killed";
   record.provenance = provenance(config, options);
   return record;
 }
 
+}  // namespace
+
+TrialRecord unfinished_record(const Config& config, const TrialOptions& options) {
+  TrialRecord record = new_record(config, options);
+  record.status = TrialStatus::failed;
+  record.error = "the trial did not finish: a rank crashed or the job was killed";
+  return record;
+}
+
 TrialRecord run_trial(const Config& config, const TrialOptions& options) {
-  TrialRecord record;
-  record.id = config_id(config);
-  record.config = to_json(config);
-  record.provenance = provenance(config, options);
+  TrialRecord record = new_record(config, options);
   openblas_set_num_threads(config.train.threads);
 
   Arena arena(options.mem_cap_bytes);

@@ -525,21 +525,31 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   return outcome;
 }
 
-fs::path find_trial_executable() {
-  if (const char* env = std::getenv("MEMFRONT_TRIAL"); env && *env) return env;
+namespace {
+
+// A kernels program the tuner runs: the environment variable, else beside the
+// running executable's build tree or in its folder, else the configured path.
+fs::path find_kernels_program(const char* environment, const char* name, const char* build_path) {
+  if (const char* env = std::getenv(environment); env && *env) return env;
   std::error_code error;
   const fs::path self = fs::read_symlink("/proc/self/exe", error);
   if (!error) {
     const fs::path dir = self.parent_path();
-    for (const fs::path& candidate : {dir / ".." / "kernels" / "memfront-trial", dir / "memfront-trial"}) {
+    for (const fs::path& candidate : {dir / ".." / "kernels" / name, dir / name}) {
       if (is_executable_file(candidate)) return candidate.lexically_normal();
     }
   }
-#ifdef MEMFRONT_TRIAL_BUILD_PATH
-  return MEMFRONT_TRIAL_BUILD_PATH;
-#else
-  return "memfront-trial";
-#endif
+  return build_path;
+}
+
+}  // namespace
+
+fs::path find_trial_executable() {
+  return find_kernels_program("MEMFRONT_TRIAL", "memfront-trial", MEMFRONT_TRIAL_BUILD_PATH);
+}
+
+fs::path find_calibrate_executable() {
+  return find_kernels_program("MEMFRONT_CALIBRATE", "memfront-calibrate", MEMFRONT_CALIBRATE_BUILD_PATH);
 }
 
 std::string shell_quote(std::string_view text) {

@@ -66,5 +66,7 @@ std::string shell_quote(std::string_view text);
 // executable's build tree (../kernels/memfront-trial) or in the same folder,
 // else the path this build was configured with.
 std::filesystem::path find_trial_executable();
+// The same search for memfront-calibrate ($MEMFRONT_CALIBRATE first).
+std::filesystem::path find_calibrate_executable();
 
 }  // namespace memfront

@@ -330,7 +330,7 @@ int main(int argc, char** argv) {
     if (calibrate->parsed()) {
       const std::filesystem::path out = out_path.empty() ? default_calibration_path() : std::filesystem::path(out_path);
       if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-      std::filesystem::path exe = find_trial_executable().parent_path() / "memfront-calibrate";
+      const std::filesystem::path exe = find_calibrate_executable();
       const std::string command = "mpirun -np 2 --oversubscribe " +
                                   std::string(geteuid() == 0 ? "--allow-run-as-root " : "") + shell_quote(exe.string()) +
                                   " --out " + shell_quote(out.string()) + (quick ? " --quick" : "");

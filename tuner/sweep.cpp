@@ -20,13 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 std::string duration_text(double seconds) {
   char text[32];
   const int s = static_cast<int>(std::lround(seconds));
@@ -337,6 +330,18 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher
     return &recorder.add(std::move(record));
   };
 
+  // The front the progress shows grows one record at a time: keep the
+  // objective points of the comparable records (full length, feasible) rather
+  // than copying every record after every trial.
+  std::vector<ObjectivePoint> front_points;
+  std::set<std::string> in_front_points;  // the reference may also be a point of the space
+  auto front_size_with = [&](const TrialRecord& record, int steps) {
+    if (steps == study.steps && in_front_points.insert(record.id).second && meets_outcome_constraints(record, study)) {
+      if (auto point = objective_point(record, study.objectives)) front_points.push_back(*point);
+    }
+    return pareto_front(front_points).size();
+  };
+
   // The reference at a step count: run once, then found.
   std::map<int, std::optional<double>> reference_loss;
   auto reference_for = [&](int steps) -> bool {
@@ -345,15 +350,14 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher
     const TrialRecord* reference = evaluate(with_steps(study.reference, steps), true, std::nullopt, &how);
     if (!reference) return false;
     ++done;
-    progress.trial(*reference, (std::string(how) + ", reference").c_str(), done, summary.failed, summary.pruned, 0,
-                   study);
+    progress.trial(*reference, (std::string(how) + ", reference").c_str(), done, summary.failed, summary.pruned,
+                   front_size_with(*reference, steps), study);
     reference_loss[steps] = reference->status == TrialStatus::ok && reference->metrics
                                 ? std::optional(reference->metrics->final_loss)
                                 : std::nullopt;
     return true;
   };
 
-  size_t front_size = 0;
   while (!summary.interrupted && !out_of_time()) {
     const std::vector<Proposal> batch = strategy->next();
     if (batch.empty()) break;
@@ -375,9 +379,8 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher
       const TrialRecord& record = *found;
       strategy->tell(proposal, record);
       ++done;
-      const std::vector<TrialRecord> comparable = full_length(recorder.all(), study.steps);
-      front_size = front_of(comparable, study.objectives, study.outcome_constraints).size();
-      progress.trial(record, how, done, summary.failed, summary.pruned, front_size, study);
+      progress.trial(record, how, done, summary.failed, summary.pruned, front_size_with(record, proposal.steps),
+                     study);
     }
   }
   progress.finish();

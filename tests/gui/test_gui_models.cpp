@@ -318,7 +318,9 @@ class TestGuiModels : public QObject {
     std::string text = header_line();
     for (int i = 0; i < 100000; ++i) {
       const double u = unit(rng);
-      text += line_of(make_trial("t" + std::to_string(i), strategies[i % 4], i % 5, 100 + 1000 * u,
+      std::string id = "t";  // appended: g++ 12 misreports "t" + std::to_string(i) (-Wrestrict)
+      id += std::to_string(i);
+      text += line_of(make_trial(id, strategies[i % 4], i % 5, 100 + 1000 * u,
                                  10 + 100 * (1 - u) + 20 * unit(rng)));
     }
     write_bytes(path, text);
