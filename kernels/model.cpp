@@ -68,7 +68,7 @@ namespace {
 // A tensor kept from forward for backward, stored in the activation format.
 class SavedTensor {
  public:
-  void store(Arena& arena, const float* src, uint64_t rows, uint64_t cols, DType format,
+  void store(Ops& ops, Arena& arena, const float* src, uint64_t rows, uint64_t cols, DType format,
              MemCategory category, const std::string& name) {
     Range range("quantize");
     rows_ = rows;
@@ -78,15 +78,15 @@ class SavedTensor {
     if (uint64_t scale_bytes = row_quantized_scale_bytes(format, rows)) {
       scales_ = arena.allocate(scale_bytes, category, name + ".scale");
     }
-    quantize_rows(codes_.data(), scales_.as<float>(), src, rows, cols, format);
+    ops.quantize_rows(codes_.data(), scales_.as<float>(), src, rows, cols, format);
   }
 
   // The values for backward: the stored array itself when it is fp32,
   // otherwise dequantized into `scratch` (rows x cols floats).
-  const float* load(float* scratch) const {
+  const float* load(Ops& ops, float* scratch) const {
     if (format_ == DType::fp32) return codes_.as<float>();
     Range range("dequantize");
-    dequantize_rows(scratch, codes_.data(), scales_.as<float>(), rows_, cols_, format_);
+    ops.dequantize_rows(scratch, codes_.data(), scales_.as<float>(), rows_, cols_, format_);
     return scratch;
   }
 
@@ -101,8 +101,6 @@ class SavedTensor {
   DType format_ = DType::fp32;
   Buffer codes_, scales_;
 };
-
-void fill(float* p, uint64_t n, float value) { std::fill(p, p + n, value); }
 
 std::string layer_name(int layer, const char* what) {
   std::string name = "l";  // built step by step: g++ 12 misreports `"l" + std::to_string(...)` (-Wrestrict)
@@ -153,6 +151,7 @@ Gpt::Gpt(const Config& config, Arena& arena, TrainingState* state)
       K_(config.topk.attention) {
   if (!state) own_state_ = std::make_unique<TrainingState>(config, layout_, arena, nullptr);
   state_ = state ? state : own_state_.get();
+  ops_ = &state_->ops();
   const uint64_t C = C_;
 
   ws_ = std::make_unique<Workspace>();
@@ -171,12 +170,11 @@ Gpt::Gpt(const Config& config, Arena& arena, TrainingState* state)
   const uint64_t att_rows = uint64_t(B_) * NH_ * T_;
   if (K_ == 0) {
     w.att = f32(att_rows * T_, "att");
-    w.att_scratch = f32(T_, "att.scratch");
   } else {
     w.att = f32(att_rows * K_, "att.vals");
     w.att_idx = arena_.allocate_array<uint16_t>(att_rows * K_, MemCategory::workspace, "att.idx");
-    w.att_scratch = f32(cpu::attention_topk_scratch_floats(T_), "att.scratch");
   }
+  w.att_scratch = f32(ops_->attention_scratch_floats(B_, T_, NH_, K_), "att.scratch");
   w.att_out = f32(N * C, "att_out");
   w.att_proj = f32(N * C, "att_proj");
   w.x_mid = f32(N * C, "x_mid");
@@ -215,24 +213,24 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
   float* gelu = w.gelu.as<float>();
   float* fc_proj = w.fc_proj.as<float>();
 
-  cpu::layernorm_forward(ln1, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, p.ln1w, p.ln1b, N, C);
-  cpu::matmul_forward(qkv, ln1, p.qkvw, p.qkvb, N, C, 3 * C);
+  ops_->layernorm_forward(ln1, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, p.ln1w, p.ln1b, N, C);
+  ops_->matmul_forward(qkv, ln1, p.qkvw, p.qkvb, N, C, 3 * C);
   if (K_ == 0) {
-    cpu::attention_forward(att_out, att, qkv, B_, T_, C, NH_);
+    ops_->attention_forward(att_out, att, qkv, w.att_scratch.as<float>(), B_, T_, C, NH_);
     flops_ += cpu::attention_forward_flops(B_, T_, C, NH_);
   } else {
     Range range("topk");
-    cpu::attention_topk_forward(att_out, att, w.att_idx.as<uint16_t>(), qkv, w.att_scratch.as<float>(), B_, T_, C,
+    ops_->attention_topk_forward(att_out, att, w.att_idx.as<uint16_t>(), qkv, w.att_scratch.as<float>(), B_, T_, C,
                                 NH_, K_);
     flops_ += cpu::attention_topk_forward_flops(B_, T_, C, NH_, K_);
   }
-  cpu::matmul_forward(att_proj, att_out, p.projw, p.projb, N, C, C);
-  cpu::residual_forward(x_mid, x, att_proj, uint64_t(N) * C);
-  cpu::layernorm_forward(ln2, w.ln2_mean.as<float>(), w.ln2_rstd.as<float>(), x_mid, p.ln2w, p.ln2b, N, C);
-  cpu::matmul_forward(fc, ln2, p.fcw, p.fcb, N, C, 4 * C);
-  cpu::gelu_forward(gelu, fc, uint64_t(N) * 4 * C);
-  cpu::matmul_forward(fc_proj, gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
-  cpu::residual_forward(y, x_mid, fc_proj, uint64_t(N) * C);
+  ops_->matmul_forward(att_proj, att_out, p.projw, p.projb, N, C, C);
+  ops_->residual_forward(x_mid, x, att_proj, uint64_t(N) * C);
+  ops_->layernorm_forward(ln2, w.ln2_mean.as<float>(), w.ln2_rstd.as<float>(), x_mid, p.ln2w, p.ln2b, N, C);
+  ops_->matmul_forward(fc, ln2, p.fcw, p.fcb, N, C, 4 * C);
+  ops_->gelu_forward(gelu, fc, uint64_t(N) * 4 * C);
+  ops_->matmul_forward(fc_proj, gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
+  ops_->residual_forward(y, x_mid, fc_proj, uint64_t(N) * C);
   flops_ += cpu::matmul_forward_flops(N, C, 3 * C) + cpu::matmul_forward_flops(N, C, C) +
             cpu::matmul_forward_flops(N, C, 4 * C) + cpu::matmul_forward_flops(N, 4 * C, C);
   state_->release_params(unit);
@@ -240,11 +238,11 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
   if (!saved) return;
   const DType f = config_.precision.activations;
   auto keep = [&](SavedTensor& t, const float* src, uint64_t cols, const char* name) {
-    t.store(arena_, src, N, cols, f, category, layer_name(layer, name));
+    t.store(*ops_, arena_, src, N, cols, f, category, layer_name(layer, name));
   };
   auto keep_stats = [&](Buffer& b, const Buffer& src, const char* name) {
     b = arena_.allocate_array<float>(N, category, layer_name(layer, name));
-    std::memcpy(b.data(), src.data(), b.bytes());
+    ops_->copy(b.data(), src.data(), b.bytes());
   };
   if (!saved->x_in) keep(saved->x_in, x, C, "x_in");  // a recomputed segment's first block adopts its checkpoint
   keep(saved->ln1, ln1, C, "ln1");
@@ -253,10 +251,10 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
   keep(saved->qkv, qkv, 3 * C, "qkv");
   const uint64_t att_rows = uint64_t(B_) * NH_ * T_;
   const uint64_t att_cols = K_ == 0 ? T_ : K_;
-  saved->att.store(arena_, att, att_rows, att_cols, f, category, layer_name(layer, "att"));
+  saved->att.store(*ops_, arena_, att, att_rows, att_cols, f, category, layer_name(layer, "att"));
   if (K_ != 0) {
     saved->att_idx = arena_.allocate_array<uint16_t>(att_rows * K_, category, layer_name(layer, "att.idx"));
-    std::memcpy(saved->att_idx.data(), w.att_idx.data(), saved->att_idx.bytes());
+    ops_->copy(saved->att_idx.data(), w.att_idx.data(), saved->att_idx.bytes());
   }
   keep(saved->att_out, att_out, C, "att_out");
   keep(saved->x_mid, x_mid, C, "x_mid");
@@ -276,15 +274,15 @@ void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
   const uint64_t NC = uint64_t(N) * C;
 
   // Saved tensors, dequantized into the forward buffers of the same shape.
-  const float* x_in = s.x_in.load(w.x_in.as<float>());
-  const float* ln1 = s.ln1.load(w.ln1.as<float>());
-  const float* qkv = s.qkv.load(w.qkv.as<float>());
-  const float* att = s.att.load(w.att.as<float>());
-  const float* att_out = s.att_out.load(w.att_out.as<float>());
-  const float* x_mid = s.x_mid.load(w.x_mid.as<float>());
-  const float* ln2 = s.ln2.load(w.ln2.as<float>());
-  const float* fc = s.fc.load(w.fc.as<float>());
-  const float* gelu = s.gelu.load(w.gelu.as<float>());
+  const float* x_in = s.x_in.load(*ops_, w.x_in.as<float>());
+  const float* ln1 = s.ln1.load(*ops_, w.ln1.as<float>());
+  const float* qkv = s.qkv.load(*ops_, w.qkv.as<float>());
+  const float* att = s.att.load(*ops_, w.att.as<float>());
+  const float* att_out = s.att_out.load(*ops_, w.att_out.as<float>());
+  const float* x_mid = s.x_mid.load(*ops_, w.x_mid.as<float>());
+  const float* ln2 = s.ln2.load(*ops_, w.ln2.as<float>());
+  const float* fc = s.fc.load(*ops_, w.fc.as<float>());
+  const float* gelu = s.gelu.load(*ops_, w.gelu.as<float>());
 
   float* dgelu = w.dgelu.as<float>();
   float* dfc = w.dfc.as<float>();
@@ -293,35 +291,35 @@ void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
   float* datt = w.datt.as<float>();
   float* dqkv = w.dqkv.as<float>();
   // Backward ops accumulate, so every gradient buffer starts from zero.
-  fill(dgelu, NC * 4, 0.0f);
-  fill(dfc, NC * 4, 0.0f);
-  fill(dln, NC, 0.0f);
-  fill(datt, NC, 0.0f);
-  fill(dqkv, NC * 3, 0.0f);
+  ops_->fill(dgelu, NC * 4, 0.0f);
+  ops_->fill(dfc, NC * 4, 0.0f);
+  ops_->fill(dln, NC, 0.0f);
+  ops_->fill(datt, NC, 0.0f);
+  ops_->fill(dqkv, NC * 3, 0.0f);
 
   // y = x_mid + fc_proj(gelu(fc(ln2(x_mid)))): dy flows into x_mid directly and through the MLP.
-  std::memcpy(dx_mid, dy, NC * sizeof(float));
-  cpu::matmul_backward(dgelu, g.fcprojw, g.fcprojb, dy, gelu, p.fcprojw, N, 4 * C, C);
-  cpu::gelu_backward(dfc, fc, dgelu, NC * 4);
-  cpu::matmul_backward(dln, g.fcw, g.fcb, dfc, ln2, p.fcw, N, C, 4 * C);
-  cpu::layernorm_backward(dx_mid, g.ln2w, g.ln2b, dln, x_mid, p.ln2w, s.ln2_mean.as<float>(),
+  ops_->copy(dx_mid, dy, NC * sizeof(float));
+  ops_->matmul_backward(dgelu, g.fcprojw, g.fcprojb, dy, gelu, p.fcprojw, N, 4 * C, C);
+  ops_->gelu_backward(dfc, fc, dgelu, NC * 4);
+  ops_->matmul_backward(dln, g.fcw, g.fcb, dfc, ln2, p.fcw, N, C, 4 * C);
+  ops_->layernorm_backward(dx_mid, g.ln2w, g.ln2b, dln, x_mid, p.ln2w, s.ln2_mean.as<float>(),
                           s.ln2_rstd.as<float>(), N, C);
 
   // x_mid = x + proj(attention(qkv(ln1(x)))): likewise.
-  std::memcpy(dx, dx_mid, NC * sizeof(float));
-  cpu::matmul_backward(datt, g.projw, g.projb, dx_mid, att_out, p.projw, N, C, C);
+  ops_->copy(dx, dx_mid, NC * sizeof(float));
+  ops_->matmul_backward(datt, g.projw, g.projb, dx_mid, att_out, p.projw, N, C, C);
   if (K_ == 0) {
-    cpu::attention_backward(dqkv, datt, qkv, att, w.att_scratch.as<float>(), B_, T_, C, NH_);
+    ops_->attention_backward(dqkv, datt, qkv, att, w.att_scratch.as<float>(), B_, T_, C, NH_);
     flops_ += cpu::attention_backward_flops(B_, T_, C, NH_);
   } else {
     Range range("topk");
-    cpu::attention_topk_backward(dqkv, datt, qkv, att, s.att_idx.as<uint16_t>(), w.att_scratch.as<float>(), B_, T_,
+    ops_->attention_topk_backward(dqkv, datt, qkv, att, s.att_idx.as<uint16_t>(), w.att_scratch.as<float>(), B_, T_,
                                  C, NH_, K_);
     flops_ += cpu::attention_topk_backward_flops(B_, T_, C, NH_, K_);
   }
-  fill(dln, NC, 0.0f);
-  cpu::matmul_backward(dln, g.qkvw, g.qkvb, dqkv, ln1, p.qkvw, N, C, 3 * C);
-  cpu::layernorm_backward(dx, g.ln1w, g.ln1b, dln, x_in, p.ln1w, s.ln1_mean.as<float>(), s.ln1_rstd.as<float>(), N,
+  ops_->fill(dln, NC, 0.0f);
+  ops_->matmul_backward(dln, g.qkvw, g.qkvb, dqkv, ln1, p.qkvw, N, C, 3 * C);
+  ops_->layernorm_backward(dx, g.ln1w, g.ln1b, dln, x_in, p.ln1w, s.ln1_mean.as<float>(), s.ln1_rstd.as<float>(), N,
                           C);
   flops_ += cpu::matmul_backward_flops(N, C, 3 * C) + cpu::matmul_backward_flops(N, C, C) +
             cpu::matmul_backward_flops(N, C, 4 * C) + cpu::matmul_backward_flops(N, 4 * C, C);
@@ -335,26 +333,25 @@ float Gpt::head_forward(const float* x, const int32_t* targets, SavedHead& saved
   float* lnf = w.ln1.as<float>();
   const float* embedding = state_->acquire_params(layout_.embedding_unit());
   const float* norm = state_->acquire_params(layout_.final_norm_unit());  // [lnfw (C), lnfb (C)]
-  cpu::layernorm_forward(lnf, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, norm, norm + C, N, C);
+  ops_->layernorm_forward(lnf, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, norm, norm + C, N, C);
   saved.probs = arena_.allocate_array<float>(uint64_t(N) * V, probs_category, "probs");
   float* probs = saved.probs.as<float>();
-  cpu::matmul_forward(probs, lnf, embedding + layout_.wte, nullptr, N, C, V);  // logits, tied to wte
+  ops_->matmul_forward(probs, lnf, embedding + layout_.wte, nullptr, N, C, V);  // logits, tied to wte
   flops_ += cpu::matmul_forward_flops(N, C, V);
   state_->release_params(layout_.final_norm_unit());
   state_->release_params(layout_.embedding_unit());
   float* losses = w.losses.as<float>();
-  cpu::softmax_crossentropy_forward(losses, probs, probs, targets, N, V);
-  double sum = 0;
-  for (int i = 0; i < N; ++i) sum += losses[i];
+  ops_->softmax_crossentropy_forward(losses, probs, probs, targets, N, V);
+  const double sum = ops_->sum(losses, N);
 
   if (probs_category == MemCategory::activations) {
     const DType f = config_.precision.activations;
-    saved.x.store(arena_, x, N, C, f, MemCategory::activations, "lnf.x");
-    saved.lnf.store(arena_, lnf, N, C, f, MemCategory::activations, "lnf");
+    saved.x.store(*ops_, arena_, x, N, C, f, MemCategory::activations, "lnf.x");
+    saved.lnf.store(*ops_, arena_, lnf, N, C, f, MemCategory::activations, "lnf");
     saved.lnf_mean = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.mean");
     saved.lnf_rstd = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.rstd");
-    std::memcpy(saved.lnf_mean.data(), w.ln_mean.data(), saved.lnf_mean.bytes());
-    std::memcpy(saved.lnf_rstd.data(), w.ln_rstd.data(), saved.lnf_rstd.bytes());
+    ops_->copy(saved.lnf_mean.data(), w.ln_mean.data(), saved.lnf_mean.bytes());
+    ops_->copy(saved.lnf_rstd.data(), w.ln_rstd.data(), saved.lnf_rstd.bytes());
   }
   return static_cast<float>(sum / N);
 }
@@ -366,15 +363,15 @@ void Gpt::head_backward(SavedHead& s, const int32_t* targets, float loss_weight,
   const float* norm = state_->acquire_params(layout_.final_norm_unit());
   float* dnorm = state_->acquire_grads(layout_.final_norm_unit());
   float* dlogits = s.probs.as<float>();
-  cpu::softmax_crossentropy_backward(dlogits, dlogits, targets, loss_weight / N, N, V);
-  const float* lnf = s.lnf.load(w.ln1.as<float>());
-  const float* x = s.x.load(w.x_in.as<float>());
+  ops_->softmax_crossentropy_backward(dlogits, dlogits, targets, loss_weight / N, N, V);
+  const float* lnf = s.lnf.load(*ops_, w.ln1.as<float>());
+  const float* x = s.x.load(*ops_, w.x_in.as<float>());
   float* dln = w.dln.as<float>();
-  fill(dln, uint64_t(N) * C, 0.0f);
-  cpu::matmul_backward(dln, dwte + layout_.wte, nullptr, dlogits, lnf, embedding + layout_.wte, N, C, V);
+  ops_->fill(dln, uint64_t(N) * C, 0.0f);
+  ops_->matmul_backward(dln, dwte + layout_.wte, nullptr, dlogits, lnf, embedding + layout_.wte, N, C, V);
   flops_ += cpu::matmul_backward_flops(N, C, V);
-  fill(dx, uint64_t(N) * C, 0.0f);
-  cpu::layernorm_backward(dx, dnorm, dnorm + C, dln, x, norm, s.lnf_mean.as<float>(), s.lnf_rstd.as<float>(), N, C);
+  ops_->fill(dx, uint64_t(N) * C, 0.0f);
+  ops_->layernorm_backward(dx, dnorm, dnorm + C, dln, x, norm, s.lnf_mean.as<float>(), s.lnf_rstd.as<float>(), N, C);
   state_->release_grads(layout_.final_norm_unit());
   state_->release_params(layout_.final_norm_unit());
   state_->release_params(layout_.embedding_unit());
@@ -383,7 +380,7 @@ void Gpt::head_backward(SavedHead& s, const int32_t* targets, float loss_weight,
 
 void Gpt::embedding_forward(const int32_t* inputs, float* x) {
   const float* embedding = state_->acquire_params(layout_.embedding_unit());
-  cpu::embedding_forward(x, inputs, embedding + layout_.wte, embedding + layout_.wpe, B_, T_, C_);
+  ops_->embedding_forward(x, inputs, embedding + layout_.wte, embedding + layout_.wpe, B_, T_, C_);
   state_->release_params(layout_.embedding_unit());
 }
 
@@ -406,7 +403,7 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
         block_forward(l, x, y, &saved[l], MemCategory::activations);
       } else {
         if (l % k == 0) {
-          checkpoints[l / k].store(arena_, x, uint64_t(B_) * T_, C_, config_.precision.activations,
+          checkpoints[l / k].store(*ops_, arena_, x, uint64_t(B_) * T_, C_, config_.precision.activations,
                                    MemCategory::activations, layer_name(l, "checkpoint"));
         }
         block_forward(l, x, y, nullptr, MemCategory::activations);
@@ -441,8 +438,8 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
       std::vector<SavedBlock> recomputed(end - first);
       {
         Range range(Phase::recompute);
-        const float* start = checkpoints[segment].load(w.x_in.as<float>());
-        std::memcpy(x, start, NC * sizeof(float));
+        const float* start = checkpoints[segment].load(*ops_, w.x_in.as<float>());
+        ops_->copy(x, start, NC * sizeof(float));
         recomputed[0].x_in = std::move(checkpoints[segment]);
         for (int l = first; l < end; ++l) {
           block_forward(l, x, y, &recomputed[l - first], MemCategory::recompute);
@@ -459,7 +456,7 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
   }
   {
     Range range(Phase::backward);
-    cpu::embedding_backward(dembedding + layout_.wte, dembedding + layout_.wpe, dy, inputs, B_, T_, C_);
+    ops_->embedding_backward(dembedding + layout_.wte, dembedding + layout_.wpe, dy, inputs, B_, T_, C_);
     state_->release_grads(layout_.embedding_unit());
   }
   return loss;

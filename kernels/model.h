@@ -23,6 +23,7 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/dtype.h"
+#include "kernels/ops.h"
 #include "kernels/param_layout.h"
 #include "kernels/shard.h"
 
@@ -45,15 +46,18 @@ SavedActivationBytes saved_activation_bytes(const Config& config);
 class Gpt {
  public:
   // Parameters, gradients and optimizer state live in `state` (kernels/shard.h),
-  // which also does the communication of distributed strategies. Without one,
-  // the model keeps a single-rank state of its own (config.world must be 1).
-  // The step's reusable buffers come from the arena (workspace).
+  // which also does the communication of distributed strategies, and whose
+  // Ops (the backend) the model computes with. Without one, the model keeps a
+  // single-rank CPU state of its own (config.world must be 1). The step's
+  // reusable buffers come from the arena (workspace), which must hold memory
+  // of the backend's device.
   Gpt(const Config& config, Arena& arena, TrainingState* state = nullptr);
   ~Gpt();
   Gpt(const Gpt&) = delete;
   Gpt& operator=(const Gpt&) = delete;
 
-  // Forward and backward of one micro-batch: inputs, targets (B,T). Adds
+  // Forward and backward of one micro-batch: inputs, targets (B,T), in the
+  // backend's memory (on the GPU: device arrays from the arena). Adds
   // loss_weight * d(mean loss)/d(params) into this rank's gradients (which the
   // state may reduce across ranks as each unit finishes) and returns the mean
   // loss. Saved activations live only inside this call.
@@ -99,6 +103,7 @@ class Gpt {
   int B_, T_, C_, NH_, L_, V_, K_;
   std::unique_ptr<TrainingState> own_state_;
   TrainingState* state_;
+  Ops* ops_;
   std::unique_ptr<Workspace> ws_;
   double flops_ = 0;
 };

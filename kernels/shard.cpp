@@ -1,20 +1,20 @@
 #include "kernels/shard.h"
 
 #include <algorithm>
-#include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "core/annotate.h"
 #include "kernels/compress.h"
-#include "kernels/cpu/ops.h"
 
 namespace memfront {
 
 using annotate::Phase;
 using annotate::Range;
 
-TrainingState::TrainingState(const Config& config, const ParamLayout& layout, Arena& arena, Communicator* comm)
-    : config_(config), layout_(layout), arena_(arena), comm_(comm) {
+TrainingState::TrainingState(const Config& config, const ParamLayout& layout, Arena& arena, Communicator* comm,
+                             Ops& ops)
+    : config_(config), layout_(layout), arena_(arena), comm_(comm), ops_(ops) {
   const ShardStrategy s = config.shard.strategy;
   shard_optimizer_ = s != ShardStrategy::ddp;
   shard_grads_ = s == ShardStrategy::zero2 || s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
@@ -49,28 +49,32 @@ TrainingState::TrainingState(const Config& config, const ParamLayout& layout, Ar
   const uint64_t optimizer_count = shard_optimizer_ ? owned_total_ : P;
   adam_m_ = arena_.allocate_array<float>(optimizer_count, MemCategory::optimizer, "adam.m");
   adam_v_ = arena_.allocate_array<float>(optimizer_count, MemCategory::optimizer, "adam.v");
-  std::fill_n(adam_m_.as<float>(), optimizer_count, 0.0f);
-  std::fill_n(adam_v_.as<float>(), optimizer_count, 0.0f);
+  ops_.fill(adam_m_.as<float>(), optimizer_count, 0.0f);
+  ops_.fill(adam_v_.as<float>(), optimizer_count, 0.0f);
   zero_grads();
 
   const bool quantized_grads = config.quant.grad != DType::fp32 && config.quant.error_feedback;
   const bool sparse_grads = config.topk.grad < 1.0 && config.topk.error_feedback;
   if (quantized_grads || sparse_grads) {
     residual_ = arena_.allocate_array<float>(P, MemCategory::comm, "feedback.residual");
-    std::fill_n(residual_.as<float>(), P, 0.0f);
+    ops_.fill(residual_.as<float>(), P, 0.0f);
   }
 
   // Every rank initializes from the same per-unit streams; a shard holder
-  // builds each unit once and keeps its part.
+  // builds each unit once and keeps its part. The streams run on the host:
+  // each unit is built in a host staging vector (outside the arena, which
+  // holds the backend's memory) and uploaded.
   for (int u = 0; u < layout.unit_count(); ++u) {
     const Unit& unit = units_[u];
+    std::vector<float> host(unit.size);
+    init_unit_params(host.data(), u, layout, config.train.seed);
     if (!shard_params_) {
-      init_unit_params(params_.as<float>() + unit.begin, u, layout, config.train.seed);
+      ops_.upload(params_.as<float>() + unit.begin, host.data(), unit.size * sizeof(float));
       continue;
     }
     Buffer whole = arena_.allocate_array<float>(unit.size, MemCategory::workspace, "init");
-    init_unit_params(whole.as<float>(), u, layout, config.train.seed);
-    std::memcpy(local_params(u), whole.as<float>() + unit.owned_begin, unit.owned_size * sizeof(float));
+    ops_.upload(whole.as<float>(), host.data(), unit.size * sizeof(float));
+    ops_.copy(local_params(u), whole.as<float>() + unit.owned_begin, unit.owned_size * sizeof(float));
   }
 }
 
@@ -108,7 +112,7 @@ float* TrainingState::acquire_grads(int u) {
   if (!shard_grads_) return local_grads_of(u);
   if (unit.grad_holds++ == 0) {
     unit.whole_grads = arena_.allocate_array<float>(unit.size, MemCategory::grads, "unit.grads");
-    std::fill_n(unit.whole_grads.as<float>(), unit.size, 0.0f);
+    ops_.fill(unit.whole_grads.as<float>(), unit.size, 0.0f);
   }
   return unit.whole_grads.as<float>();
 }
@@ -120,13 +124,11 @@ void TrainingState::release_grads(int u) {
   // ZeRO-2 does, so that only one unit's whole gradient is ever held.
   Buffer reduced = arena_.allocate_array<float>(unit.owned_size, MemCategory::comm, "reduced.shard");
   reduce_scatter_unit(u, unit.whole_grads.as<float>(), reduced.as<float>());
-  float* shard = local_grads_of(u);
-  const float* add = reduced.as<float>();
-  for (uint64_t i = 0; i < unit.owned_size; ++i) shard[i] += add[i];
+  ops_.add(local_grads_of(u), reduced.as<float>(), unit.owned_size);
   unit.whole_grads.reset();
 }
 
-void TrainingState::zero_grads() { std::fill_n(grads_.as<float>(), local_grad_count(), 0.0f); }
+void TrainingState::zero_grads() { ops_.fill(grads_.as<float>(), local_grad_count(), 0.0f); }
 
 void TrainingState::gather_unit(int u, float* out) {
   const Unit& unit = units_[u];
@@ -136,7 +138,7 @@ void TrainingState::gather_unit(int u, float* out) {
   if (format == DType::fp32) {
     Range range(Phase::comm);
     if (G == 1) {
-      std::memcpy(out, mine, unit.size * sizeof(float));
+      ops_.copy(out, mine, unit.size * sizeof(float));
     } else {
       comm_->all_gather(mine, out, unit.partition, shard_group_);
     }
@@ -161,12 +163,12 @@ void TrainingState::all_gather_encoded(const float* shard, float* whole, const P
   Buffer payload = arena_.allocate(blockwise_bytes(my_size, format, block), MemCategory::comm, "payload");
   {
     Range range(Phase::quantize);
-    encode_blockwise(payload.data(), shard, my_size, format, block);
+    ops_.encode_blockwise(payload.data(), shard, my_size, format, block);
   }
   std::vector<Buffer> received = gather_payloads(std::move(payload), shard_group_);
   Range range(Phase::quantize);
   for (int i = 0; i < partition.shards(); ++i) {
-    decode_blockwise(whole + partition.begin(i), received[i].data(), partition.size(i), format, block);
+    ops_.decode_blockwise(whole + partition.begin(i), received[i].data(), partition.size(i), format, block);
   }
 }
 
@@ -178,7 +180,7 @@ void TrainingState::reduce_scatter_unit(int u, float* whole, float* shard) {
   if (format == DType::fp32) {
     Range range(Phase::comm);
     if (G == 1) {
-      std::memcpy(shard, whole, unit.size * sizeof(float));
+      ops_.copy(shard, whole, unit.size * sizeof(float));
     } else {
       comm_->reduce_scatter_sum(whole, shard, unit.partition, shard_group_);
     }
@@ -194,7 +196,7 @@ void TrainingState::reduce_scatter_unit(int u, float* whole, float* shard) {
     for (int i = 0; i < G; ++i) {
       const uint64_t begin = unit.partition.begin(i), size = unit.partition.size(i);
       payloads.push_back(arena_.allocate(blockwise_bytes(size, format, block), MemCategory::comm, "grads.payload"));
-      encode_blockwise_with_feedback(payloads.back().data(), whole + begin, residual ? residual + begin : nullptr,
+      ops_.encode_blockwise_with_feedback(payloads.back().data(), whole + begin, residual ? residual + begin : nullptr,
                                      size, format, block);
       outgoing.emplace_back(payloads.back().data(), payloads.back().bytes());
     }
@@ -210,8 +212,8 @@ void TrainingState::reduce_scatter_unit(int u, float* whole, float* shard) {
   // compressed all-reduce gathers the others next), not the whole unit I own.
   Range range(Phase::quantize);
   const uint64_t mine = unit.partition.size(shard_index_);
-  std::fill_n(shard, mine, 0.0f);
-  for (int i = 0; i < G; ++i) add_decoded_blockwise(shard, received[i].data(), mine, format, block);
+  ops_.fill(shard, mine, 0.0f);
+  for (int i = 0; i < G; ++i) ops_.add_decoded_blockwise(shard, received[i].data(), mine, format, block);
 }
 
 void TrainingState::all_reduce_unit(int u, float* whole) {
@@ -221,15 +223,15 @@ void TrainingState::all_reduce_unit(int u, float* whole) {
     const uint64_t k = topk_count(unit.size, config_.topk.grad);
     Buffer payload = arena_.allocate(topk_bytes(k), MemCategory::comm, "topk.payload");
     {
-      Buffer scratch = arena_.allocate_array<float>(unit.size, MemCategory::workspace, "topk.scratch");
+      Buffer scratch = arena_.allocate(ops_.topk_scratch_bytes(unit.size), MemCategory::workspace, "topk.scratch");
       Range range(Phase::topk);
       float* residual = residual_ ? residual_.as<float>() + unit.begin : nullptr;
-      encode_topk_with_feedback(payload.data(), whole, residual, unit.size, k, scratch.as<float>());
+      ops_.encode_topk_with_feedback(payload.data(), whole, residual, unit.size, k, scratch.data());
     }
     std::vector<Buffer> received = gather_payloads(std::move(payload), shard_group_);
     Range range(Phase::topk);
-    std::fill_n(whole, unit.size, 0.0f);
-    for (const Buffer& part : received) add_topk(whole, part.data(), k, unit.size);
+    ops_.fill(whole, unit.size, 0.0f);
+    for (const Buffer& part : received) ops_.add_topk(whole, part.data(), k, unit.size);
     return;
   }
   if (config_.quant.grad != DType::fp32) {
@@ -258,7 +260,7 @@ void TrainingState::optimizer_step(int t) {
       // zero1: only my shard of the sum is needed; it goes where the optimizer reads it.
       Buffer reduced = arena_.allocate_array<float>(unit.owned_size, MemCategory::comm, "reduced.shard");
       reduce_scatter_unit(u, whole, reduced.as<float>());
-      std::memcpy(whole + unit.owned_begin, reduced.as<float>(), unit.owned_size * sizeof(float));
+      ops_.copy(whole + unit.owned_begin, reduced.as<float>(), unit.owned_size * sizeof(float));
     }
   }
   if (replica_group_.size() > 1) {
@@ -279,10 +281,8 @@ void TrainingState::optimizer_step(int t) {
       const Unit& unit = units_[u];
       float* params = shard_params_ ? local_params(u) : local_params(u) + unit.owned_begin;
       float* grads = shard_grads_ ? local_grads_of(u) : local_grads_of(u) + unit.owned_begin;
-      if (config_.world > 1) {
-        for (uint64_t i = 0; i < unit.owned_size; ++i) grads[i] *= inverse_world;
-      }
-      cpu::adamw_update(params, grads, adam_m_.as<float>() + unit.local_offset,
+      if (config_.world > 1) ops_.scale(grads, unit.owned_size, inverse_world);
+      ops_.adamw_update(params, grads, adam_m_.as<float>() + unit.local_offset,
                         adam_v_.as<float>() + unit.local_offset, unit.owned_size, static_cast<float>(tr.lr),
                         static_cast<float>(tr.beta1), static_cast<float>(tr.beta2), static_cast<float>(tr.eps),
                         static_cast<float>(tr.weight_decay), t);
@@ -296,7 +296,7 @@ void TrainingState::optimizer_step(int t) {
       const Unit& unit = units_[u];
       float* whole = local_params(u);
       Buffer mine = arena_.allocate_array<float>(unit.owned_size, MemCategory::comm, "params.shard");
-      std::memcpy(mine.as<float>(), whole + unit.owned_begin, unit.owned_size * sizeof(float));
+      ops_.copy(mine.as<float>(), whole + unit.owned_begin, unit.owned_size * sizeof(float));
       comm_->all_gather(mine.as<float>(), whole, unit.partition, shard_group_);
     }
   }

@@ -39,14 +39,18 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "kernels/comm.h"
+#include "kernels/ops.h"
 #include "kernels/param_layout.h"
 
 namespace memfront {
 
 class TrainingState {
  public:
-  // comm may be null only when config.world == 1.
-  TrainingState(const Config& config, const ParamLayout& layout, Arena& arena, Communicator* comm);
+  // comm may be null only when config.world == 1. Every array lives in
+  // `arena` and is computed on by `ops`: both of the same device, and comm's
+  // collectives must take that device's pointers (MPI: host; NCCL: GPU).
+  TrainingState(const Config& config, const ParamLayout& layout, Arena& arena, Communicator* comm,
+                Ops& ops = cpu_ops());
   ~TrainingState();
   TrainingState(const TrainingState&) = delete;
   TrainingState& operator=(const TrainingState&) = delete;
@@ -60,6 +64,8 @@ class TrainingState {
   float* acquire_grads(int unit);
   void release_grads(int unit);
 
+  Ops& ops() { return ops_; }
+
   void zero_grads();
   // After all micro-batches: reduce the gradients across ranks (averaging over
   // the world), take one AdamW step (t from 1) on what this rank owns, and
@@ -67,7 +73,8 @@ class TrainingState {
   void optimizer_step(int t);
 
   // This rank's gradient after the last release: whole under ddp/zero1, its
-  // shards (unit by unit, layout order) under zero2/zero3/hybrid.
+  // shards (unit by unit, layout order) under zero2/zero3/hybrid. Like the
+  // two below, in the backend's memory.
   const float* local_grads() const { return grads_.as<float>(); }
   uint64_t local_grad_count() const;
   // The whole flat arrays, where this rank stores them whole (std::logic_error
@@ -107,6 +114,7 @@ class TrainingState {
   const ParamLayout& layout_;
   Arena& arena_;
   Communicator* comm_;
+  Ops& ops_;
   bool shard_optimizer_, shard_grads_, shard_params_;
   Group shard_group_;    // ranks that partition the units among themselves
   Group replica_group_;  // hybrid: ranks holding the same shard in the other groups
