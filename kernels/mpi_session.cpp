@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 
 namespace memfront {
@@ -76,6 +77,51 @@ std::vector<int> detect_physical_nodes() {
                                        lowest_ranks.begin());
   }
   return node_of_rank;
+}
+
+int node_local_rank() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) return 0;
+  MPI_Comm node_comm = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_comm);
+  int local_rank = 0;
+  MPI_Comm_rank(node_comm, &local_rank);
+  MPI_Comm_free(&node_comm);
+  return local_rank;
+}
+
+std::vector<std::string> all_gather_text(const std::string& text) {
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  // Rounds of at most 1 MiB per rank keep every count and displacement well
+  // inside MPI's int range, whatever the size of a trace.
+  constexpr uint64_t kChunkBytes = uint64_t(1) << 20;
+  const uint64_t size = text.size();
+  std::vector<uint64_t> sizes(static_cast<size_t>(world));
+  MPI_Allgather(&size, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
+  const uint64_t longest = *std::max_element(sizes.begin(), sizes.end());
+  const uint64_t rounds = (longest + kChunkBytes - 1) / kChunkBytes;
+
+  std::vector<std::string> all(static_cast<size_t>(world));
+  std::vector<int> counts(static_cast<size_t>(world)), displacements(static_cast<size_t>(world));
+  std::vector<char> received;
+  for (uint64_t round = 0; round < rounds; ++round) {
+    const uint64_t begin = round * kChunkBytes;
+    int total = 0;
+    for (int r = 0; r < world; ++r) {
+      counts[r] = static_cast<int>(std::min(kChunkBytes, sizes[r] - std::min<uint64_t>(sizes[r], begin)));
+      displacements[r] = total;
+      total += counts[r];
+    }
+    received.resize(static_cast<size_t>(total));
+    const uint64_t my_begin = std::min<uint64_t>(size, begin);
+    const int my_count = static_cast<int>(std::min(kChunkBytes, size - my_begin));
+    MPI_Allgatherv(text.data() + my_begin, my_count, MPI_CHAR, received.data(), counts.data(), displacements.data(),
+                   MPI_CHAR, MPI_COMM_WORLD);
+    for (int r = 0; r < world; ++r) all[r].append(received.data() + displacements[r], counts[r]);
+  }
+  return all;
 }
 
 }  // namespace memfront

@@ -35,4 +35,16 @@ class MpiSession {
 // over MPI_COMM_WORLD: every rank must call it.
 std::vector<int> detect_physical_nodes();
 
+// This rank's position among the job's ranks on its machine (0 when MPI is
+// not initialized): which of the machine's GPUs it uses. Collective over
+// MPI_COMM_WORLD.
+int node_local_rank();
+
+// Every rank's text, on every rank, in rank order. Collective over
+// MPI_COMM_WORLD. It moves a trial's results and traces after the measured
+// part, in host memory outside any arena, so it works whatever the backend's
+// memory and never counts against the emulated device. Sent in rounds of at
+// most 1 MiB per rank.
+std::vector<std::string> all_gather_text(const std::string& text);
+
 }  // namespace memfront

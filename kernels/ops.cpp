@@ -149,19 +149,19 @@ Ops& cpu_ops() {
   return shared;
 }
 
-std::unique_ptr<Ops> make_ops(const Config& config, int local_rank) {
+std::unique_ptr<Ops> make_ops(const Config& config, int local_rank, std::string_view source) {
   if (config.backend == Backend::cpu) return make_cpu_ops();
+  const std::string where = std::string(source) + ": /backend: backend=cuda ";
 #ifdef MEMFRONT_HAVE_CUDA
   try {
     return make_cuda_ops(config, local_rank);
   } catch (const std::runtime_error& e) {
-    throw InputError(std::string("/backend: backend=cuda cannot run here: ") + e.what());
+    throw InputError(where + "cannot run here: " + e.what());
   }
 #else
   (void)local_rank;
-  throw InputError(
-      "/backend: backend=cuda needs a build with CUDA (nvcc, cuBLAS, CUPTI and NCCL were not found when this "
-      "build was configured)");
+  throw InputError(where + "needs a build with CUDA (nvcc, cuBLAS, CUPTI and NCCL were not found when this build "
+                           "was configured)");
 #endif
 }
 

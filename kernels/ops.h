@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/arena.h"
 #include "core/config.h"
@@ -111,8 +112,8 @@ std::unique_ptr<Ops> make_cpu_ops();
 Ops& cpu_ops();
 
 // The backend the config asks for. `local_rank` picks the GPU among the
-// node's devices (CUDA). Throws InputError naming /backend when this build or
-// this machine cannot run it (no CUDA at build time; no device now).
-std::unique_ptr<Ops> make_ops(const Config& config, int local_rank);
+// node's devices (CUDA). Throws InputError "<source>: /backend: why" when this
+// build or this machine cannot run it (no CUDA at build time; no device now).
+std::unique_ptr<Ops> make_ops(const Config& config, int local_rank, std::string_view source);
 
 }  // namespace memfront

@@ -16,16 +16,17 @@
 #include "kernels/comm.h"
 #include "kernels/model.h"
 #include "kernels/mpi_session.h"
+#include "kernels/ops.h"
 #include "kernels/shard.h"
+#ifdef MEMFRONT_HAVE_CUDA
+#include "kernels/comm_nccl.h"
+#endif
 #include "probes/host_probe.h"
 #include "probes/trace_writer.h"
 
 namespace memfront {
 
 void check_supported(const Config& c, std::string_view source, int mpi_world) {
-  if (c.backend != Backend::cpu) {
-    throw InputError(std::string(source) + ": /backend: backend=cuda is not implemented yet (this build runs CPU trials)");
-  }
   if (c.world != mpi_world) {
     throw InputError(std::string(source) + ": /world: the config asks for world=" + std::to_string(c.world) +
                      " ranks but this job has " + std::to_string(mpi_world) +
@@ -83,7 +84,7 @@ namespace {
 
 // Trains on this rank and measures. Failures become the result's status.
 RankResult train_on_this_rank(const Config& config, const TrialOptions& options, const TokenSource& source,
-                              Arena& arena, Communicator* comm) {
+                              Ops& ops, Arena& arena, Communicator* comm) {
   RankResult result;
   const int rank = comm ? comm->rank() : 0;
   result.metrics.rank = rank;
@@ -93,10 +94,18 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
   const ParamLayout layout(config.model);
   CommCounters timed_start{}, timed_end{};
   try {
-    TrainingState state(config, layout, arena, comm);
+    TrainingState state(config, layout, arena, comm, ops);
     Gpt model(config, arena, &state);
-    Buffer inputs = arena.allocate_array<int32_t>(uint64_t(B) * T, MemCategory::workspace, "inputs");
-    Buffer targets = arena.allocate_array<int32_t>(uint64_t(B) * T, MemCategory::workspace, "targets");
+    // Tokens are made on the host and uploaded into the backend's memory.
+    const uint64_t tokens = uint64_t(B) * T;
+    std::vector<int32_t> host_inputs(tokens), host_targets(tokens);
+    Buffer inputs = arena.allocate_array<int32_t>(tokens, MemCategory::workspace, "inputs");
+    Buffer targets = arena.allocate_array<int32_t>(tokens, MemCategory::workspace, "targets");
+    auto load_batch = [&](uint64_t first_sample) {
+      fill_batch(source, first_sample, B, T, host_inputs.data(), host_targets.data());
+      ops.upload(inputs.data(), host_inputs.data(), tokens * sizeof(int32_t));
+      ops.upload(targets.data(), host_targets.data(), tokens * sizeof(int32_t));
+    };
     for (int step = 0; step < total_steps; ++step) {
       if (rank == options.crash_rank && step == options.crash_step) {
         std::fprintf(stderr, "memfront-trial: rank %d: crashing at step %d (fault injection)\n", rank, step);
@@ -114,10 +123,11 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
           // Rank r of step s reads the samples after those of ranks 0..r-1:
           // the global batch is the same whatever the world size.
           const uint64_t first_sample = ((uint64_t(step) * accum + micro) * config.world + rank) * B;
-          fill_batch(source, first_sample, B, T, inputs.as<int32_t>(), targets.as<int32_t>());
+          load_batch(first_sample);
           loss += model.forward_backward(inputs.as<int32_t>(), targets.as<int32_t>(), 1.0f / accum);
         }
         model.optimizer_step(step + 1);
+        ops.synchronize();  // a GPU step ends when its queued work does
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       loss /= accum;
@@ -140,7 +150,7 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
       // for its gathers anyway); they agree, and rank 0 reports.
       double eval = 0;
       for (int e = 0; e < config.train.eval_batches; ++e) {
-        fill_batch(source, kEvalSampleBase + uint64_t(e) * B, B, T, inputs.as<int32_t>(), targets.as<int32_t>());
+        load_batch(kEvalSampleBase + uint64_t(e) * B);
         eval += model.evaluate(inputs.as<int32_t>(), targets.as<int32_t>());
       }
       result.final_loss = eval / config.train.eval_batches;
@@ -183,7 +193,9 @@ TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks,
     m.bytes_intra_node += r.metrics.bytes_intra_node;
     m.bytes_inter_node += r.metrics.bytes_inter_node;
   }
-  m.bytes_method = "counted";
+  // memfront's own collectives count every byte sent; NCCL's are derived
+  // from their algorithms' formulas.
+  m.bytes_method = config.backend == Backend::cuda ? "formula" : "counted";
   m.emulated = topology.emulated;
 
   m.step_time_s = spread_of(first.step_seconds);
@@ -214,27 +226,17 @@ TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks,
   return m;
 }
 
-// Every rank's text, on every rank. A trace can be far larger than the rank
-// results, and the gather's buffers come from the arena, whose capacity is the
-// emulated device: moving it in bounded chunks keeps a trace from turning a
-// trial that fit into one that runs out of memory afterwards.
-std::vector<std::string> gather_text(Communicator& comm, const std::string& text) {
-  constexpr uint64_t kChunkBytes = uint64_t(1) << 20;
-  const uint64_t size = text.size();
-  std::vector<std::string> all(comm.world());
-  uint64_t rounds = 0;
-  for (const Buffer& other : comm.all_gather_bytes(&size, sizeof size, comm.world_group())) {
-    uint64_t other_size = 0;
-    std::memcpy(&other_size, other.data(), sizeof other_size);
-    rounds = std::max(rounds, (other_size + kChunkBytes - 1) / kChunkBytes);
-  }
-  for (uint64_t round = 0; round < rounds; ++round) {
-    const uint64_t begin = std::min(size, round * kChunkBytes);
-    const uint64_t bytes = std::min(kChunkBytes, size - begin);
-    std::vector<Buffer> parts = comm.all_gather_bytes(text.data() + begin, bytes, comm.world_group());
-    for (int r = 0; r < comm.world(); ++r) all[r].append(parts[r].as<char>(), parts[r].bytes());
-  }
-  return all;
+// The backend's communicator: memfront's own collectives over MPI on the CPU,
+// NCCL on the GPU (whose bytes are then counted by formula).
+std::unique_ptr<Communicator> make_communicator(const Config& config, const Topology& topology, Arena& arena,
+                                                std::chrono::milliseconds timeout, Ops& ops) {
+  if (config.backend == Backend::cpu) return make_mpi_communicator(topology, arena, timeout);
+#ifdef MEMFRONT_HAVE_CUDA
+  return make_nccl_communicator(topology, arena, timeout, ops.native_stream());
+#else
+  (void)ops;
+  throw std::logic_error("make_communicator: a CUDA backend without a CUDA build");  // make_ops refused it already
+#endif
 }
 
 // The trace path as the record gives it: relative to the record file's folder
@@ -273,7 +275,11 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   TrialRecord record = new_record(config, options);
   openblas_set_num_threads(config.train.threads);
 
-  Arena arena(options.mem_cap_bytes);
+  // The backend first: the arena holds its device's memory. Rank r uses the
+  // GPU of its machine that its node-local rank picks.
+  const std::unique_ptr<Ops> ops = make_ops(config, config.world > 1 ? node_local_rank() : 0, options.config_source);
+  record.provenance["device"] = ops->device_name();
+  Arena arena(options.mem_cap_bytes, ops->make_memory());
   // Subscribed before the communicator allocates anything, so the memory
   // counters replay the arena from its first byte.
   std::optional<TraceRecorder> trace;
@@ -281,7 +287,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   Topology topology = Topology::from_config(config);
   std::unique_ptr<Communicator> comm;
   if (config.world > 1) {
-    comm = make_mpi_communicator(topology, arena, options.comm_timeout);
+    comm = make_communicator(config, topology, arena, options.comm_timeout, *ops);
     comm->set_algorithm(config.placement.collectives == CollectiveAlgo::hierarchical
                             ? CollectiveAlgorithm::hierarchical
                             : CollectiveAlgorithm::flat);
@@ -290,7 +296,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   }
   const auto source = make_token_source(config);
 
-  RankResult mine = train_on_this_rank(config, options, *source, arena, comm.get());
+  RankResult mine = train_on_this_rank(config, options, *source, *ops, arena, comm.get());
   if (trace) trace->stop();
   if (mine.status != TrialStatus::ok && comm) {
     // The other ranks cannot finish this step without this one: say what
@@ -310,13 +316,9 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
 
   std::vector<RankResult> all = {mine};
   if (comm) {
-    const std::string text = to_json(mine).dump();
-    std::vector<Buffer> gathered = comm->all_gather_bytes(text.data(), text.size(), comm->world_group());
+    const std::vector<std::string> gathered = all_gather_text(to_json(mine).dump());
     all.clear();
-    for (int r = 0; r < comm->world(); ++r) {
-      const std::string part(gathered[r].as<char>(), gathered[r].bytes());
-      all.push_back(rank_result_from_json(nlohmann::json::parse(part), r));
-    }
+    for (int r = 0; r < comm->world(); ++r) all.push_back(rank_result_from_json(nlohmann::json::parse(gathered[r]), r));
   }
   record.status = mine.status;
   record.error = mine.error;
@@ -324,7 +326,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   record.metrics->loss_floor = source->entropy_rate();
   if (trace) {
     const std::string events = trace->serialize_events();
-    const std::vector<std::string> per_rank = comm ? gather_text(*comm, events) : std::vector<std::string>{events};
+    const std::vector<std::string> per_rank = comm ? all_gather_text(events) : std::vector<std::string>{events};
     if (!comm || comm->rank() == 0) {
       TraceRecorder::write_trace(options.trace, per_rank, {{"trial", record.id}, {"config", record.config}});
     }

@@ -23,6 +23,7 @@ namespace memfront {
 struct TrialOptions {
   uint64_t mem_cap_bytes = 0;  // emulated device size per rank; 0 = unlimited
   std::string command_line;    // for provenance
+  std::string config_source = "<config>";  // the config's file, for errors
   std::filesystem::path out;   // record file; written by rank 0, or by a failing rank
   // Trace file (Chrome trace-event JSON, one process per rank), written by
   // rank 0; empty: no trace is recorded at all.
@@ -34,8 +35,9 @@ struct TrialOptions {
   int crash_step = -1;
 };
 
-// Throws InputError when the config asks for something this build does not run
-// (the CUDA backend), or a world that the MPI job does not have: named by JSON pointer.
+// Throws InputError when the config asks for a world that the MPI job does not
+// have: named by JSON pointer. (A backend this build or machine cannot run is
+// refused by run_trial, which is where the device is opened.)
 void check_supported(const Config& config, std::string_view source, int mpi_world);
 
 // Runs the trial on this rank. Returns the record: on rank 0 the whole trial's,

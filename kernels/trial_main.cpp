@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
     if (warmup) config.train.warmup = *warmup;
     if (threads) config.train.threads = *threads;
     check_supported(config, config_path, mpi.world());
+    options.config_source = config_path;
 
     // Until the trial ends, the record on disk says it did not finish: a job
     // killed half-way leaves a truthful file, never a stale or missing one.
