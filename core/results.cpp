@@ -13,9 +13,11 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -102,6 +104,30 @@ MachineInfo detect_machine() {
   // "MemTotal:  131891792 kB": the kernel's kB are KiB.
   const std::string mem_total = proc_field("/proc/meminfo", "MemTotal");
   machine.memory_bytes = std::strtoull(mem_total.c_str(), nullptr, 10) * 1024;
+  // The NVIDIA driver describes itself and each GPU under /proc, so the GPU is
+  // named without linking CUDA (the tuner, which writes headers, never does).
+  std::error_code error;
+  for (const auto& gpu : std::filesystem::directory_iterator("/proc/driver/nvidia/gpus", error)) {
+    const std::string model = proc_field((gpu.path() / "information").c_str(), "Model");
+    if (model.empty()) continue;
+    machine.gpu += (machine.gpu.empty() ? "" : ", ") + model;
+  }
+  // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 ...": the version is the
+  // first word with a dot after "Module".
+  const std::string driver = proc_field("/proc/driver/nvidia/version", "NVRM version");
+  if (const auto module = driver.find("Module"); module != std::string::npos) {
+    std::istringstream words(driver.substr(module + 6));
+    std::string word;
+    while (words >> word) {
+      if (word.find('.') == std::string::npos) continue;
+      machine.driver = word;
+      break;
+    }
+  }
+#ifdef MEMFRONT_CUDA_VERSION
+  machine.cuda = MEMFRONT_CUDA_VERSION;  // the toolkit memfront was built with
+  machine.nccl = MEMFRONT_NCCL_VERSION;
+#endif
   return machine;
 }
 
