@@ -48,6 +48,7 @@ struct CommCounters {
   uint64_t intra_node_bytes = 0;
   uint64_t inter_node_bytes = 0;
   uint64_t messages = 0;
+  bool by_formula = false;  // bytes derived from the algorithm's formula (library collectives), not counted per message
 };
 
 class CommTimeout : public std::runtime_error {
