@@ -106,26 +106,15 @@ bool is_executable_file(const fs::path& path) {
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
-// What execvp would run, found before fork: the child then only calls execv,
-// which is safe in a child of a multi-threaded process (execvp may allocate).
-std::optional<fs::path> resolve_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) {
-    return is_executable_file(name) ? std::optional<fs::path>(name) : std::nullopt;
-  }
-  const char* path_env = std::getenv("PATH");
-  std::stringstream dirs(path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
-    if (is_executable_file(candidate)) return candidate;
-  }
-  return std::nullopt;
-}
-
 std::string format_seconds(double seconds) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", seconds);
   return text;
 }
+
+// No timeout (0, negative or absurdly long) means no deadline, and the trial's
+// own default wait for a silent peer.
+bool has_deadline(double timeout_s) { return timeout_s > 0 && timeout_s < 1e9; }
 
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
@@ -379,7 +368,6 @@ RecordRead read_trial_record(const fs::path& path, const std::string& id) {
 LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   const Config& config = request.config;
   const std::string id = config_id(config);
-  const nlohmann::json config_json = to_json(config);
 
   std::error_code error;
   fs::create_directories(request.work_dir, error);
@@ -390,7 +378,7 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   const fs::path trace_path = request.work_dir / (id + ".trace.json");
   {
     std::ofstream out(config_path, std::ios::trunc);
-    out << config_json.dump(2) << '\n';
+    out << to_json(config).dump(2) << '\n';
     out.close();
     if (!out) fail("cannot write " + config_path.string());
   }
@@ -403,25 +391,18 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
     if (error) fail("cannot remove the old " + trace_path.string() + ": " + error.message());
   }
 
-  // The trial's command line. --timeout is left to the caller when trial_args has it.
-  const auto trial_exe = resolve_program(request.trial_exe.string());
+  // The trial's command line.
+  const auto trial_exe = find_program(request.trial_exe.string());
   if (!trial_exe) fail("no executable memfront-trial at '" + request.trial_exe.string() + "'");
   std::vector<std::string> trial = {trial_exe->string(), "--config", config_path.string(),
-                                    "--out", record_path.string(), "--quiet"};
-  if (request.trace) trial.insert(trial.end(), {"--trace", trace_path.string()});
-  const bool caller_sets_timeout = std::any_of(request.trial_args.begin(), request.trial_args.end(),
-      [](const std::string& a) { return a == "--timeout" || a.rfind("--timeout=", 0) == 0; });
-  // No timeout (0, negative or absurdly long) means no deadline, and the trial's own default.
-  const bool has_deadline = request.timeout_s > 0 && request.timeout_s < 1e9;
-  if (has_deadline && !caller_sets_timeout) {
-    trial.insert(trial.end(), {"--timeout", format_seconds(std::min(kMaxCommTimeoutS, request.timeout_s / 2))});
-  }
-  trial.insert(trial.end(), request.trial_args.begin(), request.trial_args.end());
+                                    "--out", record_path.string()};
+  const std::vector<std::string> flags = trial_flags(request, trace_path);
+  trial.insert(trial.end(), flags.begin(), flags.end());
 
   std::vector<std::string> argv;
   fs::path program = *trial_exe;
   if (config.world > 1) {
-    const auto mpirun = resolve_program(request.mpirun);
+    const auto mpirun = find_program(request.mpirun);
     if (!mpirun) fail("cannot find '" + request.mpirun + "' (needed for world " + std::to_string(config.world) + ")");
     program = *mpirun;
     argv = {request.mpirun, "-np", std::to_string(config.world)};
@@ -433,30 +414,42 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   }
   argv.insert(argv.end(), trial.begin(), trial.end());
 
-  LaunchOutcome outcome;
-  outcome.command = join_command(argv);
+  RunEnd end;
+  end.command = join_command(argv);
 
   // Run, polling for the end, the deadline and the interrupt.
   const auto started = Clock::now();
-  const auto deadline = has_deadline ? started + std::chrono::duration_cast<Clock::duration>(
-                                                     std::chrono::duration<double>(request.timeout_s))
-                                     : Clock::time_point::max();
-  ChildExit ended;
-  bool timed_out = false;
+  const auto deadline = has_deadline(request.timeout_s)
+                            ? started + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(request.timeout_s))
+                            : Clock::time_point::max();
   {
     Fd stderr_fd = open_or_fail(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, "create");
     if (interrupt_ && interrupt_->load()) {
-      outcome.interrupted = true;  // a sweep interrupted between two trials starts no new one
+      end.interrupted = true;  // a sweep interrupted between two trials starts no new one
     } else {
       const pid_t pid = start(argv, program, stderr_fd.get());
-      ended = supervise(pid, deadline, interrupt_, outcome.interrupted, timed_out);
+      const ChildExit ended = supervise(pid, deadline, interrupt_, end.interrupted, end.timed_out);
+      end.exit_code = ended.exit_code;
+      end.signal = ended.signal;
     }
   }
-  outcome.wall_s = std::chrono::duration<double>(Clock::now() - started).count();
-  outcome.exit_code = ended.exit_code;
-  outcome.signal = ended.signal;
+  end.wall_s = std::chrono::duration<double>(Clock::now() - started).count();
 
-  // Turn what happened into the record.
+  LaunchOutcome outcome;
+  outcome.record = record_of_run(config, end, request.timeout_s, record_path, stderr_path);
+  outcome.exit_code = end.exit_code;
+  outcome.signal = end.signal;
+  outcome.wall_s = end.wall_s;
+  outcome.interrupted = end.interrupted;
+  outcome.command = end.command;
+  outcome.record_dir = request.work_dir;
+  return outcome;
+}
+
+TrialRecord record_of_run(const Config& config, const RunEnd& end, double timeout_s, const fs::path& record_path,
+                          const fs::path& stderr_path) {
+  const std::string id = config_id(config);
   const std::string stderr_text = read_stderr_file(stderr_path);
   const StderrSummary stderr_summary = summarize_stderr(stderr_text);
   const std::string tail = stderr_tail(stderr_summary);
@@ -470,46 +463,46 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   // with the launcher's account of how it ended.
   TrialRecord record = left.record ? *left.record : TrialRecord{};
   record.id = id;
-  record.config = config_json;
-  // The launcher sends SIGKILL only after a timeout or interrupt; any other
+  record.config = to_json(config);
+  // A launcher sends SIGKILL only after a timeout or interrupt; any other
   // SIGKILL came from outside, on Linux almost always the out-of-memory killer.
   // mpirun reports a rank so killed as "exited on signal 9".
   const bool killed_from_outside =
-      ended.signal == SIGKILL ||
-      (config.world > 1 && ended.exit_code != 0 && stderr_text.find("exited on signal 9") != std::string::npos);
+      end.signal == SIGKILL ||
+      (config.world > 1 && end.exit_code != 0 && stderr_text.find("exited on signal 9") != std::string::npos);
 
-  if (outcome.interrupted) {
+  if (end.interrupted) {
     record.status = TrialStatus::failed;
     record.error = "interrupted";
-  } else if (timed_out) {
+  } else if (end.timed_out) {
     record.status = TrialStatus::timeout;
-    record.error = "timed out after " + format_seconds(request.timeout_s) + " s" + trial_said + "; stderr: " + tail;
-  } else if (ended.signal == 0 && ended.exit_code == 0) {
+    record.error = "timed out after " + format_seconds(timeout_s) + " s" + trial_said + "; stderr: " + tail;
+  } else if (end.signal == 0 && end.exit_code == 0) {
     // The trial's record as it wrote it, if there is one for this config.
     if (!left.record) {
       record.status = TrialStatus::failed;
       record.error = "exit 0 but the record is unreadable: " + left.problem;
     }
-  } else if (ended.signal == 0 && ended.exit_code == 3 && record_failed) {
+  } else if (end.signal == 0 && end.exit_code == 3 && record_failed) {
     // The trial's own account of a failed run (oom, a rank that timed out, ...).
-  } else if (ended.signal == 0 && ended.exit_code == 2) {
+  } else if (end.signal == 0 && end.exit_code == 2) {
     record.status = TrialStatus::invalid;
     const std::string line = last_message_line(stderr_summary);
     record.error = line.empty() ? "rejected its input (exit code 2) without saying why" : line;
   } else if (killed_from_outside) {
     record.status = TrialStatus::oom;
-    record.error = (ended.signal == SIGKILL ? "killed by SIGKILL" : "a rank was killed by SIGKILL") +
+    record.error = (end.signal == SIGKILL ? "killed by SIGKILL" : "a rank was killed by SIGKILL") +
                    std::string(" (likely the out-of-memory killer)") + trial_said + "; stderr: " + tail;
   } else {
     // The record's status (e.g. oom from a rank that ended the job) is kept
     // when it says more than "failed".
     record.status = record_failed ? left.record->status : TrialStatus::failed;
-    const std::string how = ended.signal != 0
-        ? "killed by signal " + std::to_string(ended.signal) + " (" + signal_name(ended.signal) + ")"
-        : "exited with code " + std::to_string(ended.exit_code);
+    const std::string how = end.signal != 0
+        ? "killed by signal " + std::to_string(end.signal) + " (" + signal_name(end.signal) + ")"
+        : "exited with code " + std::to_string(end.exit_code);
     // Exit 3 promises a record that says what failed: say what was found instead.
     std::string promised;
-    if (ended.signal == 0 && ended.exit_code == 3) {
+    if (end.signal == 0 && end.exit_code == 3) {
       promised = left.record ? "; but the record says ok" : "; no readable record: " + left.problem;
     }
     record.error = how + promised + trial_said + "; stderr: " + tail;
@@ -517,12 +510,38 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   if (record.status == TrialStatus::ok) record.error.clear();
 
   if (!record.provenance.is_object()) record.provenance = nlohmann::json::object();
-  record.provenance["launcher"] = {{"command", outcome.command},
-                                   {"exit_code", outcome.exit_code},
-                                   {"signal", outcome.signal},
-                                   {"wall_s", outcome.wall_s}};
-  outcome.record = std::move(record);
-  return outcome;
+  record.provenance["launcher"] = {{"command", end.command},
+                                   {"exit_code", end.exit_code},
+                                   {"signal", end.signal},
+                                   {"wall_s", end.wall_s}};
+  return record;
+}
+
+std::vector<std::string> trial_flags(const LaunchRequest& request, const fs::path& trace_path) {
+  std::vector<std::string> flags = {"--quiet"};
+  if (request.trace) flags.insert(flags.end(), {"--trace", trace_path.string()});
+  const bool caller_sets_timeout = std::any_of(request.trial_args.begin(), request.trial_args.end(),
+      [](const std::string& a) { return a == "--timeout" || a.rfind("--timeout=", 0) == 0; });
+  if (has_deadline(request.timeout_s) && !caller_sets_timeout) {
+    flags.insert(flags.end(), {"--timeout", format_seconds(std::min(kMaxCommTimeoutS, request.timeout_s / 2))});
+  }
+  flags.insert(flags.end(), request.trial_args.begin(), request.trial_args.end());
+  return flags;
+}
+
+// What execvp would run, found before fork: the child then only calls execv,
+// which is safe in a child of a multi-threaded process (execvp may allocate).
+std::optional<fs::path> find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    return is_executable_file(name) ? std::optional<fs::path>(name) : std::nullopt;
+  }
+  const char* path_env = std::getenv("PATH");
+  std::stringstream dirs(path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
+    if (is_executable_file(candidate)) return candidate;
+  }
+  return std::nullopt;
 }
 
 namespace {

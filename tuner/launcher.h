@@ -6,6 +6,7 @@
 // of stderr in its error. A sweep goes on after any of them.
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,10 @@ struct LaunchRequest {
   std::vector<std::string> mpirun_args;  // e.g. --oversubscribe (--allow-run-as-root is added for root)
   std::vector<std::string> trial_args;   // extra memfront-trial arguments (e.g. --mem-cap 1GiB)
   bool trace = false;                 // the trial writes a trace to <work_dir>/<id>.trace.json
+  // What the sweep adds to the record once the trial has ended, for runners
+  // that keep trials to be finished later by another process (memfront collect).
+  nlohmann::json prediction;          // the cost model's
+  std::string reference_id;           // the study reference's id at this config's steps (its own for the reference)
 };
 
 struct LaunchOutcome {
@@ -33,6 +38,7 @@ struct LaunchOutcome {
   double wall_s = 0;
   bool interrupted = false;  // stopped because the sweep was interrupted: not a result
   std::string command;       // the command line that ran
+  std::filesystem::path record_dir;  // the folder of the trial's record, which names its trace relative to it
 };
 
 class Launcher {
@@ -56,6 +62,33 @@ class LocalLauncher final : public Launcher {
  private:
   const std::atomic<bool>* interrupt_;
 };
+
+// How one run of a trial ended, as whatever ran it saw it: this machine's
+// launcher, or a Slurm job array element (tuner/slurm_launcher.h).
+struct RunEnd {
+  int exit_code = 0;         // when it exited
+  int signal = 0;            // when a signal ended it
+  bool timed_out = false;    // stopped at its deadline
+  bool interrupted = false;  // stopped because the sweep was interrupted
+  double wall_s = 0;
+  std::string command;       // the command line that ran
+};
+
+// The record of a run: the record memfront-trial left at record_path when it
+// is one for this config (metrics of a failed run included), with the run's
+// end as its status and error (the tail of the stderr file included) and the
+// launcher's account of it in provenance.launcher.
+TrialRecord record_of_run(const Config& config, const RunEnd& end, double timeout_s,
+                          const std::filesystem::path& record_path, const std::filesystem::path& stderr_path);
+
+// memfront-trial's flags after --config and --out: --quiet, --trace when the
+// request traces, its --timeout for a silent peer (unless trial_args set one),
+// then the request's trial_args.
+std::vector<std::string> trial_flags(const LaunchRequest& request, const std::filesystem::path& trace_path);
+
+// A program as execv needs it: the name itself when it has a '/' and is
+// executable, else the first executable of that name on PATH.
+std::optional<std::filesystem::path> find_program(const std::string& name);
 
 // One shell word in single quotes: nothing inside is expanded; a quote in
 // the text closes the quotes, adds an escaped quote and reopens them. For

@@ -8,6 +8,7 @@
 #include <map>
 #include <ostream>
 #include <set>
+#include <utility>
 
 #include "core/error.h"
 #include "core/pareto.h"
@@ -230,164 +231,285 @@ LaunchOutcome ReplayLauncher::run(const LaunchRequest& request) {
   return outcome;
 }
 
-SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher& launcher, std::ostream& log) {
-  const auto start = Clock::now();
-  SweepSummary summary;
-  Recorder recorder(study, options);
-  const std::vector<Candidate> candidates = enumerate_space(study);
-  std::unique_ptr<SearchStrategy> strategy = make_strategy(study, candidates, study.search.budget_trials);
+bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done done) {
+  std::vector<LaunchOutcome> runs;
+  for (int r = 0; r < repeats; ++r) {
+    LaunchOutcome outcome = launcher_.run(request);
+    if (outcome.interrupted || (interrupt_ && interrupt_->load())) {
+      interrupted_ = true;
+      return false;
+    }
+    runs.push_back(std::move(outcome));
+    if (runs.back().record.status != TrialStatus::ok) break;
+  }
+  done(std::move(runs));
+  return true;
+}
 
-  const std::filesystem::path work_dir =
-      options.results.empty() ? std::filesystem::temp_directory_path() / ("memfront-" + study.name)
-                              : std::filesystem::path(options.results.string() + ".trials");
-  std::filesystem::create_directories(work_dir);
+TrialRunner::RoundEnd SequentialRunner::finish_round() {
+  RoundEnd end;
+  end.interrupted = std::exchange(interrupted_, false);
+  return end;
+}
+
+TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const nlohmann::json& prediction,
+                           bool is_reference, std::optional<double> reference_loss,
+                           const std::filesystem::path& results) {
+  std::sort(runs.begin(), runs.end(), [](const LaunchOutcome& a, const LaunchOutcome& b) {
+    const double ta = a.record.metrics ? a.record.metrics->step_time_s.median : 0;
+    const double tb = b.record.metrics ? b.record.metrics->step_time_s.median : 0;
+    return ta < tb;
+  });
+  nlohmann::json times = nlohmann::json::array();
+  for (const LaunchOutcome& run : runs) {
+    times.push_back(run.record.metrics ? run.record.metrics->step_time_s.median : 0.0);
+  }
+  LaunchOutcome& median = runs[runs.size() / 2];
+  TrialRecord record = std::move(median.record);
+  if (repeats > 1) record.provenance["repeat_step_time_medians_s"] = times;
+  record.prediction = prediction;
+  // The trial names its trace relative to its record; the results file names
+  // it relative to itself.
+  if (!record.trace.empty()) record.trace = path_from_results(median.record_dir / record.trace, results);
+  if (record.metrics && record.status == TrialStatus::ok) {
+    if (is_reference) {
+      record.metrics->loss_delta = 0.0;
+    } else if (reference_loss) {
+      record.metrics->loss_delta = record.metrics->final_loss - *reference_loss;
+    }
+  }
+  return record;
+}
+
+namespace {
+
+// One sweep: asks the strategy for rounds, finds, prunes or runs each
+// configuration of a round (the reference at the round's steps first), and
+// records each as it ends.
+class Sweep {
+ public:
+  Sweep(const Study& study, const SweepOptions& options, TrialRunner& runner, std::ostream& log)
+      : study_(study),
+        options_(options),
+        runner_(runner),
+        recorder_(study, options),
+        candidates_(enumerate_space(study)),
+        strategy_(make_strategy(study, candidates_, study.search.budget_trials)),
+        progress_(options, log, expected_trials()) {
+    work_dir_ = options.results.empty() ? std::filesystem::temp_directory_path() / ("memfront-" + study.name)
+                                        : std::filesystem::path(options.results.string() + ".trials");
+    std::filesystem::create_directories(work_dir_);
+  }
+
+  SweepSummary run() {
+    while (!summary_.interrupted && summary_.left_running == 0 && summary_.lost == 0 && !out_of_time()) {
+      const std::vector<Proposal> batch = strategy_->next();
+      if (batch.empty()) break;
+      run_round(batch);
+    }
+    progress_.finish();
+    summary_.records = recorder_.all();
+    summary_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    return summary_;
+  }
+
+ private:
+  // One configuration a round needs: a proposal, or the reference at a step count.
+  struct Item {
+    Config config;
+    std::string id;
+    bool is_reference = false;
+    std::optional<size_t> proposal;  // index into the round's batch
+    nlohmann::json prediction;
+  };
 
   // Trials to expect, the reference included (halving's total depends on its rounds).
-  std::optional<int> expected;
-  if (study.search.strategy != "halving") {
-    expected = static_cast<int>(candidates.size());
-    if (study.search.budget_trials) expected = std::min(*expected, *study.search.budget_trials);
-    *expected += 1;
+  std::optional<int> expected_trials() const {
+    if (study_.search.strategy == "halving") return std::nullopt;
+    int expected = static_cast<int>(candidates_.size());
+    if (study_.search.budget_trials) expected = std::min(expected, *study_.search.budget_trials);
+    return expected + 1;
   }
-  Progress progress(options, log, expected);
-  int done = 0;
 
-  auto out_of_time = [&] {
-    if (!study.search.budget_seconds) return false;
-    return std::chrono::duration<double>(Clock::now() - start).count() > *study.search.budget_seconds;
-  };
-  auto interrupted = [&] { return options.interrupt && options.interrupt->load(); };
+  bool out_of_time() const {
+    if (!study_.search.budget_seconds) return false;
+    return std::chrono::duration<double>(Clock::now() - start_).count() > *study_.search.budget_seconds;
+  }
 
-  // Runs (or finds) one config; returns nullptr when interrupted. The record's
-  // loss_delta is its final loss minus `reference_loss` (the reference's at the
-  // same steps; the reference's own is 0).
-  auto evaluate = [&](const Config& config, bool is_reference, std::optional<double> reference_loss,
-                      const char** how) -> const TrialRecord* {
-    const std::string id = config_id(config);
-    if (const TrialRecord* known = recorder.find(id)) {
-      ++summary.reused;
-      *how = "recorded";
-      return known;
+  void run_round(const std::vector<Proposal>& batch) {
+    told_.assign(batch.size(), nullptr);
+    for (size_t i = 0; i < batch.size() && !summary_.interrupted; ++i) {
+      if (out_of_time()) break;
+      const int steps = batch[i].steps;
+      // The reference at these steps comes first, once.
+      if (!reference_started_.contains(steps)) {
+        reference_started_.insert(steps);
+        Item reference;
+        reference.config = with_steps(study_.reference, steps);
+        reference.is_reference = true;
+        evaluate(std::move(reference));
+        if (summary_.interrupted) break;
+      }
+      ++summary_.proposed;
+      Item trial;
+      trial.config = with_steps(candidates_[batch[i].candidate].config, steps);
+      trial.proposal = i;
+      evaluate(std::move(trial));
     }
-    const Prediction prediction = predict(config, options.calibration);
-    if (options.prune) {
-      if (const NamedExpr* broken = predicted_violation(study, prediction)) {
+    const TrialRunner::RoundEnd end = runner_.finish_round();
+    summary_.interrupted = summary_.interrupted || end.interrupted;
+    summary_.left_running += end.left_running;
+    summary_.lost += end.lost;
+    // Trials that ended while their reference did not are kept back with it.
+    for (const auto& [steps, held] : held_) summary_.lost += static_cast<int>(held.size());
+    held_.clear();
+    // The strategy hears of the round in the order it proposed it.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (told_[i]) strategy_->tell(batch[i], *told_[i]);
+    }
+  }
+
+  // Finds the item's record, prunes it, or starts it.
+  void evaluate(Item item) {
+    item.id = config_id(item.config);
+    if (const TrialRecord* known = recorder_.find(item.id)) {
+      ++summary_.reused;
+      settle(item, *known, "recorded");
+      return;
+    }
+    // A configuration already started in this round (the reference is often
+    // also a point of the space) waits for that run.
+    if (auto running = started_.find(item.id); running != started_.end()) {
+      running->second.push_back(std::move(item));
+      return;
+    }
+    const Prediction prediction = predict(item.config, options_.calibration);
+    item.prediction = to_json(prediction);
+    if (options_.prune) {
+      if (const NamedExpr* broken = predicted_violation(study_, prediction)) {
         TrialRecord pruned;
-        pruned.id = id;
-        pruned.config = to_json(config);
+        pruned.id = item.id;
+        pruned.config = to_json(item.config);
         pruned.status = TrialStatus::pruned;
         pruned.error = "predicted to break " + broken->pointer + " (" + broken->expr.text() + ")";
-        pruned.prediction = to_json(prediction);
+        pruned.prediction = item.prediction;
         pruned.provenance = {{"memfront_version", MEMFRONT_VERSION}, {"pruned_at", utc_now()}};
-        ++summary.pruned;
-        *how = "pruned by the cost model";
-        return &recorder.add(std::move(pruned));
+        ++summary_.pruned;
+        settle(item, recorder_.add(std::move(pruned)), "pruned by the cost model");
+        return;
       }
     }
     LaunchRequest request;
-    request.config = config;
-    request.work_dir = work_dir;
-    request.timeout_s = study.launcher.timeout_s;
-    request.trial_exe = options.trial_exe;
-    request.mpirun = study.launcher.mpirun;
-    request.mpirun_args = study.launcher.mpirun_args;
-    request.trace = study.launcher.trace;
-    // Repeats: run it several times and keep the run of median step time.
-    std::vector<LaunchOutcome> runs;
-    for (int r = 0; r < study.repeats; ++r) {
-      LaunchOutcome outcome = launcher.run(request);
-      if (outcome.interrupted || interrupted()) return nullptr;
-      ++summary.launched;
-      runs.push_back(std::move(outcome));
-      if (runs.back().record.status != TrialStatus::ok) break;
+    request.config = item.config;
+    request.work_dir = work_dir_;
+    request.timeout_s = study_.launcher.timeout_s;
+    request.trial_exe = options_.trial_exe;
+    request.mpirun = study_.launcher.mpirun;
+    request.mpirun_args = study_.launcher.mpirun_args;
+    request.trace = study_.launcher.trace;
+    request.prediction = item.prediction;
+    request.reference_id = config_id(with_steps(study_.reference, item.config.train.steps));
+    const std::string id = item.id;
+    started_[id].push_back(std::move(item));
+    if (!runner_.start(request, study_.repeats, [this, id](std::vector<LaunchOutcome> runs) { ended(id, std::move(runs)); })) {
+      started_.erase(id);
+      summary_.interrupted = true;
     }
-    std::sort(runs.begin(), runs.end(), [](const LaunchOutcome& a, const LaunchOutcome& b) {
-      const double ta = a.record.metrics ? a.record.metrics->step_time_s.median : 0;
-      const double tb = b.record.metrics ? b.record.metrics->step_time_s.median : 0;
-      return ta < tb;
-    });
-    TrialRecord record = std::move(runs[runs.size() / 2].record);
-    if (study.repeats > 1) {
-      nlohmann::json times = nlohmann::json::array();
-      for (const LaunchOutcome& run : runs) {
-        times.push_back(run.record.metrics ? run.record.metrics->step_time_s.median : 0.0);
-      }
-      record.provenance["repeat_step_time_medians_s"] = times;
+  }
+
+  // A started configuration has ended: its record, unless its reference has
+  // not ended yet (a batching runner), which it then waits for.
+  void ended(const std::string& id, std::vector<LaunchOutcome> runs) {
+    std::vector<Item> items = std::move(started_.at(id));
+    started_.erase(id);
+    summary_.launched += static_cast<int>(runs.size());
+    const bool is_reference = std::ranges::any_of(items, [](const Item& item) { return item.is_reference; });
+    const int steps = items.front().config.train.steps;
+    if (!is_reference && !reference_loss_.contains(steps)) {
+      held_[steps].push_back({std::move(items), std::move(runs)});
+      return;
     }
-    record.prediction = to_json(prediction);
-    // The trial names its trace relative to its record in the work folder;
-    // the results file names it relative to itself.
-    if (!record.trace.empty()) record.trace = path_from_results(work_dir / record.trace, options.results);
-    if (record.status != TrialStatus::ok) ++summary.failed;
-    if (record.metrics && record.status == TrialStatus::ok) {
-      if (is_reference) {
-        record.metrics->loss_delta = 0.0;
-      } else if (reference_loss) {
-        record.metrics->loss_delta = record.metrics->final_loss - *reference_loss;
-      }
+    finish(std::move(items), std::move(runs));
+  }
+
+  void finish(std::vector<Item> items, std::vector<LaunchOutcome> runs) {
+    const bool is_reference = std::ranges::any_of(items, [](const Item& item) { return item.is_reference; });
+    const int steps = items.front().config.train.steps;
+    std::optional<double> reference_loss;
+    if (auto known = reference_loss_.find(steps); known != reference_loss_.end()) reference_loss = known->second;
+    TrialRecord record = record_of_runs(std::move(runs), study_.repeats, items.front().prediction, is_reference,
+                                        reference_loss, options_.results);
+    if (record.status != TrialStatus::ok) ++summary_.failed;
+    const TrialRecord& recorded = recorder_.add(std::move(record));
+    settle(items.front(), recorded, "ran");
+    for (size_t i = 1; i < items.size(); ++i) {
+      ++summary_.reused;
+      settle(items[i], recorded, "recorded");
     }
-    *how = "ran";
-    return &recorder.add(std::move(record));
-  };
+  }
+
+  // An item has its record: shown, kept for the strategy, and when it is a
+  // reference, the trials that waited for its loss are finished.
+  void settle(const Item& item, const TrialRecord& record, const char* how) {
+    const int steps = item.config.train.steps;
+    ++done_;
+    progress_.trial(record, item.is_reference ? (std::string(how) + ", reference").c_str() : how, done_,
+                    summary_.failed, summary_.pruned, front_size_with(record, steps), study_);
+    if (item.proposal) told_[*item.proposal] = &record;
+    if (!item.is_reference) return;
+    reference_loss_[steps] = record.status == TrialStatus::ok && record.metrics
+                                 ? std::optional(record.metrics->final_loss)
+                                 : std::nullopt;
+    auto waiting = held_.extract(steps);
+    if (waiting.empty()) return;
+    for (Ended& trial : waiting.mapped()) finish(std::move(trial.items), std::move(trial.runs));
+  }
 
   // The front the progress shows grows one record at a time: keep the
   // objective points of the comparable records (full length, feasible) rather
   // than copying every record after every trial.
-  std::vector<ObjectivePoint> front_points;
-  std::set<std::string> in_front_points;  // the reference may also be a point of the space
-  auto front_size_with = [&](const TrialRecord& record, int steps) {
-    if (steps == study.steps && in_front_points.insert(record.id).second && meets_outcome_constraints(record, study)) {
-      if (auto point = objective_point(record, study.objectives)) front_points.push_back(*point);
+  size_t front_size_with(const TrialRecord& record, int steps) {
+    if (steps == study_.steps && in_front_points_.insert(record.id).second &&
+        meets_outcome_constraints(record, study_)) {
+      if (auto point = objective_point(record, study_.objectives)) front_points_.push_back(*point);
     }
-    return pareto_front(front_points).size();
-  };
-
-  // The reference at a step count: run once, then found.
-  std::map<int, std::optional<double>> reference_loss;
-  auto reference_for = [&](int steps) -> bool {
-    if (reference_loss.contains(steps)) return true;
-    const char* how = "";
-    const TrialRecord* reference = evaluate(with_steps(study.reference, steps), true, std::nullopt, &how);
-    if (!reference) return false;
-    ++done;
-    progress.trial(*reference, (std::string(how) + ", reference").c_str(), done, summary.failed, summary.pruned,
-                   front_size_with(*reference, steps), study);
-    reference_loss[steps] = reference->status == TrialStatus::ok && reference->metrics
-                                ? std::optional(reference->metrics->final_loss)
-                                : std::nullopt;
-    return true;
-  };
-
-  while (!summary.interrupted && !out_of_time()) {
-    const std::vector<Proposal> batch = strategy->next();
-    if (batch.empty()) break;
-    for (const Proposal& proposal : batch) {
-      if (out_of_time()) break;
-      if (!reference_for(proposal.steps)) {
-        summary.interrupted = true;
-        break;
-      }
-      ++summary.proposed;
-      const char* how = "";
-      const TrialRecord* found =
-          evaluate(with_steps(candidates[proposal.candidate].config, proposal.steps), false,
-                   reference_loss[proposal.steps], &how);
-      if (!found) {
-        summary.interrupted = true;
-        break;
-      }
-      const TrialRecord& record = *found;
-      strategy->tell(proposal, record);
-      ++done;
-      progress.trial(record, how, done, summary.failed, summary.pruned, front_size_with(record, proposal.steps),
-                     study);
-    }
+    return pareto_front(front_points_).size();
   }
-  progress.finish();
 
-  summary.records = recorder.all();
-  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return summary;
+  struct Ended {
+    std::vector<Item> items;
+    std::vector<LaunchOutcome> runs;
+  };
+
+  const Study& study_;
+  const SweepOptions& options_;
+  TrialRunner& runner_;
+  const Clock::time_point start_ = Clock::now();
+  SweepSummary summary_;
+  Recorder recorder_;
+  const std::vector<Candidate> candidates_;
+  std::unique_ptr<SearchStrategy> strategy_;
+  Progress progress_;
+  std::filesystem::path work_dir_;
+  int done_ = 0;
+  std::set<int> reference_started_;                   // step counts whose reference was found, pruned or started
+  std::map<int, std::optional<double>> reference_loss_;  // steps -> the reference's final loss once it has its record
+  std::map<std::string, std::vector<Item>> started_;  // id -> the items waiting for its runs (the first started it)
+  std::map<int, std::vector<Ended>> held_;            // steps -> trials that ended before their reference
+  std::vector<const TrialRecord*> told_;              // the round's records, by proposal
+  std::vector<ObjectivePoint> front_points_;
+  std::set<std::string> in_front_points_;             // the reference may also be a point of the space
+};
+
+}  // namespace
+
+SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher& launcher, std::ostream& log) {
+  SequentialRunner runner(launcher, options.interrupt);
+  return run_sweep(study, options, runner, log);
+}
+
+SweepSummary run_sweep(const Study& study, const SweepOptions& options, TrialRunner& runner, std::ostream& log) {
+  return Sweep(study, options, runner, log).run();
 }
 
 std::vector<TrialRecord> full_length(const std::vector<TrialRecord>& records, int steps) {

@@ -11,9 +11,12 @@
 //   resume, configurations already recorded (same id) are not run again.
 // - An interrupt (Ctrl-C) kills the running trial, records nothing for it,
 //   and stops the sweep; a later resume runs what is missing.
+// - Trials run through a TrialRunner: one at a time on this machine, or a
+//   round at a time as a Slurm job array (tuner/slurm_launcher.h).
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -45,12 +48,61 @@ struct SweepSummary {
   int failed = 0;      // launched and not ok
   int pruned = 0;
   bool interrupted = false;
+  int left_running = 0;  // trials still in a batch system's queue when the sweep returned (no-wait, interrupt)
+  int lost = 0;          // trials that ended without a result (cancelled, node failure): a resume runs them
   double seconds = 0;
   std::vector<TrialRecord> records;  // every record of this study in the file, the reference included
 };
 
-// Runs a study with `launcher` (a LocalLauncher, or a ReplayLauncher).
+// How the trials of a sweep get run. The sweep hands a runner the trials of a
+// round one by one (start), then waits for the round (finish_round). A runner
+// that runs one trial at a time does it inside start, so that records come
+// back in the order the strategy proposed them; one that batches (a Slurm job
+// array) starts them all in finish_round and reports each as it ends.
+class TrialRunner {
+ public:
+  // The runs of one trial: `repeats` of them, or fewer when one does not end ok.
+  using Done = std::function<void(std::vector<LaunchOutcome> runs)>;
+  struct RoundEnd {
+    bool interrupted = false;  // the sweep was interrupted: stop
+    int left_running = 0;      // trials left in a queue, to be collected later
+    int lost = 0;              // trials that ended without a result; a resume runs them
+  };
+
+  virtual ~TrialRunner() = default;
+  // Runs the trial, now or with the round, and calls done once it has ended.
+  // False when the sweep is interrupted and the trial was not started.
+  virtual bool start(const LaunchRequest& request, int repeats, Done done) = 0;
+  // Returns once every trial started in this round has ended or been left.
+  virtual RoundEnd finish_round() = 0;
+};
+
+// Runs each trial with a Launcher as soon as it is started.
+class SequentialRunner final : public TrialRunner {
+ public:
+  SequentialRunner(Launcher& launcher, const std::atomic<bool>* interrupt) : launcher_(launcher), interrupt_(interrupt) {}
+  bool start(const LaunchRequest& request, int repeats, Done done) override;
+  RoundEnd finish_round() override;
+
+ private:
+  Launcher& launcher_;
+  const std::atomic<bool>* interrupt_;
+  bool interrupted_ = false;
+};
+
+// Runs a study with `launcher` (a LocalLauncher, or a ReplayLauncher), one trial at a time.
 SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher& launcher, std::ostream& log);
+// Runs a study through any runner.
+SweepSummary run_sweep(const Study& study, const SweepOptions& options, TrialRunner& runner, std::ostream& log);
+
+// A trial's record from its runs: the run of median step time (with every
+// run's median step time in provenance when the study repeats), the cost
+// model's prediction, loss_delta against the reference's final loss (0 for
+// the reference itself; none when the reference did not end ok), and its
+// trace named relative to the results file.
+TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const nlohmann::json& prediction,
+                           bool is_reference, std::optional<double> reference_loss,
+                           const std::filesystem::path& results);
 
 // Replays a recorded sweep: a trial's record is looked up by config id in
 // the recorded file instead of being run. A proposal for fewer steps than
