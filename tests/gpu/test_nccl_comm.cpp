@@ -140,7 +140,9 @@ int position_of(int rank, const Group& group) {
 
 // Whole numbers: every order of summation gives the same float, so the
 // expected sums can be formed on the host in any order.
-float whole_contribution(int rank, uint64_t i) { return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997)); }
+float whole_contribution(int rank, uint64_t i) {
+  return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997));
+}
 
 std::vector<float> contribution_of(int rank, uint64_t n) {
   std::vector<float> data(n);
@@ -200,7 +202,9 @@ void expect_counters(const Communicator& comm, const Expected& expected, const s
 
 uint64_t nonempty(const std::vector<uint64_t>& blocks, int skipped) {
   uint64_t count = 0;
-  for (size_t block = 0; block < blocks.size(); ++block) count += static_cast<int>(block) != skipped && blocks[block] > 0;
+  for (size_t block = 0; block < blocks.size(); ++block) {
+    if (static_cast<int>(block) != skipped && blocks[block] > 0) count += 1;
+  }
   return count;
 }
 
