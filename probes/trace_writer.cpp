@@ -69,6 +69,20 @@ void TraceRecorder::stop() {
 }
 
 std::string TraceRecorder::serialize_events() const {
+  return nlohmann::json{{"events", host_events()}, {"dropped", dropped_}}.dump();
+}
+
+std::string TraceRecorder::serialize_events(std::string_view gpu_events) const {
+  nlohmann::json events = host_events();
+  nlohmann::json gpu = nlohmann::json::parse(gpu_events);
+  if (!gpu.is_array()) {
+    throw std::invalid_argument("TraceRecorder::serialize_events: the GPU events are not a JSON array");
+  }
+  for (nlohmann::json& event : gpu) events.push_back(std::move(event));
+  return nlohmann::json{{"events", std::move(events)}, {"dropped", dropped_}}.dump();
+}
+
+nlohmann::json TraceRecorder::host_events() const {
   // Events go out in time order; a range that starts with its parent comes
   // after it (longer first), which is how trace viewers read nesting.
   struct Item {
@@ -103,7 +117,7 @@ std::string TraceRecorder::serialize_events() const {
       events.push_back(memory_counter(micros(sample.time_ns - start_ns_), live, sample.live_total));
     }
   }
-  return nlohmann::json{{"events", std::move(events)}, {"dropped", dropped_}}.dump();
+  return events;
 }
 
 void TraceRecorder::write_trace(const std::filesystem::path& path, const std::vector<std::string>& per_rank_events,
@@ -117,6 +131,16 @@ void TraceRecorder::write_trace(const std::filesystem::path& path, const std::ve
     trace_events.push_back(metadata_event("process_sort_index", pid, 0, {{"sort_index", pid}}));
     trace_events.push_back(metadata_event("thread_name", pid, kPhaseTid, {{"name", "phases"}}));
     trace_events.push_back(metadata_event("thread_name", pid, kOpTid, {{"name", "ops"}}));
+    const auto on_tid = [&](int tid) {
+      return std::any_of(part.at("events").begin(), part.at("events").end(),
+                         [tid](const nlohmann::json& event) { return event.value("tid", -1) == tid; });
+    };
+    if (on_tid(kTraceGpuKernelTid)) {
+      trace_events.push_back(metadata_event("thread_name", pid, kTraceGpuKernelTid, {{"name", "gpu kernels"}}));
+    }
+    if (on_tid(kTraceGpuCopyTid)) {
+      trace_events.push_back(metadata_event("thread_name", pid, kTraceGpuCopyTid, {{"name", "gpu copies"}}));
+    }
     for (nlohmann::json& event : part.at("events")) {
       event["pid"] = pid;
       trace_events.push_back(std::move(event));

@@ -10,6 +10,9 @@
 //   live bytes of every category and "total" after the change: the counters
 //   replay the arena, so their maxima are the arena's peaks.
 // - Timestamps are microseconds since the recorder started (the trial start).
+// - GPU events (CuptiProbe::serialize_gpu_events()) join a rank's events
+//   through serialize_events(gpu_events): kernels on tid 2, copies and
+//   memsets on tid 3, already on the recorder's time base (start_ns()).
 //
 // Several ranks: each rank's recorder serializes its events, the caller
 // moves the strings to one rank (the writer knows nothing of communicators),
@@ -25,6 +28,10 @@
 #include "core/arena.h"
 
 namespace memfront {
+
+// Where a rank's GPU events go in its trace process.
+inline constexpr int kTraceGpuKernelTid = 2;  // "gpu kernels"
+inline constexpr int kTraceGpuCopyTid = 3;    // "gpu copies" (memcpy and memset)
 
 class TraceRecorder {
  public:
@@ -45,8 +52,16 @@ class TraceRecorder {
   uint64_t event_count() const { return spans_.size() + samples_.size(); }
   uint64_t dropped() const { return dropped_; }
 
+  // annotate::now_ns() when the recorder started: the trace's time zero.
+  int64_t start_ns() const { return start_ns_; }
+
   // This rank's events, without pid, as JSON text for write_trace.
   std::string serialize_events() const;
+  // The same with `gpu_events` added: a JSON array of trace events whose
+  // timestamps are already microseconds since start_ns(), on the GPU tids
+  // (CuptiProbe::serialize_gpu_events()). Throws std::invalid_argument when
+  // gpu_events is not a JSON array (nlohmann::json::parse_error when not JSON).
+  std::string serialize_events(std::string_view gpu_events) const;
 
   // One trace file from every rank's serialize_events(), in rank order.
   // `metadata` goes under the file's "metadata" key (beside the dropped
@@ -74,6 +89,7 @@ class TraceRecorder {
   };
 
   bool has_room() const { return event_count() < max_events_; }
+  nlohmann::json host_events() const;
 
   Arena* arena_;
   uint64_t max_events_;
