@@ -211,11 +211,13 @@ json to_json(const Spread& spread) {
 }
 
 json to_json(const RankMetrics& rank) {
-  return {{"rank", rank.rank},
-          {"peak_bytes", peak_bytes_to_json(rank.peak, rank.peak_total)},
-          {"rss_peak_bytes", rank.rss_peak_bytes},
-          {"comm", {{"bytes_intra_node", rank.bytes_intra_node}, {"bytes_inter_node", rank.bytes_inter_node}}},
-          {"step_time_median_s", real_to_json(rank.step_time_median_s)}};
+  json j = {{"rank", rank.rank},
+            {"peak_bytes", peak_bytes_to_json(rank.peak, rank.peak_total)},
+            {"rss_peak_bytes", rank.rss_peak_bytes},
+            {"comm", {{"bytes_intra_node", rank.bytes_intra_node}, {"bytes_inter_node", rank.bytes_inter_node}}},
+            {"step_time_median_s", real_to_json(rank.step_time_median_s)}};
+  if (!rank.gpu.is_null()) j["gpu"] = rank.gpu;
+  return j;
 }
 
 json to_json(const TrialMetrics& metrics) {
@@ -330,6 +332,7 @@ class Field {
     fail("expected " + std::string(expected) + ", got " + describe(value_));
   }
 
+  bool has(std::string_view key) const { return value_.contains(key); }
   // A member of this object (already checked to be one).
   Field member(std::string_view key, std::string_view expected) const {
     const auto found = value_.find(key);
@@ -471,6 +474,7 @@ RankMetrics rank_from_json(const Field& object) {
   rank.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
   rank.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
   rank.step_time_median_s = object.real_at("step_time_median_s");
+  if (object.has("gpu")) rank.gpu = object.optional_object_at("gpu");
   return rank;
 }
 

@@ -71,6 +71,10 @@ struct RankMetrics {
   uint64_t bytes_intra_node = 0;  // bytes this rank sent per step, by link class
   uint64_t bytes_inter_node = 0;
   double step_time_median_s = 0;  // this rank's own median step time
+  // CUDA backend only (null on the CPU): the device-memory cross-checks of the
+  // arena (memory pool and driver) and the CUPTI probe's summary; its fields
+  // are listed in results/SCHEMA.md. Absent from the JSON when null.
+  nlohmann::json gpu;
 };
 
 struct TrialMetrics {

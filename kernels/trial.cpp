@@ -20,11 +20,30 @@
 #include "kernels/shard.h"
 #ifdef MEMFRONT_HAVE_CUDA
 #include "kernels/comm_nccl.h"
+#include "kernels/cuda/device_memory.h"
+#endif
+#ifdef MEMFRONT_HAVE_CUPTI
+#include "probes/cupti_probe.h"
 #endif
 #include "probes/host_probe.h"
 #include "probes/trace_writer.h"
 
 namespace memfront {
+
+#ifdef MEMFRONT_HAVE_CUPTI
+using GpuProbe = CuptiProbe;
+#else
+// Without CUPTI there is no GPU probe; the trial's code paths for it never run.
+class GpuProbe {
+ public:
+  explicit GpuProbe(int64_t) {}
+  void begin_profiled_step() {}
+  void end_profiled_step() {}
+  void flush() {}
+  nlohmann::json summary() const { return nullptr; }
+  std::string serialize_gpu_events() const { return {}; }
+};
+#endif
 
 void check_supported(const Config& c, std::string_view source, int mpi_world) {
   if (c.world != mpi_world) {
@@ -79,12 +98,30 @@ RankResult rank_result_from_json(const nlohmann::json& j, int rank) {
   return r;
 }
 
+// The device's own view of the memory the arena measured: the memory pool the
+// arena allocates from (its high-water mark of bytes in use should equal the
+// arena's total peak, up to the pool's rounding) and the driver's count of
+// memory in use on the device (which also holds the CUDA context, cuBLAS and
+// other processes).
+nlohmann::json device_memory_check([[maybe_unused]] Ops& ops) {
+#ifdef MEMFRONT_HAVE_CUDA
+  const DevicePoolUsage usage = device_pool_usage(ops);
+  return {{"pool_used_high_bytes", usage.used_high_bytes},
+          {"pool_reserved_high_bytes", usage.reserved_high_bytes},
+          {"device_used_bytes", usage.device_total_bytes - usage.device_free_bytes},
+          {"device_total_bytes", usage.device_total_bytes},
+          {"backend_held_bytes", usage.ops_held_bytes}};
+#else
+  throw std::logic_error("device_memory_check: a CUDA backend without a CUDA build");
+#endif
+}
+
 }  // namespace
 namespace {
 
 // Trains on this rank and measures. Failures become the result's status.
 RankResult train_on_this_rank(const Config& config, const TrialOptions& options, const TokenSource& source,
-                              Ops& ops, Arena& arena, Communicator* comm) {
+                              Ops& ops, Arena& arena, Communicator* comm, GpuProbe* gpu_probe) {
   RankResult result;
   const int rank = comm ? comm->rank() : 0;
   result.metrics.rank = rank;
@@ -112,6 +149,10 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
         std::_Exit(70);
       }
       if (step == config.train.warmup && comm) timed_start = comm->counters();
+      // The last warmup step is the one the GPU probe profiles: its kernels
+      // run one at a time then, so it must not be a timed step.
+      const bool profiled = gpu_probe && step == config.train.warmup - 1;
+      if (profiled) gpu_probe->begin_profiled_step();
       const double flops_before = model.flops();
       phases.take();
       const auto start = std::chrono::steady_clock::now();
@@ -130,6 +171,8 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
         ops.synchronize();  // a GPU step ends when its queued work does
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (profiled) gpu_probe->end_profiled_step();
+      if (gpu_probe) gpu_probe->flush();  // bounds the probe's buffers; the work is done
       loss /= accum;
       result.loss_curve.push_back(loss);
       if (!std::isfinite(loss)) {
@@ -167,6 +210,11 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
   m.peak = arena.peak_by_category();
   m.peak_total = arena.peak_total();
   m.rss_peak_bytes = rss_peak_bytes();
+  if (ops.backend() == Backend::cuda) m.gpu = device_memory_check(ops);
+  if (gpu_probe) {
+    gpu_probe->flush();
+    m.gpu["cupti"] = gpu_probe->summary();
+  }
   m.step_time_median_s = spread_of(result.step_seconds).median;
   if (!result.step_seconds.empty()) {
     const uint64_t steps = result.step_seconds.size();
@@ -284,6 +332,12 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   // counters replay the arena from its first byte.
   std::optional<TraceRecorder> trace;
   if (!options.trace.empty()) trace.emplace(arena);
+  // CUPTI sees the device from here on: after the backend made its context,
+  // before the arena's first allocation.
+  std::optional<GpuProbe> gpu_probe;
+#ifdef MEMFRONT_HAVE_CUPTI
+  if (config.backend == Backend::cuda && options.cupti) gpu_probe.emplace(trace ? trace->start_ns() : annotate::now_ns());
+#endif
   Topology topology = Topology::from_config(config);
   std::unique_ptr<Communicator> comm;
   if (config.world > 1) {
@@ -296,7 +350,8 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   }
   const auto source = make_token_source(config);
 
-  RankResult mine = train_on_this_rank(config, options, *source, *ops, arena, comm.get());
+  RankResult mine =
+      train_on_this_rank(config, options, *source, *ops, arena, comm.get(), gpu_probe ? &*gpu_probe : nullptr);
   if (trace) trace->stop();
   if (mine.status != TrialStatus::ok && comm) {
     // The other ranks cannot finish this step without this one: say what
@@ -325,7 +380,8 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   record.metrics = combine(config, all, topology);
   record.metrics->loss_floor = source->entropy_rate();
   if (trace) {
-    const std::string events = trace->serialize_events();
+    const std::string events =
+        gpu_probe ? trace->serialize_events(gpu_probe->serialize_gpu_events()) : trace->serialize_events();
     const std::vector<std::string> per_rank = comm ? all_gather_text(events) : std::vector<std::string>{events};
     if (!comm || comm->rank() == 0) {
       TraceRecorder::write_trace(options.trace, per_rank, {{"trial", record.id}, {"config", record.config}});

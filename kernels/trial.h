@@ -29,6 +29,9 @@ struct TrialOptions {
   // rank 0; empty: no trace is recorded at all.
   std::filesystem::path trace;
   std::chrono::milliseconds comm_timeout{60000};  // longest wait for another rank
+  // backend=cuda: run the CUPTI probe (activity records of the whole trial,
+  // DRAM bytes per kernel on the last warmup step) into the record's gpu field.
+  bool cupti = true;
   // Fault injection, for testing failure handling: rank `crash_rank` exits
   // abruptly (no MPI_Finalize) at the start of step `crash_step`.
   int crash_rank = -1;

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   std::string config_path, out_path, trace_path, mem_cap_text, crash_at;
   std::optional<int> steps, warmup, threads;
   double timeout_s = 60;
-  bool quiet = false;
+  bool quiet = false, no_cupti = false;
   app.add_option("--config", config_path, "trial config (JSON)")->required();
   app.add_option("--out", out_path, "write the trial record (JSON) here");
   app.add_option("--trace", trace_path,
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--crash", crash_at, "fault injection for testing: RANK:STEP exits that rank abruptly at that step");
   app.add_flag("--quiet", quiet, "print nothing but errors");
+  app.add_flag("--no-cupti", no_cupti, "backend=cuda: run without the CUPTI probe (no kernel records or DRAM bytes)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
   options.out = out_path;
   options.trace = trace_path;
+  options.cupti = !no_cupti;
   options.comm_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (!mem_cap_text.empty()) {
     auto parsed = parse_bytes(mem_cap_text);
