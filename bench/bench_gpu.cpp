@@ -133,6 +133,45 @@ Buffer random_device_array(Ops& ops, Arena& arena, uint64_t n, const char* name,
   return buffer;
 }
 
+// One rank's model on the GPU with one batch uploaded: step() is what a
+// trial's timed step runs.
+class GpuTraining {
+ public:
+  GpuTraining(const Config& config, Ops& ops)
+      : arena_(0, ops.make_memory()),
+        layout_(config.model),
+        state_(config, layout_, arena_, nullptr, ops),
+        model_(config, arena_, &state_) {
+    const auto source = make_token_source(config);
+    const int B = config.batch.micro, T = config.model.seq;
+    const uint64_t tokens = uint64_t(B) * T;
+    std::vector<int32_t> host_inputs(tokens), host_targets(tokens);
+    fill_batch(*source, 0, B, T, host_inputs.data(), host_targets.data());
+    inputs_ = arena_.allocate_array<int32_t>(tokens, MemCategory::workspace, "inputs");
+    targets_ = arena_.allocate_array<int32_t>(tokens, MemCategory::workspace, "targets");
+    ops.upload(inputs_.data(), host_inputs.data(), tokens * sizeof(int32_t));
+    ops.upload(targets_.data(), host_targets.data(), tokens * sizeof(int32_t));
+  }
+
+  void step() {
+    annotate::Range range(annotate::Phase::step);
+    model_.zero_grads();
+    model_.forward_backward(inputs_.as<int32_t>(), targets_.as<int32_t>(), 1.0f);
+    model_.optimizer_step(++t_);
+  }
+
+  double flops() const { return model_.flops(); }
+  uint64_t peak_bytes() const { return arena_.peak_total(); }
+
+ private:
+  Arena arena_;
+  ParamLayout layout_;
+  TrainingState state_;
+  Gpt model_;
+  Buffer inputs_, targets_;
+  int t_ = 0;
+};
+
 void bench_copy(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
   Config config;
@@ -241,33 +280,16 @@ void bench_step(benchmark::State& state, const Shape* shape, DType compute) {
   if (skip_without_gpu(state)) return;
   const Config config = config_of(*shape, compute);
   auto ops = make_cuda_ops(config, 0);
-  Arena arena(0, ops->make_memory());
-  const ParamLayout layout(config.model);
-  TrainingState training(config, layout, arena, nullptr, *ops);
-  Gpt model(config, arena, &training);
-  const auto source = make_token_source(config);
-  const int B = config.batch.micro, T = config.model.seq;
-  const uint64_t tokens = uint64_t(B) * T;
-  std::vector<int32_t> host_inputs(tokens), host_targets(tokens);
-  fill_batch(*source, 0, B, T, host_inputs.data(), host_targets.data());
-  Buffer inputs = arena.allocate_array<int32_t>(tokens, MemCategory::workspace, "inputs");
-  Buffer targets = arena.allocate_array<int32_t>(tokens, MemCategory::workspace, "targets");
-  ops->upload(inputs.data(), host_inputs.data(), tokens * sizeof(int32_t));
-  ops->upload(targets.data(), host_targets.data(), tokens * sizeof(int32_t));
-  int t = 0;
-  auto step = [&] {
-    model.zero_grads();
-    model.forward_backward(inputs.as<int32_t>(), targets.as<int32_t>(), 1.0f);
-    model.optimizer_step(++t);
-  };
-  const double flops_before = model.flops();
-  step();
-  const double flops_per_step = model.flops() - flops_before;
+  GpuTraining training(config, *ops);
+  const double flops_before = training.flops();
+  training.step();
+  const double flops_per_step = training.flops() - flops_before;
   const std::string key = std::string("step/") + shape->name + "/" + std::string(to_string(compute));
-  timed_loop(state, *ops, key, "flop_per_s", flops_per_step, step);
-  state.counters["tokens_per_s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["arena_peak_MiB"] = static_cast<double>(arena.peak_total()) / (1 << 20);
-  rates()[key + "/peak_bytes"] = static_cast<double>(arena.peak_total());
+  timed_loop(state, *ops, key, "flop_per_s", flops_per_step, [&] { training.step(); });
+  const double tokens = double(config.batch.micro) * config.model.seq;
+  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["arena_peak_MiB"] = static_cast<double>(training.peak_bytes()) / (1 << 20);
+  rates()[key + "/peak_bytes"] = static_cast<double>(training.peak_bytes());
 }
 
 // What listening costs on the GPU: the medium step with
@@ -287,25 +309,9 @@ void bench_probed_step(benchmark::State& state, GpuProbes probes) {
   if (probes != GpuProbes::none) timer.emplace();
   std::optional<CuptiProbe> cupti;
   if (probes == GpuProbes::cupti_activity) cupti.emplace(annotate::now_ns(), CuptiProbe::Options{.profile_dram = false});
-  Arena arena(0, ops->make_memory());
-  const ParamLayout layout(config.model);
-  TrainingState training(config, layout, arena, nullptr, *ops);
-  Gpt model(config, arena, &training);
-  const auto source = make_token_source(config);
-  const int B = config.batch.micro, T = config.model.seq;
-  const uint64_t tokens = uint64_t(B) * T;
-  std::vector<int32_t> host_inputs(tokens), host_targets(tokens);
-  fill_batch(*source, 0, B, T, host_inputs.data(), host_targets.data());
-  Buffer inputs = arena.allocate_array<int32_t>(tokens, MemCategory::workspace, "inputs");
-  Buffer targets = arena.allocate_array<int32_t>(tokens, MemCategory::workspace, "targets");
-  ops->upload(inputs.data(), host_inputs.data(), tokens * sizeof(int32_t));
-  ops->upload(targets.data(), host_targets.data(), tokens * sizeof(int32_t));
-  int t = 0;
+  GpuTraining training(config, *ops);
   auto step = [&] {
-    annotate::Range range(annotate::Phase::step);
-    model.zero_grads();
-    model.forward_backward(inputs.as<int32_t>(), targets.as<int32_t>(), 1.0f);
-    model.optimizer_step(++t);
+    training.step();
     ops->synchronize();
   };
   step();  // warm-up
