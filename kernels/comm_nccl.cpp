@@ -535,6 +535,10 @@ class NcclCommunicator final : public Communicator {
       const cudaError_t status = cudaStreamQuery(stream_);
       if (status == cudaSuccess) return;
       if (status != cudaErrorNotReady) check_cuda(status, op, "cudaStreamQuery");
+      // The runtime records cudaErrorNotReady as this thread's last error; left
+      // there, the CUDA ops' next check_launch (cudaGetLastError) would report it
+      // as a failed kernel launch.
+      cudaGetLastError();
       for (ncclComm_t comm : comms) {
         ncclResult_t state = ncclSuccess;
         check_nccl(ncclCommGetAsyncError(comm, &state), comm, op, "ncclCommGetAsyncError");
