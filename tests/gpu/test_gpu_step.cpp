@@ -170,9 +170,12 @@ TEST(GpuStep, ArenaPeakAgreesWithThePoolAndTheDriver) {
   size_t free_after = 0;
   ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
 
-  // The pool rounds each allocation up a little; at this size that is far
-  // below 1%. Anything outside the arena that used the pool would show here.
-  EXPECT_NEAR(static_cast<double>(used_high), static_cast<double>(run.arena_peak), 0.01 * run.arena_peak)
+  // The pool rounds each of the ~120 live allocations up to its granularity
+  // (not documented): 1% of the peak plus 4 MiB covers that. Anything outside
+  // the arena that used the pool would show here, and the pool can never
+  // have held less than the arena.
+  EXPECT_GE(used_high, run.arena_peak);
+  EXPECT_LE(static_cast<double>(used_high), 1.01 * run.arena_peak + 4.0 * (1 << 20))
       << "pool used-high " << used_high << " B, arena peak " << run.arena_peak << " B";
   // The pool keeps what it reserved (release threshold: everything), so the
   // driver sees at least the reservation gone from free memory, and the
