@@ -1,5 +1,6 @@
 #include "kernels/comm.h"
 
+#include <algorithm>
 #include <numeric>
 
 namespace memfront {
@@ -20,6 +21,26 @@ Group Communicator::world_group() const {
   Group group(static_cast<size_t>(world()));
   std::iota(group.begin(), group.end(), 0);
   return group;
+}
+
+NodeSplit split_by_node(const Topology& topology, const Group& group, int rank) {
+  std::vector<std::vector<int>> by_node(static_cast<size_t>(topology.node_count()));
+  for (size_t position = 0; position < group.size(); ++position) {
+    by_node[topology.node_of(group[position])].push_back(static_cast<int>(position));
+  }
+  NodeSplit split;
+  for (std::vector<int>& positions : by_node) {
+    if (positions.empty()) continue;
+    std::sort(positions.begin(), positions.end(), [&](int a, int b) { return group[a] < group[b]; });
+    split.members.push_back(std::move(positions));
+  }
+  std::sort(split.members.begin(), split.members.end(),
+            [&](const std::vector<int>& a, const std::vector<int>& b) { return group[a.front()] < group[b.front()]; });
+  for (size_t node = 0; node < split.members.size(); ++node) {
+    split.leaders.push_back(group[split.members[node].front()]);
+    if (topology.same_node(split.leaders.back(), rank)) split.my_node = static_cast<int>(node);
+  }
+  return split;
 }
 
 }  // namespace memfront

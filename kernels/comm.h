@@ -58,6 +58,15 @@ class CommTimeout : public std::runtime_error {
 
 enum class CollectiveAlgorithm { flat, hierarchical };
 
+// A group seen node by node, for the hierarchical algorithms of every
+// communicator: nodes in the order of their lowest member.
+struct NodeSplit {
+  std::vector<int> leaders;               // each node's lowest group member (world rank), ascending: the ring across nodes
+  std::vector<std::vector<int>> members;  // members[k]: group positions on leaders[k]'s node, by ascending rank
+  int my_node = 0;                        // index into leaders and members of `rank`'s node
+};
+NodeSplit split_by_node(const Topology& topology, const Group& group, int rank);
+
 class Communicator {
  public:
   virtual ~Communicator() = default;

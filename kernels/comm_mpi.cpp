@@ -194,13 +194,6 @@ class PendingMessages {
   std::vector<Pending> pending_;
 };
 
-// A group seen node by node, for the hierarchical algorithms.
-struct NodeSplit {
-  std::vector<int> leaders;               // each node's lowest group member (world rank), ascending: the ring across nodes
-  std::vector<std::vector<int>> members;  // members[k]: group positions on leaders[k]'s node, by ascending rank
-  int my_node = 0;                        // index into leaders and members
-};
-
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator(Topology topology, Arena& arena, std::chrono::milliseconds timeout)
@@ -555,25 +548,7 @@ class MpiCommunicator final : public Communicator {
 
   // --- hierarchical --------------------------------------------------------
 
-  NodeSplit split_by_node(const Group& group) const {
-    std::vector<std::vector<int>> by_node(static_cast<size_t>(topology_.node_count()));
-    for (size_t position = 0; position < group.size(); ++position) {
-      by_node[topology_.node_of(group[position])].push_back(static_cast<int>(position));
-    }
-    NodeSplit split;
-    for (std::vector<int>& positions : by_node) {
-      if (positions.empty()) continue;
-      std::sort(positions.begin(), positions.end(), [&](int a, int b) { return group[a] < group[b]; });
-      split.members.push_back(std::move(positions));
-    }
-    std::sort(split.members.begin(), split.members.end(),
-              [&](const std::vector<int>& a, const std::vector<int>& b) { return group[a.front()] < group[b.front()]; });
-    for (size_t node = 0; node < split.members.size(); ++node) {
-      split.leaders.push_back(group[split.members[node].front()]);
-      if (topology_.same_node(split.leaders.back(), rank_)) split.my_node = static_cast<int>(node);
-    }
-    return split;
-  }
+  NodeSplit split_by_node(const Group& group) const { return memfront::split_by_node(topology_, group, rank_); }
 
   bool leads(const NodeSplit& split, int me, const Group& group) const {
     return split.leaders[split.my_node] == group[me];

@@ -140,12 +140,10 @@ bool shards_are_equal(const Partition& partition) {
   return true;
 }
 
-// A group seen node by node, for the hierarchical algorithms.
-struct NodeSplit {
-  Group my_node;                                   // the group's members on my node, ascending: the leader first
-  Group leaders;                                   // each node's lowest member, ascending
-  std::vector<std::vector<int>> positions_by_node;  // group positions on leaders[k]'s node, by ascending rank
-  int my_node_index = 0;                            // index into leaders
+// The group seen node by node (kernels/comm.h), with my node's members as
+// world ranks: the members of NCCL's per-node communicator.
+struct NcclNodeSplit : NodeSplit {
+  Group my_node_ranks;  // the group's members on my node, ascending: the leader first
 };
 
 class NcclCommunicator final : public Communicator {
@@ -209,7 +207,7 @@ class NcclCommunicator final : public Communicator {
     check_partition(partition, group, op);
     const uint64_t n = partition.total();
     if (algorithm_ == CollectiveAlgorithm::hierarchical) {
-      const NodeSplit split = split_by_node(group);
+      const NcclNodeSplit split = split_by_node(group);
       sum_on_leaders(op, data, n, split);
       broadcast_in_node(op, data, n, split);
       wait_for_stream(op, comms_of(split, op));
@@ -229,7 +227,7 @@ class NcclCommunicator final : public Communicator {
     const int me = position_in(group, op);
     check_partition(partition, group, op);
     if (algorithm_ == CollectiveAlgorithm::hierarchical) {
-      const NodeSplit split = split_by_node(group);
+      const NcclNodeSplit split = split_by_node(group);
       sum_on_leaders(op, data, partition.total(), split);
       scatter_in_node(op, data, shard, partition, group, split);
       wait_for_stream(op, comms_of(split, op));
@@ -261,7 +259,7 @@ class NcclCommunicator final : public Communicator {
     const int me = position_in(group, op);
     check_partition(partition, group, op);
     if (algorithm_ == CollectiveAlgorithm::hierarchical) {
-      const NodeSplit split = split_by_node(group);
+      const NcclNodeSplit split = split_by_node(group);
       gather_on_leaders(op, shard, full, partition, group, split);
       broadcast_in_node(op, full, partition.total(), split);
       wait_for_stream(op, comms_of(split, op));
@@ -690,40 +688,22 @@ class NcclCommunicator final : public Communicator {
 
   // --- hierarchical ----------------------------------------------------------
 
-  NodeSplit split_by_node(const Group& group) const {
-    std::vector<std::vector<int>> by_node(static_cast<size_t>(topology_.node_count()));
-    for (size_t position = 0; position < group.size(); ++position) {
-      by_node[topology_.node_of(group[position])].push_back(static_cast<int>(position));
-    }
-    NodeSplit split;
-    for (std::vector<int>& positions : by_node) {
-      if (positions.empty()) continue;
-      std::sort(positions.begin(), positions.end(), [&](int a, int b) { return group[a] < group[b]; });
-      split.positions_by_node.push_back(std::move(positions));
-    }
-    std::sort(split.positions_by_node.begin(), split.positions_by_node.end(),
-              [&](const std::vector<int>& a, const std::vector<int>& b) { return group[a.front()] < group[b.front()]; });
-    for (size_t node = 0; node < split.positions_by_node.size(); ++node) {
-      const std::vector<int>& positions = split.positions_by_node[node];
-      split.leaders.push_back(group[positions.front()]);
-      if (topology_.same_node(group[positions.front()], rank_)) {
-        split.my_node_index = static_cast<int>(node);
-        for (int position : positions) split.my_node.push_back(group[position]);
-      }
-    }
+  NcclNodeSplit split_by_node(const Group& group) const {
+    NcclNodeSplit split{memfront::split_by_node(topology_, group, rank_), {}};
+    for (int position : split.members[split.my_node]) split.my_node_ranks.push_back(group[position]);
     return split;
   }
 
-  bool leads(const NodeSplit& split) const { return split.my_node.front() == rank_; }
-  int node_position(const NodeSplit& split) const {
-    return static_cast<int>(std::find(split.my_node.begin(), split.my_node.end(), rank_) - split.my_node.begin());
+  bool leads(const NcclNodeSplit& split) const { return split.my_node_ranks.front() == rank_; }
+  int node_position(const NcclNodeSplit& split) const {
+    return static_cast<int>(std::find(split.my_node_ranks.begin(), split.my_node_ranks.end(), rank_) - split.my_node_ranks.begin());
   }
 
   // The communicators a hierarchical collective uses on this rank (made on
   // first use, so that all exist before the collective queues anything).
-  std::vector<ncclComm_t> comms_of(const NodeSplit& split, const char* op) {
+  std::vector<ncclComm_t> comms_of(const NcclNodeSplit& split, const char* op) {
     std::vector<ncclComm_t> comms;
-    if (split.my_node.size() > 1) comms.push_back(comm_for(split.my_node, op));
+    if (split.my_node_ranks.size() > 1) comms.push_back(comm_for(split.my_node_ranks, op));
     if (leads(split) && split.leaders.size() > 1) comms.push_back(comm_for(split.leaders, op));
     return comms;
   }
@@ -731,15 +711,15 @@ class NcclCommunicator final : public Communicator {
   // Every member's n floats summed into its node leader's data (a reduce inside
   // the node), then all-reduced among the leaders. Other members' data is
   // left as it was.
-  void sum_on_leaders(const char* op, float* data, uint64_t n, const NodeSplit& split) {
+  void sum_on_leaders(const char* op, float* data, uint64_t n, const NcclNodeSplit& split) {
     comms_of(split, op);
     const uint64_t bytes = n * sizeof(float);
-    if (split.my_node.size() > 1) {
-      ncclComm_t node = comm_for(split.my_node, op);
+    if (split.my_node_ranks.size() > 1) {
+      ncclComm_t node = comm_for(split.my_node_ranks, op);
       NcclGroup calls(*this, node, op);
       calls.add(ncclReduce(data, data, n, ncclFloat32, ncclSum, 0, node, stream_), "ncclReduce");
       calls.end();
-      count_ring(nccl_model::reduce(bytes, node_position(split), 0), split.my_node, node_position(split));
+      count_ring(nccl_model::reduce(bytes, node_position(split), 0), split.my_node_ranks, node_position(split));
     }
     if (leads(split) && split.leaders.size() > 1) {
       ncclComm_t leaders = comm_for(split.leaders, op);
@@ -747,32 +727,32 @@ class NcclCommunicator final : public Communicator {
       calls.add(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, leaders, stream_), "ncclAllReduce");
       calls.end();
       const Partition across = Partition::even(n, static_cast<int>(split.leaders.size()));
-      count_ring(nccl_model::all_reduce(float_block_bytes(across), split.my_node_index), split.leaders,
-                 split.my_node_index);
+      count_ring(nccl_model::all_reduce(float_block_bytes(across), split.my_node), split.leaders,
+                 split.my_node);
     }
   }
 
   // The leader's n floats to every member of its node.
-  void broadcast_in_node(const char* op, float* data, uint64_t n, const NodeSplit& split) {
-    if (split.my_node.size() <= 1) return;
-    ncclComm_t node = comm_for(split.my_node, op);
+  void broadcast_in_node(const char* op, float* data, uint64_t n, const NcclNodeSplit& split) {
+    if (split.my_node_ranks.size() <= 1) return;
+    ncclComm_t node = comm_for(split.my_node_ranks, op);
     NcclGroup calls(*this, node, op);
     calls.add(ncclBroadcast(data, data, n, ncclFloat32, 0, node, stream_), "ncclBroadcast");
     calls.end();
-    const int members = static_cast<int>(split.my_node.size());
-    count_ring(nccl_model::broadcast(n * sizeof(float), node_position(split), 0, members), split.my_node,
+    const int members = static_cast<int>(split.my_node_ranks.size());
+    count_ring(nccl_model::broadcast(n * sizeof(float), node_position(split), 0, members), split.my_node_ranks,
                node_position(split));
   }
 
   // After sum_on_leaders: the leader sends each member of its node that
   // member's shard of the sum and keeps its own.
   void scatter_in_node(const char* op, float* data, float* shard, const Partition& partition, const Group& group,
-                       const NodeSplit& split) {
+                       const NcclNodeSplit& split) {
     const int me = position_in(group, op);
-    const std::vector<int>& positions = split.positions_by_node[split.my_node_index];
+    const std::vector<int>& positions = split.members[split.my_node];
     if (leads(split)) copy_on_device(shard, data + partition.begin(me), partition.size(me) * sizeof(float), op);
-    if (split.my_node.size() <= 1) return;
-    ncclComm_t node = comm_for(split.my_node, op);
+    if (split.my_node_ranks.size() <= 1) return;
+    ncclComm_t node = comm_for(split.my_node_ranks, op);
     NcclGroup calls(*this, node, op);
     if (leads(split)) {
       for (size_t k = 1; k < positions.size(); ++k) {
@@ -789,13 +769,13 @@ class NcclCommunicator final : public Communicator {
   // Every member's shard into its node leader's `full`, then the leaders
   // broadcast their nodes' shards to each other, one shard at a time.
   void gather_on_leaders(const char* op, const float* shard, float* full, const Partition& partition,
-                         const Group& group, const NodeSplit& split) {
+                         const Group& group, const NcclNodeSplit& split) {
     comms_of(split, op);
     const int me = position_in(group, op);
-    const std::vector<int>& positions = split.positions_by_node[split.my_node_index];
+    const std::vector<int>& positions = split.members[split.my_node];
     if (leads(split)) copy_on_device(full + partition.begin(me), shard, partition.size(me) * sizeof(float), op);
-    if (split.my_node.size() > 1) {
-      ncclComm_t node = comm_for(split.my_node, op);
+    if (split.my_node_ranks.size() > 1) {
+      ncclComm_t node = comm_for(split.my_node_ranks, op);
       NcclGroup calls(*this, node, op);
       if (leads(split)) {
         for (size_t k = 1; k < positions.size(); ++k) {
@@ -804,7 +784,7 @@ class NcclCommunicator final : public Communicator {
                   static_cast<int>(k), node);
         }
       } else {
-        send(calls, shard, partition.size(me) * sizeof(float), 0, split.my_node.front(), node);
+        send(calls, shard, partition.size(me) * sizeof(float), 0, split.my_node_ranks.front(), node);
       }
       calls.end();
     }
@@ -812,9 +792,9 @@ class NcclCommunicator final : public Communicator {
     ncclComm_t leaders = comm_for(split.leaders, op);
     std::vector<uint64_t> node_block_bytes;
     NcclGroup calls(*this, leaders, op);
-    for (size_t node = 0; node < split.positions_by_node.size(); ++node) {
+    for (size_t node = 0; node < split.members.size(); ++node) {
       uint64_t block_bytes = 0;
-      for (int position : split.positions_by_node[node]) {
+      for (int position : split.members[node]) {
         if (partition.size(position) == 0) continue;
         float* place = full + partition.begin(position);
         calls.add(ncclBroadcast(place, place, partition.size(position), ncclFloat32, static_cast<int>(node), leaders,
@@ -825,7 +805,7 @@ class NcclCommunicator final : public Communicator {
       node_block_bytes.push_back(block_bytes);
     }
     calls.end();
-    count_ring(nccl_model::all_gather(node_block_bytes, split.my_node_index), split.leaders, split.my_node_index);
+    count_ring(nccl_model::all_gather(node_block_bytes, split.my_node), split.leaders, split.my_node);
   }
 
   Topology topology_;
