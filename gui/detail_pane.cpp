@@ -261,9 +261,22 @@ void DetailPane::fill_memory() {
   memory_plot_->yAxis->setRange(0, double(largest) / unit.divisor * 1.1);
   memory_plot_->legend->setVisible(true);
   const double spread = double(metrics.peak_total_max - metrics.peak_total_min);
-  set_title(memory_plot_, tr("Peak memory per rank\ntotal %1, spread %2")
-                              .arg(QString::fromStdString(format_metric("peak_mem", double(metrics.peak_total_max))),
-                                   QString::fromStdString(format_metric("peak_mem", spread))));
+  auto bytes_text = [](uint64_t bytes) { return QString::fromStdString(format_metric("peak_mem", double(bytes))); };
+  QString title = tr("Peak memory per rank\ntotal %1, spread %2")
+                      .arg(bytes_text(metrics.peak_total_max), QString::fromStdString(format_metric("peak_mem", spread)));
+  // The arena is the measurement; what the system saw is shown beside it.
+  const RankMetrics& first = metrics.ranks.front();
+  if (first.gpu.is_object()) {
+    title += tr("\nrank 0 cross-checks: device pool high-water %1")
+                 .arg(bytes_text(first.gpu.value("pool_used_high_bytes", uint64_t{0})));
+    const nlohmann::json& cupti = first.gpu.contains("cupti") ? first.gpu["cupti"] : nlohmann::json();
+    if (cupti.is_object() && cupti.contains("memory2_peak_bytes")) {
+      title += tr(", CUPTI allocations %1").arg(bytes_text(cupti.value("memory2_peak_bytes", uint64_t{0})));
+    }
+  } else if (first.rss_peak_bytes > 0) {
+    title += tr("\nrank 0 cross-check: process RSS high-water %1").arg(bytes_text(first.rss_peak_bytes));
+  }
+  set_title(memory_plot_, title);
   memory_plot_->replot();
 }
 
