@@ -84,23 +84,6 @@ Fd open_or_fail(const fs::path& path, int flags, const char* doing) {
   return Fd(fd);
 }
 
-// Shell-style quoting, so that the recorded command can be pasted into a shell.
-std::string quote(const std::string& arg) {
-  const bool plain = !arg.empty() && std::all_of(arg.begin(), arg.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_./=:,+@%", c) != nullptr;
-  });
-  return plain ? arg : shell_quote(arg);
-}
-
-std::string join_command(const std::vector<std::string>& argv) {
-  std::string command;
-  for (const auto& arg : argv) {
-    if (!command.empty()) command += ' ';
-    command += quote(arg);
-  }
-  return command;
-}
-
 bool is_executable_file(const fs::path& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
@@ -415,7 +398,7 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   argv.insert(argv.end(), trial.begin(), trial.end());
 
   RunEnd end;
-  end.command = join_command(argv);
+  end.command = shell_command(argv);
 
   // Run, polling for the end, the deadline and the interrupt.
   const auto started = Clock::now();
@@ -569,6 +552,18 @@ fs::path find_trial_executable() {
 
 fs::path find_calibrate_executable() {
   return find_kernels_program("MEMFRONT_CALIBRATE", "memfront-calibrate", MEMFRONT_CALIBRATE_BUILD_PATH);
+}
+
+std::string shell_command(const std::vector<std::string>& argv) {
+  std::string command;
+  for (const auto& arg : argv) {
+    const bool plain = !arg.empty() && std::all_of(arg.begin(), arg.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_./=:,+@%", c) != nullptr;
+    });
+    if (!command.empty()) command += ' ';
+    command += plain ? arg : shell_quote(arg);
+  }
+  return command;
 }
 
 std::string shell_quote(std::string_view text) {

@@ -95,6 +95,10 @@ std::optional<std::filesystem::path> find_program(const std::string& name);
 // every value from a study or results file that ends up in a shell command.
 std::string shell_quote(std::string_view text);
 
+// A command line that can be pasted into a shell: plain words as they are,
+// the others shell_quote'd. For records and messages, never run.
+std::string shell_command(const std::vector<std::string>& argv);
+
 // Where memfront-trial is: $MEMFRONT_TRIAL, else next to the running
 // executable's build tree (../kernels/memfront-trial) or in the same folder,
 // else the path this build was configured with.
