@@ -1,5 +1,8 @@
 // memfront: the tuner's command line.
 //   memfront sweep study.json [--results F] [--resume] [--no-prune] [--replay recorded.jsonl] ...
+//                  [--launcher slurm [--partition P] [--account A] [--time T] [--gpus-per-node G]
+//                   [--max-parallel P] [--sbatch-arg=ARG ...] [--srun-arg=ARG ...] [--no-wait]]
+//   memfront collect results.jsonl
 //   memfront pareto results.jsonl [--objectives a,b] [--where EXPR] [--json]
 //   memfront export results.jsonl --pick knee|best:<metric>|id:<id> --format memfront|deepspeed|fsdp|sbatch
 //   memfront predict config.json [--world N] [--ranks-per-node R] [--json]
@@ -26,6 +29,7 @@
 #include "tuner/launcher.h"
 #include "tuner/metrics.h"
 #include "tuner/search.h"
+#include "tuner/slurm_launcher.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
 
@@ -88,9 +92,44 @@ ResultsFile read_with_warning(const std::string& path) {
   return file;
 }
 
-int run_sweep_command(const std::string& study_path, const std::string& results_flag, bool resume, bool no_prune,
-                      const std::string& replay, std::optional<int> budget, std::optional<uint64_t> seed,
-                      const std::string& strategy, const std::string& calibration_path) {
+// What `memfront sweep` was told.
+struct SweepFlags {
+  std::string study_path, results, replay, strategy, calibration_path;
+  bool resume = false, no_prune = false;
+  std::optional<int> budget;
+  std::optional<uint64_t> seed;
+  std::string launcher;  // local or slurm; empty: slurm where the results file has a Slurm folder
+  SlurmOptions slurm;    // the Slurm flags given; the others come from the sweep's earlier submissions
+  std::vector<std::string> slurm_flags_given;
+  bool no_wait = false;
+};
+
+// The Slurm options of a sweep: those given now, the rest as the sweep's
+// last array was submitted with (so that --resume needs none of them again).
+SlurmOptions slurm_options_for(const SweepFlags& flags, const SlurmState& state) {
+  SlurmOptions options = state.arrays().empty() ? SlurmOptions{} : state.arrays().back().options;
+  auto given = [&](const char* flag) {
+    return std::ranges::find(flags.slurm_flags_given, flag) != flags.slurm_flags_given.end();
+  };
+  if (given("--partition")) options.partition = flags.slurm.partition;
+  if (given("--account")) options.account = flags.slurm.account;
+  if (given("--time")) options.time = flags.slurm.time;
+  if (given("--gpus-per-node")) options.gpus_per_node = flags.slurm.gpus_per_node;
+  if (given("--max-parallel")) options.max_parallel = flags.slurm.max_parallel;
+  if (given("--sbatch-arg")) options.sbatch_args = flags.slurm.sbatch_args;
+  if (given("--srun-arg")) options.srun_args = flags.slurm.srun_args;
+  return options;
+}
+
+int run_sweep_command(const SweepFlags& flags) {
+  const std::string& study_path = flags.study_path;
+  const std::string& results_flag = flags.results;
+  const std::string& replay = flags.replay;
+  const std::string& strategy = flags.strategy;
+  const std::string& calibration_path = flags.calibration_path;
+  const bool resume = flags.resume, no_prune = flags.no_prune;
+  const std::optional<int> budget = flags.budget;
+  const std::optional<uint64_t> seed = flags.seed;
   const nlohmann::json spec = read_json_file(study_path, "study file");
   Study study = parse_study(spec, study_path);
   study.path = study_path;
@@ -136,22 +175,69 @@ int run_sweep_command(const std::string& study_path, const std::string& results_
   options.results = results_flag.empty() ? std::filesystem::path("results") / (study.name + ".jsonl")
                                          : std::filesystem::path(results_flag);
   options.trial_exe = find_trial_executable();
-  LocalLauncher launcher(&interrupted);
+
+  // A results file whose trials went to Slurm goes on there: its jobs may
+  // still be running, and only the Slurm runner knows to wait for them.
+  const std::filesystem::path slurm_folder = SlurmState::folder_of(options.results);
+  const bool submitted_to_slurm = std::filesystem::exists(slurm_folder / "state.jsonl");
+  const std::string launcher_kind = !flags.launcher.empty() ? flags.launcher : submitted_to_slurm ? "slurm" : "local";
+  if (launcher_kind == "local" && submitted_to_slurm) {
+    throw InputError(options.results.string() + ": its trials were submitted to Slurm (" + slurm_folder.string() +
+                     "); continue it with --launcher slurm, or merge what finished with memfront collect");
+  }
+  if (launcher_kind == "local" && !flags.slurm_flags_given.empty()) {
+    throw InputError(flags.slurm_flags_given.front() + ": a Slurm option; add --launcher slurm");
+  }
+  if (launcher_kind == "slurm" && !std::filesystem::exists(options.results) && std::filesystem::exists(slurm_folder)) {
+    throw InputError(slurm_folder.string() + " is left from a sweep whose results file is gone; remove it first");
+  }
   std::cerr << "memfront: study " << study.name << ": " << space_size(study) << " configurations in the space, "
             << study.search.strategy << " search, results in " << options.results.string() << "\n";
-  SweepSummary summary = run_sweep(study, options, launcher, std::cerr);
+  SweepSummary summary;
+  if (launcher_kind == "slurm") {
+    SlurmState earlier(options.results);
+    earlier.load();
+    SlurmRunner::Settings settings;
+    settings.results = options.results;
+    settings.job_name = "memfront-" + study.name;
+    settings.options = slurm_options_for(flags, earlier);
+    settings.wait = !flags.no_wait;
+    SlurmRunner runner(settings, &interrupted, std::cerr);
+    summary = run_sweep(study, options, runner, std::cerr);
+  } else {
+    LocalLauncher launcher(&interrupted);
+    summary = run_sweep(study, options, launcher, std::cerr);
+  }
   // The front of the full-length trials that meet the outcome constraints.
   const std::vector<TrialRecord> comparable = full_length(summary.records, study.steps);
   const std::vector<size_t> front = front_of(comparable, study.objectives, study.outcome_constraints);
-  std::cout << "\nPareto front of " << study.name << " (" << front.size() << " of " << comparable.size()
-            << " full-length trials; " << summary.launched << " run, " << summary.reused << " already recorded, "
-            << summary.failed << " failed, " << summary.pruned << " pruned, " << static_cast<int>(summary.seconds)
-            << " s):\n"
-            << format_front(comparable, front, study.objectives);
+  // A sweep that only submitted has no front to show yet.
+  if (summary.left_running == 0 || !comparable.empty()) {
+    std::cout << "\nPareto front of " << study.name << " (" << front.size() << " of " << comparable.size()
+              << " full-length trials; " << summary.launched << " run, " << summary.reused << " already recorded, "
+              << summary.failed << " failed, " << summary.pruned << " pruned, " << static_cast<int>(summary.seconds)
+              << " s):\n"
+              << format_front(comparable, front, study.objectives);
+  }
+  const std::string results_text = shell_command({options.results.string()});
   if (summary.interrupted) {
     std::cerr << "memfront: interrupted; what finished is in " << options.results.string()
               << "; run again with --resume to continue\n";
+    if (summary.left_running > 0) {
+      std::cerr << "memfront: " << summary.left_running << " trials go on in Slurm (scancel their jobs to stop "
+                << "them); memfront collect " << results_text << " merges them as they finish\n";
+    }
     return 130;
+  }
+  if (summary.left_running > 0) {
+    std::cerr << "memfront: " << summary.left_running << " trials are in Slurm's queue; memfront status "
+              << results_text << " shows them, memfront collect " << results_text
+              << " merges what has finished, and sweep --resume continues the study (and waits)\n";
+  }
+  if (summary.lost > 0) {
+    std::cerr << "memfront: " << summary.lost << " trials ended without a result (cancelled, preempted, or lost "
+              << "with their node) and are not recorded; run again with --resume to run them\n";
+    return 1;
   }
   return 0;
 }
@@ -228,6 +314,28 @@ int main(int argc, char** argv) {
   sweep->add_option("--strategy", strategy, "grid, random, halving or nsga2 (overrides the study)")
       ->check(CLI::IsMember({"grid", "random", "halving", "nsga2"}));
   sweep->add_option("--calibration", calibration_path, "calibration file (default: memfront calibrate's)");
+  SweepFlags flags;
+  sweep->add_option("--launcher", flags.launcher,
+                    "local, or slurm: each round as a job array (default: slurm when the results file was "
+                    "submitted to Slurm, else local)")
+      ->check(CLI::IsMember({"local", "slurm"}));
+  std::vector<CLI::Option*> slurm_flags = {
+      sweep->add_option("--partition", flags.slurm.partition, "Slurm partition"),
+      sweep->add_option("--account", flags.slurm.account, "Slurm account"),
+      sweep->add_option("--time", flags.slurm.time,
+                        "time limit of each array element, as sbatch takes it (default: the study's timeout "
+                        "for every repeat, plus a minute)"),
+      sweep->add_option("--gpus-per-node", flags.slurm.gpus_per_node,
+                        "GPUs per node (default: one per rank for backend cuda)")
+          ->check(CLI::PositiveNumber),
+      sweep->add_option("--max-parallel", flags.slurm.max_parallel, "elements of an array that run at once")
+          ->check(CLI::PositiveNumber),
+      sweep->add_option("--sbatch-arg", flags.slurm.sbatch_args,
+                        "one more sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)"),
+      sweep->add_option("--srun-arg", flags.slurm.srun_args,
+                        "one more srun option, e.g. --srun-arg=--mpi=pmi2 (repeatable; default --mpi=pmix)")};
+  sweep->add_flag("--no-wait", flags.no_wait,
+                  "submit to Slurm and return; memfront status, collect and sweep --resume take it from there");
 
   auto* pareto = app.add_subcommand("pareto", "print the Pareto front of a results file");
   std::string results_path, objectives_flag;
@@ -262,8 +370,11 @@ int main(int argc, char** argv) {
   calibrate->add_option("--out", out_path, "calibration file (default: the one predict and sweep read)");
   calibrate->add_flag("--quick", quick, "fewer repetitions");
 
-  auto* status = app.add_subcommand("status", "summarize a results file");
+  auto* status = app.add_subcommand("status", "summarize a results file, and the Slurm jobs of its sweep");
   status->add_option("results", results_path, "results file (JSONL)")->required();
+
+  auto* collect = app.add_subcommand("collect", "merge the finished trials of a Slurm sweep into its results file");
+  collect->add_option("results", results_path, "results file (JSONL)")->required();
 
   try {
     app.parse(argc, argv);
@@ -273,8 +384,23 @@ int main(int argc, char** argv) {
 
   try {
     if (sweep->parsed()) {
-      return run_sweep_command(study_path, results_flag, resume, no_prune, replay, budget, seed, strategy,
-                               calibration_path);
+      flags.study_path = study_path;
+      flags.results = results_flag;
+      flags.resume = resume;
+      flags.no_prune = no_prune;
+      flags.replay = replay;
+      flags.budget = budget;
+      flags.seed = seed;
+      flags.strategy = strategy;
+      flags.calibration_path = calibration_path;
+      for (const CLI::Option* option : slurm_flags) {
+        if (option->count() > 0) flags.slurm_flags_given.push_back(option->get_name());
+      }
+      if (flags.no_wait) flags.slurm_flags_given.push_back("--no-wait");
+      if (!replay.empty() && (!flags.launcher.empty() || !flags.slurm_flags_given.empty())) {
+        throw InputError("--replay runs nothing: it takes no launcher options");
+      }
+      return run_sweep_command(flags);
     }
     if (pareto->parsed()) {
       ResultsFile file = read_with_warning(results_path);
@@ -359,6 +485,18 @@ int main(int argc, char** argv) {
       }
       const std::vector<Objective> objectives = objectives_for("", file.header);
       std::cout << "); Pareto front of " << front_of(file.trials, objectives, {}).size() << " points\n";
+      std::cout << slurm_status(results_path, file.trials);
+      return 0;
+    }
+    if (collect->parsed()) {
+      const CollectSummary collected = collect_slurm_results(results_path, std::cerr);
+      std::cout << "collected " << collected.merged << " trials (" << collected.failed << " failed); "
+                << collected.in_queue << " queued or running; " << collected.lost
+                << " ended without a result (memfront sweep --resume runs them)";
+      if (collected.waiting_for_reference > 0) {
+        std::cout << "; " << collected.waiting_for_reference << " finished but wait for their reference's record";
+      }
+      std::cout << "\n";
       return 0;
     }
   } catch (const InputError& e) {

@@ -411,7 +411,8 @@ class Sweep {
     request.reference_id = config_id(with_steps(study_.reference, item.config.train.steps));
     const std::string id = item.id;
     started_[id].push_back(std::move(item));
-    if (!runner_.start(request, study_.repeats, [this, id](std::vector<LaunchOutcome> runs) { ended(id, std::move(runs)); })) {
+    auto done = [this, id](std::vector<LaunchOutcome> runs) { ended(id, std::move(runs)); };
+    if (!runner_.start(request, study_.repeats, done)) {
       started_.erase(id);
       summary_.interrupted = true;
     }
