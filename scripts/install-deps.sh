@@ -16,6 +16,7 @@ packages=(
   qt6-base-dev qt6-svg-dev   # memfront-viewer (Widgets, Concurrent, Test, PrintSupport, Svg)
   libqcustomplot-dev         # its plots (the Qt 6 build: libQCustomPlotQt6)
   libgl-dev                  # Qt6Gui's CMake package asks for OpenGL headers
+  slurm-wlm                  # Slurm sweeps: the tests run a local cluster (scripts/slurm-local.sh)
 )
 
 missing=()
