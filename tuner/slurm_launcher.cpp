@@ -382,9 +382,15 @@ std::string SlurmClient::submit(const std::vector<std::string>& argv, const fs::
 }
 
 std::optional<ArrayStates> SlurmClient::queue() {
-  const ProgramOutput output = run_program(
-      {"squeue", "--noheader", "--array", "--user=" + std::to_string(::geteuid()), "--format=%F|%K|%T|%r|%N"},
-      kQueryLimit);
+  ProgramOutput output;
+  try {
+    output = run_program(
+        {"squeue", "--noheader", "--array", "--user=" + std::to_string(::geteuid()), "--format=%F|%K|%T|%r|%N"},
+        kQueryLimit);
+  } catch (const std::runtime_error& e) {
+    last_error_ = e.what();
+    return std::nullopt;
+  }
   if (output.timed_out || output.exit_code != 0) {
     last_error_ = "squeue " + std::string(output.timed_out ? "did not answer within a minute" : "failed") + ": " +
                   one_line(output.err);
@@ -406,6 +412,7 @@ ArrayStates SlurmClient::final_states(const std::set<std::string>& job_ids) {
     if (!sacct.timed_out && sacct.exit_code == 0) states = parse_sacct(sacct.out);
   }
   // The controller's memory of recent jobs (MinJobAge) for what sacct did not say.
+  if (!find_program("scontrol")) return states;
   for (const std::string& job : job_ids) {
     if (states.contains(job)) continue;
     const ProgramOutput scontrol = run_program({"scontrol", "--oneliner", "show", "job", job}, kQueryLimit);
@@ -472,9 +479,16 @@ LaunchOutcome outcome_of_ended(const SlurmState& state, const SlurmState::Elemen
   outcome.record.config = trial.config;
   outcome.record.status = status;
   const std::string tail = log_tail(state.log_path(element));
-  outcome.record.error = "Slurm ended array element " + element.name() + " as " + slurm.state +
-                         (slurm.exit_code.empty() ? "" : " (exit " + slurm.exit_code + ")") +
-                         " before the trial finished" + (tail.empty() ? "" : "; log: " + tail);
+  if (slurm.state == "COMPLETED") {
+    outcome.record.error = "array element " + element.name() + " completed but its end file " +
+                           state.end_path(trial.id).string() +
+                           " never appeared here: do the compute nodes share this file system?";
+  } else {
+    outcome.record.error = "Slurm ended array element " + element.name() + " as " + slurm.state +
+                           (slurm.exit_code.empty() ? "" : " (exit " + slurm.exit_code + ")") +
+                           " before the trial finished";
+  }
+  if (!tail.empty()) outcome.record.error += "; log: " + tail;
   outcome.record.provenance = {
       {"slurm", {{"job_id", element.array->job_id}, {"array_task", element.index}, {"nodes", slurm.nodes},
                  {"state", slurm.state}}},
@@ -499,6 +513,12 @@ bool SlurmRunner::start(const LaunchRequest& request, int repeats, Done done) {
 
 TrialRunner::RoundEnd SlurmRunner::finish_round() {
   RoundEnd end;
+  // A sweep interrupted while it gathered the round submits none of it.
+  if (interrupt_ && interrupt_->load()) {
+    round_.clear();
+    end.interrupted = true;
+    return end;
+  }
   // What was submitted before (a resumed sweep) is merged, waited for, or
   // submitted again; the rest is submitted now.
   const auto latest = state_.latest_elements();
