@@ -134,7 +134,10 @@ ProgramOutput run_program(const std::vector<std::string>& argv, std::chrono::sec
       ::kill(-pid, SIGKILL);
       break;
     }
-    if (::poll(fds, 2, static_cast<int>(std::min<long long>(left, 1000))) < 0 && errno != EINTR) break;
+    if (::poll(fds, 2, static_cast<int>(std::min<long long>(left, 1000))) < 0) {
+      if (errno == EINTR) continue;  // revents are not to be trusted then
+      break;
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       char chunk[4096];
@@ -254,7 +257,7 @@ SlurmState::Array array_from_json(const json& line, const std::string& where) {
 
 // --- SlurmState --------------------------------------------------------------
 
-SlurmState::SlurmState(const fs::path& results) : results_(results), folder_(folder_of(results)) {}
+SlurmState::SlurmState(const fs::path& results) : folder_(folder_of(results)) {}
 
 fs::path SlurmState::folder_of(const fs::path& results) {
   return fs::absolute(results).lexically_normal().string() + ".slurm";
@@ -353,10 +356,10 @@ MergeLock::MergeLock(const SlurmState& state) {
                              " (a memfront sweep or collect) is merging into this results file; wait for it, or "
                              "stop it");
   }
+  // The pid is only for another process's message; the lock holds without it.
   const std::string pid = std::to_string(::getpid());
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
-    // The pid is only for the message above; the lock holds regardless.
-  }
+  [[maybe_unused]] const bool noted =
+      ::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) == static_cast<ssize_t>(pid.size());
 }
 
 MergeLock::~MergeLock() {
@@ -519,8 +522,19 @@ TrialRunner::RoundEnd SlurmRunner::finish_round() {
     end.interrupted = true;
     return end;
   }
-  // What was submitted before (a resumed sweep) is merged, waited for, or
-  // submitted again; the rest is submitted now.
+  submit(take_over_earlier_submissions());
+  if (settings_.wait) {
+    wait(end);
+  } else {
+    merge_finished();
+    end.left_running = static_cast<int>(awaited_.size());
+  }
+  awaited_.clear();
+  round_.clear();
+  return end;
+}
+
+std::vector<SlurmRunner::Pending*> SlurmRunner::take_over_earlier_submissions() {
   const auto latest = state_.latest_elements();
   std::vector<Pending*> to_submit;
   std::vector<std::pair<Pending*, SlurmState::Element>> earlier;
@@ -570,36 +584,30 @@ TrialRunner::RoundEnd SlurmRunner::finish_round() {
       }
     }
   }
-  submit(to_submit);
-
-  if (!settings_.wait) {
-    merge_finished();
-    end.left_running = static_cast<int>(awaited_.size());
-  } else {
-    auto interval = kFirstQueueInterval;
-    auto next_check = Clock::now() + interval;
-    while (!awaited_.empty()) {
-      if (merge_finished()) interval = kFirstQueueInterval;
-      if (awaited_.empty()) break;
-      if (interrupt_ && interrupt_->load()) {
-        end.interrupted = true;
-        end.left_running = static_cast<int>(awaited_.size());
-        break;
-      }
-      if (Clock::now() >= next_check) {
-        check_queue(end);
-        next_check = Clock::now() + interval;
-        interval = std::min<std::chrono::milliseconds>(interval * 3 / 2, kMaxQueueInterval);
-      }
-      std::this_thread::sleep_for(kPollInterval);
-    }
-  }
-  awaited_.clear();
-  round_.clear();
-  return end;
+  return to_submit;
 }
 
-void SlurmRunner::submit(std::vector<Pending*> trials) {
+void SlurmRunner::wait(RoundEnd& end) {
+  auto interval = kFirstQueueInterval;
+  auto next_check = Clock::now() + interval;
+  while (!awaited_.empty()) {
+    if (merge_finished()) interval = kFirstQueueInterval;
+    if (awaited_.empty()) break;
+    if (interrupt_ && interrupt_->load()) {
+      end.interrupted = true;
+      end.left_running = static_cast<int>(awaited_.size());
+      break;
+    }
+    if (Clock::now() >= next_check) {
+      check_queue(end);
+      next_check = Clock::now() + interval;
+      interval = std::min<std::chrono::milliseconds>(interval * 3 / 2, kMaxQueueInterval);
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+void SlurmRunner::submit(const std::vector<Pending*>& trials) {
   std::map<ArrayShape, std::vector<Pending*>> by_shape;
   for (Pending* trial : trials) by_shape[shape_of(trial->request.config, settings_.options)].push_back(trial);
   for (const auto& [shape, same_shape] : by_shape) {

@@ -97,7 +97,6 @@ class SlurmState {
   const Array& append(Array array);
 
  private:
-  std::filesystem::path results_;
   std::filesystem::path folder_;
   std::deque<Array> arrays_;  // a deque: elements point into it while more are appended
 };
@@ -169,13 +168,19 @@ class SlurmRunner final : public TrialRunner {
     std::optional<std::chrono::steady_clock::time_point> left_queue;  // when squeue stopped listing it
   };
 
-  void submit(std::vector<Pending*> trials);
+  // The round's trials submitted by an earlier sweep: those finished are
+  // merged by wait, those still queued or running are awaited, those Slurm
+  // ended as the trial's failure are recorded now; the rest, and trials never
+  // submitted, are returned to be submitted.
+  std::vector<Pending*> take_over_earlier_submissions();
+  void submit(const std::vector<Pending*>& trials);
   void submit_array(const ArrayShape& shape, const std::vector<Pending*>& trials);
+  // Until every awaited trial is merged or settled, or the sweep is interrupted.
+  void wait(RoundEnd& end);
   // Merges every awaited trial whose end file is there; true if any.
   bool merge_finished();
   // Settles the awaited trials that left the queue without an end file.
   void check_queue(RoundEnd& end);
-  std::optional<ArrayStates> queue_or_wait();
 
   Settings settings_;
   const std::atomic<bool>* interrupt_;
