@@ -330,10 +330,13 @@ int main(int argc, char** argv) {
           ->check(CLI::PositiveNumber),
       sweep->add_option("--max-parallel", flags.slurm.max_parallel, "elements of an array that run at once")
           ->check(CLI::PositiveNumber),
+      // One value per occurrence, so that the study file after them stays the study.
       sweep->add_option("--sbatch-arg", flags.slurm.sbatch_args,
-                        "one more sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)"),
+                        "one more sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)")
+          ->allow_extra_args(false),
       sweep->add_option("--srun-arg", flags.slurm.srun_args,
-                        "one more srun option, e.g. --srun-arg=--mpi=pmi2 (repeatable; default --mpi=pmix)")};
+                        "one more srun option, e.g. --srun-arg=--mpi=pmi2 (repeatable; default --mpi=pmix)")
+          ->allow_extra_args(false)};
   sweep->add_flag("--no-wait", flags.no_wait,
                   "submit to Slurm and return; memfront status, collect and sweep --resume take it from there");
 
