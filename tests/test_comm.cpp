@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/comm_test_data.h"
 #include "tests/mpi_test.h"
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include "kernels/mpi_session.h"
 
 using namespace memfront;
+using namespace comm_test;
 
 namespace {
 
@@ -69,51 +71,9 @@ std::string describe(const Placement& placement, CollectiveAlgorithm algorithm) 
          (algorithm == CollectiveAlgorithm::flat ? "flat" : "hierarchical");
 }
 
-// The world in ring order, the world reversed, me alone, and (for even
-// worlds above 2) two interleaved halves as hybrid sharding would use: groups
-// whose ring order differs from world order and groups that leave ranks out.
-std::vector<Group> groups_containing_me() {
-  const int world = world_size();
-  Group forward, backward, half;
-  for (int r = 0; r < world; ++r) forward.push_back(r);
-  for (int r = world - 1; r >= 0; --r) backward.push_back(r);
-  std::vector<Group> groups = {forward, backward, {my_rank()}};
-  if (world % 2 == 0 && world > 2) {
-    for (int r = my_rank() % 2; r < world; r += 2) half.push_back(r);
-    groups.push_back(half);
-  }
-  return groups;
-}
-
-int position_of(int rank, const Group& group) {
-  return static_cast<int>(std::find(group.begin(), group.end(), rank) - group.begin());
-}
-
-// Whole numbers: every order of summation gives the same float, so the
-// expected sums can be formed locally in any order.
-float whole_contribution(int rank, uint64_t i) { return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997)); }
 // Fractions: different orders of summation give different bits.
 float fractional_contribution(int rank, uint64_t i) {
   return static_cast<float>(std::sin(0.37 * static_cast<double>(i) + 1.3 * rank) * 1000.0 + 0.1);
-}
-
-std::vector<float> contribution_of(int rank, uint64_t n, float (*value)(int, uint64_t)) {
-  std::vector<float> data(n);
-  for (uint64_t i = 0; i < n; ++i) data[i] = value(rank, i);
-  return data;
-}
-
-std::vector<float> whole_sum_over(const Group& group, uint64_t n) {
-  std::vector<float> sum(n, 0.0f);
-  for (int member : group) {
-    for (uint64_t i = 0; i < n; ++i) sum[i] += whole_contribution(member, i);
-  }
-  return sum;
-}
-
-std::vector<float> slice(const std::vector<float>& data, const Partition& partition, int shard) {
-  return {data.begin() + static_cast<long>(partition.begin(shard)),
-          data.begin() + static_cast<long>(partition.begin(shard) + partition.size(shard))};
 }
 
 // --- the byte formulas -------------------------------------------------------
@@ -161,12 +121,6 @@ Sent ring_all_gather_sends(const std::vector<uint64_t>& block_bytes, const Group
     if (block != (me + 1) % members) sent.add(topology, ring[me], ring[(me + 1) % members], block_bytes[block]);
   }
   return sent;
-}
-
-std::vector<uint64_t> shard_bytes(const Partition& partition) {
-  std::vector<uint64_t> bytes;
-  for (int shard = 0; shard < partition.shards(); ++shard) bytes.push_back(partition.size(shard) * sizeof(float));
-  return bytes;
 }
 
 // The hierarchical algorithms, from the topology alone: the members of my node

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "gpu_test.h"
+#include "tests/comm_test_data.h"
 #include "tests/mpi_test.h"
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include "kernels/comm_nccl.h"
 
 using namespace memfront;
+using namespace comm_test;
 
 namespace {
 
@@ -119,50 +121,6 @@ std::vector<Topology> all_topologies() {
   return topologies;
 }
 
-// The world in ring order, the world reversed, me alone, and (for even worlds
-// above 2) two interleaved halves as hybrid sharding would use.
-std::vector<Group> groups_containing_me() {
-  const int world = world_size();
-  Group forward, backward, half;
-  for (int r = 0; r < world; ++r) forward.push_back(r);
-  for (int r = world - 1; r >= 0; --r) backward.push_back(r);
-  std::vector<Group> groups = {forward, backward, {my_rank()}};
-  if (world % 2 == 0 && world > 2) {
-    for (int r = my_rank() % 2; r < world; r += 2) half.push_back(r);
-    groups.push_back(half);
-  }
-  return groups;
-}
-
-int position_of(int rank, const Group& group) {
-  return static_cast<int>(std::find(group.begin(), group.end(), rank) - group.begin());
-}
-
-// Whole numbers: every order of summation gives the same float, so the
-// expected sums can be formed on the host in any order.
-float whole_contribution(int rank, uint64_t i) {
-  return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997));
-}
-
-std::vector<float> contribution_of(int rank, uint64_t n) {
-  std::vector<float> data(n);
-  for (uint64_t i = 0; i < n; ++i) data[i] = whole_contribution(rank, i);
-  return data;
-}
-
-std::vector<float> sum_over(const Group& group, uint64_t n) {
-  std::vector<float> sum(n, 0.0f);
-  for (int member : group) {
-    for (uint64_t i = 0; i < n; ++i) sum[i] += whole_contribution(member, i);
-  }
-  return sum;
-}
-
-std::vector<float> slice(const std::vector<float>& data, const Partition& partition, int shard) {
-  return {data.begin() + static_cast<long>(partition.begin(shard)),
-          data.begin() + static_cast<long>(partition.begin(shard) + partition.size(shard))};
-}
-
 // A partition whose shards differ by more than one element: member i gets
 // i + 1 parts of n.
 Partition stepped(uint64_t n, int shards) {
@@ -175,12 +133,6 @@ Partition stepped(uint64_t n, int shards) {
     partition.offsets.push_back(n * parts_so_far / parts);
   }
   return partition;
-}
-
-std::vector<uint64_t> shard_bytes(const Partition& partition) {
-  std::vector<uint64_t> bytes;
-  for (int shard = 0; shard < partition.shards(); ++shard) bytes.push_back(partition.size(shard) * sizeof(float));
-  return bytes;
 }
 
 // What the counters should say: every byte of a ring goes to the successor.
@@ -277,7 +229,7 @@ TEST(NcclComm, ReductionsAndGathersGiveTheHostSums) {
                                      ", n=" + std::to_string(n) + ", group " + std::to_string(group.size()) +
                                      " from " + std::to_string(group[0]) + ", shard " +
                                      std::to_string(partition.size(me));
-            const std::vector<float> expected = sum_over(group, n);
+            const std::vector<float> expected = whole_sum_over(group, n);
 
             DeviceFloats reduced(contribution_of(my_rank(), n));
             comm->all_reduce_sum(reduced.data(), partition, group);
