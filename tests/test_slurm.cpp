@@ -4,7 +4,6 @@
 // scontrol print, the state folder, end files turned into records, and the
 // one-line errors when sbatch is missing or rejects the array.
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +14,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tests/run_command.h"
 
 #include "core/config.h"
 #include "core/error.h"
@@ -33,20 +34,6 @@ namespace {
 const std::string kHostile = "a'b\"c $(touch PWNED) `touch PWNED`; touch PWNED\n& | > < * ? ~ # \\ %j";
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-struct Command {
-  int exit_code;
-  std::string output;
-};
-
-Command run(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::string output;
-  char chunk[4096];
-  while (size_t n = fread(chunk, 1, sizeof chunk, pipe)) output.append(chunk, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 fs::path fresh_dir(const std::string& name) {
   fs::path dir = fs::path(testing::TempDir()) / ("slurm-" + name);
@@ -174,11 +161,11 @@ TEST(SlurmScript, HostileValuesAreQuotedWordsThatReachSrunIntact) {
   const std::string text = batch_script(input);
   const fs::path script = dir / "array.sbatch";
   write(script, text);
-  Command syntax = run("bash -n '" + script.string() + "'");
+  CommandRun syntax = run_command("bash -n '" + script.string() + "'");
   EXPECT_EQ(syntax.exit_code, 0) << syntax.output << "\n" << text;
 
   const fs::path args_file = dir / "srun.args";
-  Command element = run("cd '" + dir.string() + "' && PATH='" + bin.string() + "':\"$PATH\" SRUN_ARGS='" +
+  CommandRun element = run_command("cd '" + dir.string() + "' && PATH='" + bin.string() + "':\"$PATH\" SRUN_ARGS='" +
                         args_file.string() +
                         "' SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_JOB_ID=77 SLURM_JOB_NODELIST='node\"1\\' bash '" +
                         script.string() + "'");
@@ -205,7 +192,7 @@ TEST(SlurmScript, HostileValuesAreQuotedWordsThatReachSrunIntact) {
   expect_nothing_executed(dir);
 
   // An index the array does not have says so and writes nothing.
-  Command stray = run("cd '" + dir.string() + "' && SLURM_ARRAY_TASK_ID=5 bash '" + script.string() + "'");
+  CommandRun stray = run_command("cd '" + dir.string() + "' && SLURM_ARRAY_TASK_ID=5 bash '" + script.string() + "'");
   EXPECT_EQ(stray.exit_code, 2);
   EXPECT_TRUE(contains(stray.output, "array element 5 has no trial")) << stray.output;
 }
@@ -223,7 +210,7 @@ TEST(SlurmScript, AFailedRunEndsTheRepeatsAndAnExplicitPlacementWritesAHostFile)
   input.elements = {{"0123456789abcdef", {"/opt/memfront-trial"}}};
   const fs::path script = dir / "array.sbatch";
   write(script, batch_script(input));
-  Command element = run("PATH='" + bin.string() + "':\"$PATH\" SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_JOB_ID=5 "
+  CommandRun element = run_command("PATH='" + bin.string() + "':\"$PATH\" SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_JOB_ID=5 "
                         "SLURM_JOB_NODELIST='n[0-1]' bash '" + script.string() + "'");
   EXPECT_EQ(element.exit_code, 0) << element.output;
   const EndFile end = read_end_file(dir / "0123456789abcdef.end.json");
@@ -274,7 +261,7 @@ TEST(SlurmParse, ScontrolShowJobOneLinePerElement) {
   // As scontrol -o show job prints them (shortened), a pending range included.
   const ArrayStates states = parse_scontrol_jobs(
       "JobId=40 ArrayJobId=40 ArrayTaskId=3 JobName=memfront-x JobState=COMPLETED Reason=None ExitCode=0:0 "
-      "NodeList=localhost Command=/tmp/a JobState=FAILED\n"
+      "NodeList=localhost CommandRun=/tmp/a JobState=FAILED\n"
       "JobId=43 ArrayJobId=40 ArrayTaskId=0 JobName=memfront-x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 "
       "NodeList=localhost\n"
       "JobId=44 ArrayJobId=40 ArrayTaskId=4-7%2 JobState=PENDING Reason=JobArrayTaskLimit NodeList=(null)\n"
@@ -511,8 +498,8 @@ class SlurmSweepCommand : public testing::Test {
     write(path, spec.dump());
     return path;
   }
-  Command sweep(const fs::path& study_path, const std::string& path_env, const std::string& extra = "") {
-    return run("cd '" + dir_.string() + "' && PATH='" + path_env + "' MEMFRONT_TRIAL='" + MEMFRONT_TRIAL_EXE +
+  CommandRun sweep(const fs::path& study_path, const std::string& path_env, const std::string& extra = "") {
+    return run_command("cd '" + dir_.string() + "' && PATH='" + path_env + "' MEMFRONT_TRIAL='" + MEMFRONT_TRIAL_EXE +
                "' MEMFRONT_CALIBRATION=/nonexistent '" + MEMFRONT_TOOL_EXE + "' sweep '" + study_path.string() +
                "' --results r.jsonl --launcher slurm " + extra);
   }
@@ -521,7 +508,7 @@ class SlurmSweepCommand : public testing::Test {
 };
 
 TEST_F(SlurmSweepCommand, NoSbatchOnPathIsOneLine) {
-  const Command c = sweep(study("nosbatch"), bin_.string());
+  const CommandRun c = sweep(study("nosbatch"), bin_.string());
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_TRUE(contains(c.output, "memfront: slurm: sbatch is not on PATH: run memfront where Slurm's commands are"))
       << c.output;
@@ -531,7 +518,7 @@ TEST_F(SlurmSweepCommand, ARejectedArraySaysWhatSbatchSaid) {
   write_executable(bin_ / "sbatch",
                    "#!/bin/bash\necho 'sbatch: error: Batch job submission failed: Invalid account or "
                    "account/partition combination specified' >&2\nexit 1\n");
-  const Command c = sweep(study("rejected"), bin_.string() + ":/usr/bin:/bin", "--account 'nobody; touch PWNED'");
+  const CommandRun c = sweep(study("rejected"), bin_.string() + ":/usr/bin:/bin", "--account 'nobody; touch PWNED'");
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_TRUE(contains(c.output, "memfront: slurm: sbatch rejected arrays/1.sbatch (exit 1): sbatch: error: Batch "
                                  "job submission failed: Invalid account or account/partition combination "
@@ -545,7 +532,7 @@ TEST_F(SlurmSweepCommand, AHostileStudyNameRunsNothing) {
   // Any sbatch that gets called leaves a mark.
   write_executable(bin_ / "sbatch", "#!/bin/bash\ntouch \"$(dirname \"$0\")/SBATCH_CALLED\"\necho 1\n");
   for (const char* name : {"x$(touch PWNED)", "x`touch PWNED`", "x; touch PWNED", "x'\ntouch PWNED"}) {
-    const Command c = sweep(study(name), bin_.string() + ":/usr/bin:/bin");
+    const CommandRun c = sweep(study(name), bin_.string() + ":/usr/bin:/bin");
     EXPECT_EQ(c.exit_code, 2) << c.output;
     EXPECT_TRUE(contains(c.output, "/study:")) << c.output;
   }
@@ -554,12 +541,12 @@ TEST_F(SlurmSweepCommand, AHostileStudyNameRunsNothing) {
 }
 
 TEST_F(SlurmSweepCommand, SlurmOptionsNeedTheSlurmLauncher) {
-  const Command c = run("cd '" + dir_.string() + "' && '" + MEMFRONT_TOOL_EXE + "' sweep '" +
+  const CommandRun c = run_command("cd '" + dir_.string() + "' && '" + MEMFRONT_TOOL_EXE + "' sweep '" +
                         study("local").string() + "' --results r.jsonl --partition debug");
   EXPECT_EQ(c.exit_code, 2) << c.output;
   EXPECT_TRUE(contains(c.output, "--partition: a Slurm option; add --launcher slurm")) << c.output;
-  const Command collect =
-      run("'" + std::string(MEMFRONT_TOOL_EXE) + "' collect '" + (dir_ / "none.jsonl").string() + "'");
+  const CommandRun collect =
+      run_command("'" + std::string(MEMFRONT_TOOL_EXE) + "' collect '" + (dir_ / "none.jsonl").string() + "'");
   EXPECT_EQ(collect.exit_code, 2) << collect.output;
   EXPECT_TRUE(contains(collect.output, "no Slurm sweep to collect")) << collect.output;
 }

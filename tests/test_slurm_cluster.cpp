@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/run_command.h"
+
 #include "core/results.h"
 #include "tuner/launcher.h"
 #include "tuner/slurm_launcher.h"
@@ -36,20 +38,9 @@ constexpr int kLimitS = 120;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-struct Command {
-  int exit_code;
-  std::string output;
-};
-
 // Runs a shell command within kLimitS; exit code 124 means it did not finish.
-Command run(const std::string& command) {
-  const std::string bounded = "timeout --kill-after=5 " + std::to_string(kLimitS) + " sh -c " + shell_quote(command);
-  FILE* pipe = popen((bounded + " 2>&1").c_str(), "r");
-  std::string output;
-  char chunk[4096];
-  while (size_t n = fread(chunk, 1, sizeof chunk, pipe)) output.append(chunk, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+CommandRun run(const std::string& command) {
+  return run_command("timeout --kill-after=5 " + std::to_string(kLimitS) + " sh -c " + shell_quote(command));
 }
 
 std::string memfront_command(const std::string& arguments) {
@@ -83,7 +74,7 @@ class SlurmCluster : public testing::Test {
     const char* conf = std::getenv("SLURM_CONF");
     ASSERT_TRUE(conf && *conf) << "SLURM_CONF is not set: run these tests through CTest, whose slurm_cluster "
                                   "fixture starts a local cluster with scripts/slurm-local.sh";
-    const Command sinfo = run("sinfo --noheader --format=%T");
+    const CommandRun sinfo = run("sinfo --noheader --format=%T");
     ASSERT_EQ(sinfo.exit_code, 0) << "the local Slurm cluster does not answer (" << conf << "): " << sinfo.output;
     name_ = std::string("slurm-") + testing::UnitTest::GetInstance()->current_test_info()->name();
     dir_ = fs::path(testing::TempDir()) / name_;
@@ -106,7 +97,7 @@ class SlurmCluster : public testing::Test {
   }
   // This test's array job ids, from squeue.
   std::set<std::string> queued_jobs() const {
-    const Command squeue = run("squeue --noheader --array --name=" + shell_quote("memfront-" + name_) + " --format=%F");
+    const CommandRun squeue = run("squeue --noheader --array --name=" + shell_quote("memfront-" + name_) + " --format=%F");
     std::set<std::string> jobs;
     std::stringstream lines(squeue.output);
     for (std::string line; std::getline(lines, line);) {
@@ -187,7 +178,7 @@ TEST_F(SlurmCluster, ASmallSweepRunsEndToEnd) {
   const fs::path study = write_study(study_spec(name_, false));
   const fs::path results = folder / "small.jsonl";
   const auto started = Clock::now();
-  const Command c = run(sweep(study, results, "--launcher slurm --max-parallel 2 --sbatch-arg=--comment=" +
+  const CommandRun c = run(sweep(study, results, "--launcher slurm --max-parallel 2 --sbatch-arg=--comment=" +
                                                   shell_quote("x'; touch PWNED; $(touch PWNED)")));
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   ASSERT_EQ(c.exit_code, 0) << c.output;
@@ -208,9 +199,9 @@ TEST_F(SlurmCluster, ASmallSweepRunsEndToEnd) {
   }
   EXPECT_EQ(*file.trials[0].metrics->loss_delta, 0.0) << "the reference comes first";
 
-  const Command pareto = run(memfront_command("pareto " + shell_quote(results.string())));
+  const CommandRun pareto = run(memfront_command("pareto " + shell_quote(results.string())));
   EXPECT_EQ(pareto.exit_code, 0) << pareto.output;
-  const Command status = run(memfront_command("status " + shell_quote(results.string())));
+  const CommandRun status = run(memfront_command("status " + shell_quote(results.string())));
   EXPECT_TRUE(contains(status.output, "4 trials recorded (4 ok)")) << status.output;
   EXPECT_TRUE(contains(status.output, "slurm: 4 trials in 2 arrays")) << "one array per allocation shape\n"
                                                                         << status.output;
@@ -231,7 +222,7 @@ TEST_F(SlurmCluster, CancelledElementsRunAgainOnResume) {
   ASSERT_TRUE(wait_for("the array in squeue", [&] { return !(jobs = queued_jobs()).empty(); })) << read_text(log);
   const std::string job = *jobs.begin();
   // Elements 2 and 3 wait behind 0 and 1 (one at a time).
-  const Command cancel = run("scancel " + job + "_2 " + job + "_3");
+  const CommandRun cancel = run("scancel " + job + "_2 " + job + "_3");
   ASSERT_EQ(cancel.exit_code, 0) << cancel.output;
   EXPECT_EQ(finish(driver), 1) << read_text(log);
   const std::string output = read_text(log);
@@ -241,11 +232,11 @@ TEST_F(SlurmCluster, CancelledElementsRunAgainOnResume) {
   SlurmState state(results);
   state.load();
   const std::string cancelled_a = state.arrays()[0].trials[2].id, cancelled_b = state.arrays()[0].trials[3].id;
-  const Command status = run(memfront_command("status " + shell_quote(results.string())));
+  const CommandRun status = run(memfront_command("status " + shell_quote(results.string())));
   EXPECT_TRUE(contains(status.output, "2 done, 0 failed, 0 running, 0 queued, 2 cancelled")) << status.output;
   EXPECT_TRUE(contains(status.output, cancelled_a + "  cancelled")) << status.output;
 
-  const Command resumed = run(sweep(study, results, "--resume"));
+  const CommandRun resumed = run(sweep(study, results, "--resume"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_TRUE(contains(resumed.output, ": 2 trials as array 0-1%1")) << "only the cancelled ones, with the "
                                                                          "sweep's --max-parallel\n"
@@ -262,14 +253,14 @@ TEST_F(SlurmCluster, CancelledElementsRunAgainOnResume) {
 TEST_F(SlurmCluster, NoWaitThenStatusThenCollect) {
   const fs::path study = write_study(study_spec(name_, true));
   const fs::path results = dir_ / "nowait.jsonl";
-  const Command submitted = run(sweep(study, results, "--launcher slurm --max-parallel 1 --no-wait"));
+  const CommandRun submitted = run(sweep(study, results, "--launcher slurm --max-parallel 1 --no-wait"));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
   EXPECT_TRUE(contains(submitted.output, "4 trials are in Slurm's queue")) << submitted.output;
-  const Command status = run(memfront_command("status " + shell_quote(results.string())));
+  const CommandRun status = run(memfront_command("status " + shell_quote(results.string())));
   EXPECT_TRUE(contains(status.output, "slurm: 4 trials in 1 arrays")) << status.output;
   EXPECT_TRUE(contains(status.output, "queued")) << status.output;
 
-  Command collected{0, ""};
+  CommandRun collected{0, ""};
   EXPECT_TRUE(wait_for("collect to find every trial finished", [&] {
     collected = run(memfront_command("collect " + shell_quote(results.string())));
     EXPECT_EQ(collected.exit_code, 0) << collected.output;
@@ -280,9 +271,9 @@ TEST_F(SlurmCluster, NoWaitThenStatusThenCollect) {
     EXPECT_EQ(record.status, TrialStatus::ok) << record.error;
     EXPECT_TRUE(record.metrics && record.metrics->loss_delta) << "collect gives loss_delta too";
   }
-  const Command again = run(memfront_command("collect " + shell_quote(results.string())));
+  const CommandRun again = run(memfront_command("collect " + shell_quote(results.string())));
   EXPECT_TRUE(contains(again.output, "collected 0 trials")) << again.output;
-  const Command done = run(memfront_command("status " + shell_quote(results.string())));
+  const CommandRun done = run(memfront_command("status " + shell_quote(results.string())));
   EXPECT_TRUE(contains(done.output, "4 done, 0 failed, 0 running, 0 queued, 0 cancelled")) << done.output;
 }
 
@@ -300,7 +291,7 @@ TEST_F(SlurmCluster, AResumedSweepWaitsForTheJobsOfAKilledDriver) {
   finish(driver);
   ASSERT_FALSE(queued_jobs().empty()) << "the array ended before the driver could be killed";
 
-  const Command resumed = run(sweep(study, results, "--resume"));
+  const CommandRun resumed = run(sweep(study, results, "--resume"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_TRUE(contains(resumed.output, "from an earlier run is")) << resumed.output;
   EXPECT_FALSE(contains(resumed.output, "submitted job")) << "nothing is submitted twice\n" << resumed.output;
@@ -315,7 +306,7 @@ TEST_F(SlurmCluster, TrialsThatHangAreRecordedAsTimeouts) {
   spec["launcher"]["timeout_s"] = 2;
   const fs::path study = write_study(spec);
   const fs::path results = dir_ / "hang.jsonl";
-  const Command c = run("FAKE_TRIAL_MODE=hang MEMFRONT_CALIBRATION=/nonexistent MEMFRONT_TRIAL=" +
+  const CommandRun c = run("FAKE_TRIAL_MODE=hang MEMFRONT_CALIBRATION=/nonexistent MEMFRONT_TRIAL=" +
                         shell_quote(MEMFRONT_FAKE_TRIAL) + " " +
                         shell_quote(MEMFRONT_TOOL_EXE) + " sweep " + shell_quote(study.string()) + " --results " +
                         shell_quote(results.string()) + " --launcher slurm --max-parallel 2");
@@ -332,7 +323,7 @@ TEST_F(SlurmCluster, TrialsThatHangAreRecordedAsTimeouts) {
 // nothing of the hostile value executed.
 TEST_F(SlurmCluster, SbatchRejectingTheArrayIsOneLine) {
   const fs::path study = write_study(study_spec(name_, false));
-  const Command c = run(sweep(study, dir_ / "rejected.jsonl",
+  const CommandRun c = run(sweep(study, dir_ / "rejected.jsonl",
                               "--launcher slurm --partition " + shell_quote("debug'; touch PWNED; $(touch PWNED)")));
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_TRUE(contains(c.output, "memfront: slurm: sbatch rejected arrays/1.sbatch (exit 1): sbatch: error: invalid "

@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/run_command.h"
+
 #include "core/config.h"
 #include "core/results.h"
 #include "tuner/study.h"
@@ -26,20 +28,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-struct Command {
-  int exit_code;
-  std::string output;
-};
-
-Command run(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::string output;
-  char chunk[4096];
-  while (size_t n = fread(chunk, 1, sizeof chunk, pipe)) output.append(chunk, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 const std::string kTool = MEMFRONT_TOOL_EXE;
 
@@ -79,7 +67,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   const fs::path dir = fresh_dir("basic");
   const fs::path study = write_study(dir, tiny_study("basic"));
   const fs::path results = dir / "basic.jsonl";
-  Command c = run(sweep_command(study, results));
+  CommandRun c = run_command(sweep_command(study, results));
   ASSERT_EQ(c.exit_code, 0) << c.output;
   EXPECT_NE(c.output.find("Pareto front of basic"), std::string::npos) << c.output;
 
@@ -100,18 +88,18 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   EXPECT_EQ(file.trials[0].config["checkpoint"]["every"], 0);
 
   // The commands that read results.
-  Command pareto = run("'" + kTool + "' pareto '" + results.string() + "' --objectives peak_mem,step_time");
+  CommandRun pareto = run_command("'" + kTool + "' pareto '" + results.string() + "' --objectives peak_mem,step_time");
   EXPECT_EQ(pareto.exit_code, 0) << pareto.output;
   EXPECT_NE(pareto.output.find("Pareto front of basic"), std::string::npos);
-  Command exported = run("'" + kTool + "' export '" + results.string() + "' --pick best:peak_mem --format deepspeed");
+  CommandRun exported = run_command("'" + kTool + "' export '" + results.string() + "' --pick best:peak_mem --format deepspeed");
   EXPECT_EQ(exported.exit_code, 0) << exported.output;
   EXPECT_NE(exported.output.find("zero_optimization"), std::string::npos) << exported.output;
-  Command status = run("'" + kTool + "' status '" + results.string() + "'");
+  CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
   EXPECT_NE(status.output.find("4 trials recorded (4 ok)"), std::string::npos) << status.output;
-  Command again = run(sweep_command(study, results));
+  CommandRun again = run_command(sweep_command(study, results));
   EXPECT_EQ(again.exit_code, 2) << "an existing results file needs --resume";
   EXPECT_NE(again.output.find("use --resume"), std::string::npos) << again.output;
-  Command resumed = run(sweep_command(study, results, "--resume"));
+  CommandRun resumed = run_command(sweep_command(study, results, "--resume"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(read_results(results).trials.size(), 4u) << "nothing is run twice";
 }
@@ -185,7 +173,7 @@ TEST(Sweep, InterruptStopsCleanlyAndResumeCompletes) {
   const int code = WEXITSTATUS(status);
   EXPECT_TRUE(code == 130 || code == 0) << code;  // 0 if it happened to finish first
   const size_t before = read_results(results).trials.size();
-  Command resumed = run(sweep_command(study, results, "--resume"));
+  CommandRun resumed = run_command(sweep_command(study, results, "--resume"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   const ResultsFile file = read_results(results);
   EXPECT_EQ(file.trials.size(), 8u);
@@ -198,7 +186,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
   spec["outcome_constraints"] = {"peak_mem <= 1KiB"};
   const fs::path study = write_study(dir, spec);
   const fs::path results = dir / "prune.jsonl";
-  Command c = run(sweep_command(study, results));
+  CommandRun c = run_command(sweep_command(study, results));
   ASSERT_EQ(c.exit_code, 0) << c.output;
   const ResultsFile file = read_results(results);
   ASSERT_EQ(file.trials.size(), 4u);
@@ -209,7 +197,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
     EXPECT_TRUE(r.prediction.is_object());
   }
   const fs::path unpruned = dir / "unpruned.jsonl";
-  Command no_prune = run(sweep_command(study, unpruned, "--no-prune"));
+  CommandRun no_prune = run_command(sweep_command(study, unpruned, "--no-prune"));
   ASSERT_EQ(no_prune.exit_code, 0) << no_prune.output;
   for (const TrialRecord& r : read_results(unpruned).trials) EXPECT_EQ(r.status, TrialStatus::ok);
 }
@@ -218,7 +206,7 @@ TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
   const fs::path dir = fresh_dir("failures");
   const fs::path study = write_study(dir, tiny_study("failures"));
   const fs::path results = dir / "failures.jsonl";
-  Command c = run("FAKE_TRIAL_MODE=crash MEMFRONT_TRIAL='" + std::string(MEMFRONT_FAKE_TRIAL) +
+  CommandRun c = run_command("FAKE_TRIAL_MODE=crash MEMFRONT_TRIAL='" + std::string(MEMFRONT_FAKE_TRIAL) +
                   "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' sweep '" + study.string() + "' --results '" +
                   results.string() + "'");
   EXPECT_EQ(c.exit_code, 0) << c.output;
@@ -275,12 +263,12 @@ TEST(Sweep, PredictAnswersWhatIfQuestionsBeyondTheMachine) {
   const fs::path config = dir / "c.json";
   std::ofstream(config) << R"({"model": {"vocab": 50257, "seq": 1024, "width": 768, "heads": 12, "layers": 12},
                                "shard": {"strategy": "zero3"}, "batch": {"micro": 8}})";
-  Command c = run("MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' predict '" + config.string() +
+  CommandRun c = run_command("MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' predict '" + config.string() +
                   "' --world 1024 --ranks-per-node 8");
   EXPECT_EQ(c.exit_code, 0) << c.output;
   EXPECT_NE(c.output.find("world 1024 (8 per node)"), std::string::npos) << c.output;
   EXPECT_NE(c.output.find("uncalibrated"), std::string::npos) << c.output;
-  Command bad = run("'" + kTool + "' predict '" + config.string() + "' --world 1000 --ranks-per-node 7");
+  CommandRun bad = run_command("'" + kTool + "' predict '" + config.string() + "' --world 1000 --ranks-per-node 7");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("/placement/ranks_per_node"), std::string::npos) << bad.output;
 }

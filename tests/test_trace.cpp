@@ -1,15 +1,15 @@
 // Trial traces: the file a trial writes with --trace is Chrome trace-event
 // JSON that a trace viewer accepts (valid nesting, ordered timestamps), shows
 // every step's phases, and whose memory counters replay the arena exactly.
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
-#include <sys/wait.h>
 
 #include <gtest/gtest.h>
+
+#include "tests/run_command.h"
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
@@ -58,20 +58,6 @@ void expect_well_nested(const json& trace) {
       open_ends.push_back(end);
     }
   }
-}
-
-struct ExeRun {
-  int exit_code;
-  std::string output;
-};
-
-ExeRun run_command(const std::string& command_line) {
-  FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> chunk;
-  while (size_t n = fread(chunk.data(), 1, chunk.size(), pipe)) output.append(chunk.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 }  // namespace
@@ -146,7 +132,7 @@ TEST(Trace, TwoRanksWriteOneFileWithAProcessPerRankAndTheirCollectives) {
                               "batch": {"micro": 2}, "world": 2, "shard": {"strategy": "zero3"},
                               "train": {"steps": 2, "warmup": 1}})";
   const fs::path out = dir / "record.json", trace_path = dir / "trial.trace.json";
-  const ExeRun run = run_command(std::string(MEMFRONT_MPIEXEC) + " -np 2 --oversubscribe --allow-run-as-root " +
+  const CommandRun run = run_command(std::string(MEMFRONT_MPIEXEC) + " -np 2 --oversubscribe --allow-run-as-root " +
                                  MEMFRONT_TRIAL_EXE + " --quiet --config " + config.string() + " --out " +
                                  out.string() + " --trace " + trace_path.string());
   ASSERT_EQ(run.exit_code, 0) << run.output;

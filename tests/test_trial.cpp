@@ -1,14 +1,14 @@
 // memfront-trial as a user runs it: exit codes, one-line errors, the record it
 // writes, and how the measured peaks answer the knobs.
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sys/wait.h>
 
 #include <gtest/gtest.h>
+
+#include "tests/run_command.h"
 #ifdef MEMFRONT_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
@@ -22,22 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ExeRun {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-ExeRun run_command(const std::string& command_line) {
-  const std::string command = command_line + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> chunk;
-  while (size_t n = fread(chunk.data(), 1, chunk.size(), pipe)) output.append(chunk.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-ExeRun run_trial_exe(const std::string& args) { return run_command(std::string(MEMFRONT_TRIAL_EXE) + " " + args); }
+CommandRun run_trial_exe(const std::string& args) { return run_command(std::string(MEMFRONT_TRIAL_EXE) + " " + args); }
 
 fs::path write_config(const std::string& name, const std::string& text) {
   fs::path path = fs::path(testing::TempDir()) / name;
@@ -53,7 +38,7 @@ const char* kTiny = R"({"model": {"vocab": 64, "seq": 16, "width": 32, "heads": 
 TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
   fs::path config = write_config("tiny.json", kTiny);
   fs::path out = fs::path(testing::TempDir()) / "tiny.record.json";
-  ExeRun run = run_trial_exe("--config " + config.string() + " --out " + out.string());
+  CommandRun run = run_trial_exe("--config " + config.string() + " --out " + out.string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("status ok"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("activations"), std::string::npos);
@@ -72,7 +57,7 @@ TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
 TEST(TrialExe, StepsOnTheCommandLineOverrideTheConfig) {
   fs::path config = write_config("tiny2.json", kTiny);
   fs::path out = fs::path(testing::TempDir()) / "tiny2.record.json";
-  ExeRun run = run_trial_exe("--config " + config.string() + " --steps 2 --warmup 0 --quiet --out " + out.string());
+  CommandRun run = run_trial_exe("--config " + config.string() + " --steps 2 --warmup 0 --quiet --out " + out.string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.output, "");
   EXPECT_EQ(read_record_file(out).metrics->loss_curve.size(), 2u);
@@ -80,7 +65,7 @@ TEST(TrialExe, StepsOnTheCommandLineOverrideTheConfig) {
 
 TEST(TrialExe, BadConfigIsOneLineAndExitTwo) {
   fs::path config = write_config("typo.json", R"({"batch": {"mciro": 2}})");
-  ExeRun run = run_trial_exe("--config " + config.string());
+  CommandRun run = run_trial_exe("--config " + config.string());
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.output, "memfront-trial: " + config.string() +
                             ": /batch/mciro: unknown key (expected one of: accum, micro)\n");
@@ -88,7 +73,7 @@ TEST(TrialExe, BadConfigIsOneLineAndExitTwo) {
 
 TEST(TrialExe, WorldMustMatchTheJob) {
   fs::path config = write_config("zero3.json", R"({"world": 2, "shard": {"strategy": "zero3"}})");
-  ExeRun run = run_trial_exe("--config " + config.string());
+  CommandRun run = run_trial_exe("--config " + config.string());
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.output, "memfront-trial: " + config.string() +
                             ": /world: the config asks for world=2 ranks but this job has 1 (run it under mpirun -np "
@@ -104,7 +89,7 @@ TEST(TrialExe, ABackendThisMachineCannotRunFailsClearly) {
 #endif
   if (devices > 0) GTEST_SKIP() << "this machine has a GPU: backend=cuda runs here";
   fs::path config = write_config("cuda.json", R"({"backend": "cuda"})");
-  ExeRun run = run_trial_exe("--config " + config.string());
+  CommandRun run = run_trial_exe("--config " + config.string());
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.output.find("cuda.json: /backend: backend=cuda "), std::string::npos) << run.output;
   EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;
@@ -117,7 +102,7 @@ TEST(TrialExe, ARankThatExitsMidStepFailsTheTrialWithinTheTimeout) {
       "layers": 2}, "batch": {"micro": 2}, "world": 2, "train": {"steps": 5, "warmup": 0}})");
   fs::path out = fs::path(testing::TempDir()) / "crash.record.json";
   const auto start = std::chrono::steady_clock::now();
-  ExeRun run = run_command(std::string(MEMFRONT_MPIEXEC) + " -np 2 --oversubscribe --allow-run-as-root " +
+  CommandRun run = run_command(std::string(MEMFRONT_MPIEXEC) + " -np 2 --oversubscribe --allow-run-as-root " +
                            MEMFRONT_TRIAL_EXE + " --config " + config.string() + " --timeout 10 --crash 1:2 --out " +
                            out.string());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -132,7 +117,7 @@ TEST(TrialExe, ARankThatExitsMidStepFailsTheTrialWithinTheTimeout) {
 TEST(TrialExe, MemoryCapBreachIsStatusOomWithExitThree) {
   fs::path config = write_config("oom.json", kTiny);
   fs::path out = fs::path(testing::TempDir()) / "oom.record.json";
-  ExeRun run = run_trial_exe("--config " + config.string() + " --mem-cap 600KiB --out " + out.string());
+  CommandRun run = run_trial_exe("--config " + config.string() + " --mem-cap 600KiB --out " + out.string());
   EXPECT_EQ(run.exit_code, 3) << run.output;
   TrialRecord record = read_record_file(out);
   EXPECT_EQ(record.status, TrialStatus::oom);
@@ -142,7 +127,7 @@ TEST(TrialExe, MemoryCapBreachIsStatusOomWithExitThree) {
 }
 
 TEST(TrialExe, BadMemCapIsOneLine) {
-  ExeRun run = run_trial_exe("--config x.json --mem-cap lots");
+  CommandRun run = run_trial_exe("--config x.json --mem-cap lots");
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.output, "memfront-trial: --mem-cap: expected a byte size such as 512MiB or 2GB, got 'lots'\n");
 }
