@@ -164,7 +164,8 @@ TEST(Study, RepresentativeErrorsExactly) {
   EXPECT_EQ(error_of(with(minimal(), {{"constraints", {"world % "}}})),
             "study.json: /constraints/0: expected an operand at column 9 in \"world % \"");
   EXPECT_EQ(error_of(with(minimal(), {{"launcher", {{"kind", "slurm"}}}})),
-            "study.json: /launcher/kind: only \"local\" is supported now, got \"slurm\"");
+            "study.json: /launcher/kind: expected \"local\", got \"slurm\" (a Slurm sweep is `memfront sweep "
+            "study.json --launcher slurm`)");
   EXPECT_EQ(error_of(with(minimal(), {{"base", {{"model", {{"heads", 5}}}}}})),
             "study.json: /base: /model/heads: must divide model.width=64, got 5");
   EXPECT_EQ(error_of(with(minimal(), {{"base", {{"train", {{"steps", 50}}}}}})),

@@ -437,7 +437,12 @@ void parse_launcher(const Fields& root, Study& study, std::string_view source) {
   const Fields launcher(root.find("launcher"), "/launcher", source, {"kind", "timeout_s", "mpirun", "mpirun_args", "trace"});
   LauncherSettings& l = study.launcher;
   l.kind = launcher.string("kind", l.kind);
-  if (l.kind != "local") launcher.fail(launcher.at("kind"), "only \"local\" is supported now, got \"" + l.kind + "\"");
+  if (l.kind != "local") {
+    // A Slurm sweep is chosen where it runs (`memfront sweep --launcher slurm` on
+    // a login node), so one study file serves a laptop and a cluster.
+    launcher.fail(launcher.at("kind"), "expected \"local\", got \"" + l.kind +
+                                           "\" (a Slurm sweep is `memfront sweep study.json --launcher slurm`)");
+  }
   l.timeout_s = launcher.number("timeout_s", l.timeout_s);
   if (!(l.timeout_s > 0)) launcher.fail(launcher.at("timeout_s"), "must be > 0, got " + json(l.timeout_s).dump());
   l.mpirun = launcher.string("mpirun", l.mpirun);
