@@ -5,7 +5,7 @@
 #   study: golden
 #   trial: c9efd58a4ce3a7dd
 #   status: failed
-#   error: backend=cuda is not implemented yet
+#   error: c.json: /backend: backend=cuda cannot run here: no CUDA device: cudaGetDeviceCount found 0
 #   machine.host: node17
 #   machine.cpu: AMD EPYC 7763 64-Core Processor
 #   machine.gpu: none
