@@ -1,7 +1,13 @@
 #include "kernels/comm.h"
 
+#include <mpi.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
+#include <thread>
+
+#include "kernels/mpi_session.h"
 
 namespace memfront {
 
@@ -41,6 +47,38 @@ NodeSplit split_by_node(const Topology& topology, const Group& group, int rank) 
     if (topology.same_node(split.leaders.back(), rank)) split.my_node = static_cast<int>(node);
   }
   return split;
+}
+
+DeadlinePoll::DeadlinePoll(std::chrono::milliseconds timeout)
+    : started_(std::chrono::steady_clock::now()), deadline_(started_ + timeout) {}
+
+bool DeadlinePoll::expired() const { return std::chrono::steady_clock::now() >= deadline_; }
+
+void DeadlinePoll::pause() const {
+  if (std::chrono::steady_clock::now() - started_ < std::chrono::milliseconds(1)) {
+    std::this_thread::yield();
+  } else {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+std::string seconds_text(std::chrono::milliseconds duration) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(duration.count()) / 1000.0);
+  return text;
+}
+
+Topology communicator_topology(const Topology& configured, const std::string& maker) {
+  std::vector<int> physical_nodes = detect_physical_nodes();
+  const bool several_machines = std::any_of(physical_nodes.begin(), physical_nodes.end(), [](int node) { return node > 0; });
+  Topology topology = several_machines ? Topology::real(std::move(physical_nodes)) : configured;
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (topology.world != world || static_cast<int>(topology.node_of_rank.size()) != world) {
+    throw std::invalid_argument(maker + ": the topology is for world=" + std::to_string(topology.world) +
+                                " but MPI runs " + std::to_string(world) + " ranks");
+  }
+  return topology;
 }
 
 }  // namespace memfront

@@ -67,6 +67,24 @@ struct NodeSplit {
 };
 NodeSplit split_by_node(const Topology& topology, const Group& group, int rank);
 
+// A deadline for the polling waits of every communicator, `timeout` after
+// construction. pause() goes between two polls: it yields the core for the
+// first millisecond of the wait, then sleeps 50 us, so that short waits stay
+// fast and long ones leave the core to the ranks they wait for.
+class DeadlinePoll {
+ public:
+  explicit DeadlinePoll(std::chrono::milliseconds timeout);
+  bool expired() const;
+  void pause() const;
+
+ private:
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+// A timeout as CommTimeout messages state it: "1.5 s".
+std::string seconds_text(std::chrono::milliseconds duration);
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -109,5 +127,11 @@ class Communicator {
 // several machines, the real nodes are used and nothing is emulated.
 std::unique_ptr<Communicator> make_mpi_communicator(const Topology& topology, Arena& arena,
                                                     std::chrono::milliseconds timeout);
+
+// The topology a communicator counts by, for make_*_communicator: the real
+// nodes (Topology::real) when MPI finds ranks on several machines, otherwise
+// `configured`. Throws std::invalid_argument, naming `maker`, when its world
+// is not MPI's. Collective over MPI_COMM_WORLD (detect_physical_nodes).
+Topology communicator_topology(const Topology& configured, const std::string& maker);
 
 }  // namespace memfront

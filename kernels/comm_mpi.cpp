@@ -27,14 +27,12 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
 #include <map>
 #include <thread>
 #include <utility>
 
 #include "core/annotate.h"
-#include "kernels/mpi_session.h"
 
 namespace memfront {
 namespace {
@@ -52,21 +50,11 @@ constexpr int kInstanceSlots = 256;
 // every rank numbers its communicators alike.
 int communicators_created = 0;
 
-// A wait polls and yields the core for this long, then sleeps between polls:
-// short waits stay fast, long ones stop taking a core from the ranks they wait for.
-constexpr auto kYieldingPollTime = std::chrono::milliseconds(1);
-constexpr auto kSleepBetweenPolls = std::chrono::microseconds(50);
 // After a timeout, how long cancelled receives get to complete before their
 // requests are freed.
 constexpr auto kCancelGrace = std::chrono::milliseconds(100);
 
 int wrap(int index, int size) { return ((index % size) + size) % size; }
-
-std::string seconds_text(std::chrono::milliseconds duration) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(duration.count()) / 1000.0);
-  return text;
-}
 
 // Sleep while the emulated wire time is long, then yield until it is over:
 // a sleep overshoots by tens of microseconds, a link latency may be 5 us.
@@ -119,8 +107,7 @@ class PendingMessages {
   void add(MPI_Request request, int peer, bool is_receive) { pending_.push_back({request, peer, is_receive}); }
 
   void wait() {
-    const auto started = Clock::now();
-    const auto deadline = started + timeout_;
+    const DeadlinePoll poll(timeout_);
     while (true) {
       bool all_done = true;
       for (Pending& message : pending_) {
@@ -133,13 +120,8 @@ class PendingMessages {
         pending_.clear();
         return;
       }
-      const auto now = Clock::now();
-      if (now >= deadline) throw CommTimeout(timeout_message());
-      if (now - started < kYieldingPollTime) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(kSleepBetweenPolls);
-      }
+      if (poll.expired()) throw CommTimeout(timeout_message());
+      poll.pause();
     }
   }
 
@@ -200,10 +182,6 @@ class MpiCommunicator final : public Communicator {
       : topology_(std::move(topology)), arena_(arena), timeout_(timeout) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &world_);
-    if (topology_.world != world_ || static_cast<int>(topology_.node_of_rank.size()) != world_) {
-      throw std::invalid_argument("make_mpi_communicator: the topology is for world=" + std::to_string(topology_.world) +
-                                  " but MPI runs " + std::to_string(world_) + " ranks");
-    }
     int* tag_upper_bound = nullptr;
     int found = 0;
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_upper_bound, &found);
@@ -603,12 +581,9 @@ class MpiCommunicator final : public Communicator {
 
 std::unique_ptr<Communicator> make_mpi_communicator(const Topology& topology, Arena& arena,
                                                     std::chrono::milliseconds timeout) {
-  // Collective (detect_physical_nodes), which also keeps every rank's count of
-  // communicators, and so their tags, in step.
-  std::vector<int> physical_nodes = detect_physical_nodes();
-  const bool several_machines = std::any_of(physical_nodes.begin(), physical_nodes.end(), [](int node) { return node > 0; });
-  return std::make_unique<MpiCommunicator>(several_machines ? Topology::real(std::move(physical_nodes)) : topology, arena,
-                                           timeout);
+  // Collective (communicator_topology), which also keeps every rank's count
+  // of communicators, and so their tags, in step.
+  return std::make_unique<MpiCommunicator>(communicator_topology(topology, "make_mpi_communicator"), arena, timeout);
 }
 
 }  // namespace memfront

@@ -8,39 +8,38 @@
 #include <nccl.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "core/annotate.h"
-#include "kernels/mpi_session.h"
 
 namespace memfront {
 
 namespace nccl_model {
 
-RingTraffic reduce_scatter(const std::vector<uint64_t>& block_bytes, int position) {
+namespace {
+
+// Every block but `kept` passes once.
+RingTraffic every_block_but(const std::vector<uint64_t>& block_bytes, int kept) {
   RingTraffic sent;
   for (size_t block = 0; block < block_bytes.size(); ++block) {
-    if (static_cast<int>(block) == position || block_bytes[block] == 0) continue;
+    if (static_cast<int>(block) == kept || block_bytes[block] == 0) continue;
     sent.bytes += block_bytes[block];
     sent.messages += 1;
   }
   return sent;
 }
 
+}  // namespace
+
+RingTraffic reduce_scatter(const std::vector<uint64_t>& block_bytes, int position) {
+  return every_block_but(block_bytes, position);
+}
+
 RingTraffic all_gather(const std::vector<uint64_t>& block_bytes, int position) {
-  const int successor = (position + 1) % static_cast<int>(block_bytes.size());
-  RingTraffic sent;
-  for (size_t block = 0; block < block_bytes.size(); ++block) {
-    if (static_cast<int>(block) == successor || block_bytes[block] == 0) continue;
-    sent.bytes += block_bytes[block];
-    sent.messages += 1;
-  }
-  return sent;
+  return every_block_but(block_bytes, (position + 1) % static_cast<int>(block_bytes.size()));
 }
 
 RingTraffic all_reduce(const std::vector<uint64_t>& block_bytes, int position) {
@@ -66,39 +65,9 @@ RingTraffic reduce(uint64_t bytes, int position, int root_position) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Polls spin (yielding the core) for this long, then sleep between tries: short
-// waits stay fast, long ones leave the core to other ranks.
-constexpr auto kYieldingPollTime = std::chrono::milliseconds(1);
-constexpr auto kSleepBetweenPolls = std::chrono::microseconds(50);
-
 // MPI tag of the messages that carry a group's ncclUniqueId, on the
 // communicator's own duplicate of MPI_COMM_WORLD.
 constexpr int kBootstrapTag = 1;
-
-class Poll {
- public:
-  explicit Poll(std::chrono::milliseconds timeout) : started_(Clock::now()), deadline_(started_ + timeout) {}
-  bool expired() const { return Clock::now() >= deadline_; }
-  void pause() const {
-    if (Clock::now() - started_ < kYieldingPollTime) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(kSleepBetweenPolls);
-    }
-  }
-
- private:
-  Clock::time_point started_;
-  Clock::time_point deadline_;
-};
-
-std::string seconds_text(std::chrono::milliseconds duration) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(duration.count()) / 1000.0);
-  return text;
-}
 
 std::string group_text(const Group& group) {
   std::string text = "{";
@@ -152,11 +121,6 @@ class NcclCommunicator final : public Communicator {
       : topology_(std::move(topology)), arena_(arena), timeout_(timeout), stream_(stream) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &world_);
-    if (topology_.world != world_ || static_cast<int>(topology_.node_of_rank.size()) != world_) {
-      throw std::invalid_argument("make_nccl_communicator: the topology is for world=" +
-                                  std::to_string(topology_.world) + " but MPI runs " + std::to_string(world_) +
-                                  " ranks");
-    }
     topology_.emulated = false;  // NCCL moves the bytes itself: nodes split the counts, nothing is delayed
     topology_.link_latency_s = topology_.link_bytes_per_s = 0;
     counters_.by_formula = true;
@@ -208,9 +172,10 @@ class NcclCommunicator final : public Communicator {
     const uint64_t n = partition.total();
     if (algorithm_ == CollectiveAlgorithm::hierarchical) {
       const NcclNodeSplit split = split_by_node(group);
+      const std::vector<ncclComm_t> comms = comms_of(split, op);
       sum_on_leaders(op, data, n, split);
       broadcast_in_node(op, data, n, split);
-      wait_for_stream(op, comms_of(split, op));
+      wait_for_stream(op, comms);
       return;
     }
     ncclComm_t comm = comm_for(group, op);
@@ -228,9 +193,10 @@ class NcclCommunicator final : public Communicator {
     check_partition(partition, group, op);
     if (algorithm_ == CollectiveAlgorithm::hierarchical) {
       const NcclNodeSplit split = split_by_node(group);
+      const std::vector<ncclComm_t> comms = comms_of(split, op);
       sum_on_leaders(op, data, partition.total(), split);
       scatter_in_node(op, data, shard, partition, group, split);
-      wait_for_stream(op, comms_of(split, op));
+      wait_for_stream(op, comms);
       return;
     }
     ncclComm_t comm = comm_for(group, op);
@@ -260,9 +226,10 @@ class NcclCommunicator final : public Communicator {
     check_partition(partition, group, op);
     if (algorithm_ == CollectiveAlgorithm::hierarchical) {
       const NcclNodeSplit split = split_by_node(group);
+      const std::vector<ncclComm_t> comms = comms_of(split, op);
       gather_on_leaders(op, shard, full, partition, group, split);
       broadcast_in_node(op, full, partition.total(), split);
-      wait_for_stream(op, comms_of(split, op));
+      wait_for_stream(op, comms);
       return;
     }
     ncclComm_t comm = comm_for(group, op);
@@ -514,7 +481,7 @@ class NcclCommunicator final : public Communicator {
       check_nccl(result, comm, op, call);
       return;
     }
-    const Poll poll(timeout_);
+    const DeadlinePoll poll(timeout_);
     ncclResult_t state = ncclInProgress;
     while (true) {
       check_nccl(ncclCommGetAsyncError(comm, &state), comm, op, "ncclCommGetAsyncError");
@@ -528,7 +495,7 @@ class NcclCommunicator final : public Communicator {
   // Until everything queued on the stream so far has run, watching the
   // communicators for errors a peer may have caused.
   void wait_for_stream(const char* op, const std::vector<ncclComm_t>& comms) {
-    const Poll poll(timeout_);
+    const DeadlinePoll poll(timeout_);
     while (true) {
       const cudaError_t status = cudaStreamQuery(stream_);
       if (status == cudaSuccess) return;
@@ -577,7 +544,7 @@ class NcclCommunicator final : public Communicator {
   // nobody outside the group takes part.
   ncclUniqueId bootstrap_id(const Group& group, int position, const char* op) {
     const uint64_t expected = fingerprint(group);
-    const Poll poll(timeout_);
+    const DeadlinePoll poll(timeout_);
     if (position == 0) {
       outgoing_ = {};
       check_nccl(ncclGetUniqueId(&outgoing_.id), nullptr, op, "ncclGetUniqueId");
@@ -625,7 +592,7 @@ class NcclCommunicator final : public Communicator {
   void release(ncclComm_t comm) const {
     if (comm == nullptr) return;
     ncclResult_t state = ncclCommFinalize(comm);
-    const Poll poll(timeout_);
+    const DeadlinePoll poll(timeout_);
     while (state == ncclInProgress && !poll.expired()) {
       if (ncclCommGetAsyncError(comm, &state) != ncclSuccess) break;
       poll.pause();
@@ -662,7 +629,7 @@ class NcclCommunicator final : public Communicator {
   void send(NcclGroup& calls, const void* data, uint64_t bytes, int peer_position, int peer_rank, ncclComm_t comm) {
     if (bytes == 0) return;
     calls.add(ncclSend(data, bytes, ncclUint8, peer_position, comm, stream_), "ncclSend");
-    count_to(peer_rank, bytes);
+    count_to(peer_rank, {bytes, 1});
   }
 
   void receive(NcclGroup& calls, void* data, uint64_t bytes, int peer_position, ncclComm_t comm) {
@@ -672,18 +639,15 @@ class NcclCommunicator final : public Communicator {
 
   // --- counting --------------------------------------------------------------
 
-  void count_to(int peer_rank, uint64_t bytes) {
-    if (bytes == 0) return;
-    (topology_.same_node(rank_, peer_rank) ? counters_.intra_node_bytes : counters_.inter_node_bytes) += bytes;
-    counters_.messages += 1;
+  void count_to(int peer_rank, const nccl_model::RingTraffic& sent) {
+    if (sent.bytes == 0) return;
+    (topology_.same_node(rank_, peer_rank) ? counters_.intra_node_bytes : counters_.inter_node_bytes) += sent.bytes;
+    counters_.messages += sent.messages;
   }
 
   // A ring member sends only to its successor.
   void count_ring(const nccl_model::RingTraffic& sent, const Group& ring, int position) {
-    if (sent.bytes == 0) return;
-    const int successor = ring[(position + 1) % static_cast<int>(ring.size())];
-    (topology_.same_node(rank_, successor) ? counters_.intra_node_bytes : counters_.inter_node_bytes) += sent.bytes;
-    counters_.messages += sent.messages;
+    count_to(ring[(position + 1) % static_cast<int>(ring.size())], sent);
   }
 
   // --- hierarchical ----------------------------------------------------------
@@ -699,8 +663,9 @@ class NcclCommunicator final : public Communicator {
     return static_cast<int>(std::find(split.my_node_ranks.begin(), split.my_node_ranks.end(), rank_) - split.my_node_ranks.begin());
   }
 
-  // The communicators a hierarchical collective uses on this rank (made on
-  // first use, so that all exist before the collective queues anything).
+  // The communicators a hierarchical collective uses on this rank. Called
+  // before the collective queues anything, so that any still to be made are
+  // made first (making one waits on the other members).
   std::vector<ncclComm_t> comms_of(const NcclNodeSplit& split, const char* op) {
     std::vector<ncclComm_t> comms;
     if (split.my_node_ranks.size() > 1) comms.push_back(comm_for(split.my_node_ranks, op));
@@ -712,7 +677,6 @@ class NcclCommunicator final : public Communicator {
   // the node), then all-reduced among the leaders. Other members' data is
   // left as it was.
   void sum_on_leaders(const char* op, float* data, uint64_t n, const NcclNodeSplit& split) {
-    comms_of(split, op);
     const uint64_t bytes = n * sizeof(float);
     if (split.my_node_ranks.size() > 1) {
       ncclComm_t node = comm_for(split.my_node_ranks, op);
@@ -770,7 +734,6 @@ class NcclCommunicator final : public Communicator {
   // broadcast their nodes' shards to each other, one shard at a time.
   void gather_on_leaders(const char* op, const float* shard, float* full, const Partition& partition,
                          const Group& group, const NcclNodeSplit& split) {
-    comms_of(split, op);
     const int me = position_in(group, op);
     const std::vector<int>& positions = split.members[split.my_node];
     if (leads(split)) copy_on_device(full + partition.begin(me), shard, partition.size(me) * sizeof(float), op);
@@ -828,12 +791,10 @@ class NcclCommunicator final : public Communicator {
 
 std::unique_ptr<Communicator> make_nccl_communicator(const Topology& topology, Arena& arena,
                                                      std::chrono::milliseconds timeout, void* cuda_stream) {
-  // Collective (detect_physical_nodes and the id's broadcast), like
+  // Collective (communicator_topology and the id's broadcast), like
   // make_mpi_communicator.
-  std::vector<int> physical_nodes = detect_physical_nodes();
-  const bool several_machines = std::any_of(physical_nodes.begin(), physical_nodes.end(), [](int node) { return node > 0; });
-  return std::make_unique<NcclCommunicator>(several_machines ? Topology::real(std::move(physical_nodes)) : topology,
-                                            arena, timeout, static_cast<cudaStream_t>(cuda_stream));
+  return std::make_unique<NcclCommunicator>(communicator_topology(topology, "make_nccl_communicator"), arena, timeout,
+                                            static_cast<cudaStream_t>(cuda_stream));
 }
 
 }  // namespace memfront

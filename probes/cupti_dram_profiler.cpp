@@ -14,6 +14,8 @@ namespace {
 
 // What the probe asks for, in the order of KernelMetrics' fields.
 const char* const kWantedMetrics[] = {"dram__bytes_read.sum", "dram__bytes_write.sum", "gpu__time_duration.sum"};
+// Ranges (kernels) of the profiled step; more are dropped.
+constexpr uint64_t kMaxKernels = 8192;
 
 // A CUPTI parameter struct as every call expects it: zeroed, its size set.
 template <class Params>
@@ -21,12 +23,6 @@ Params cupti_params(size_t struct_size) {
   Params params{};
   params.structSize = struct_size;
   return params;
-}
-
-std::string cupti_text(CUptiResult result) {
-  const char* text = nullptr;
-  cuptiGetResultString(result, &text);
-  return text != nullptr ? text : "CUPTI error " + std::to_string(static_cast<int>(result));
 }
 
 // "dram__bytes_read" of "dram__bytes_read.sum": the name the chip lists.
@@ -53,7 +49,13 @@ CUcontext current_context(std::string& error) {
 
 }  // namespace
 
-DramProfiler::DramProfiler(uint64_t max_kernels) : max_kernels_(max_kernels) {
+std::string cupti_text(CUptiResult result) {
+  const char* text = nullptr;
+  cuptiGetResultString(result, &text);
+  return text != nullptr ? text : "CUPTI error " + std::to_string(static_cast<int>(result));
+}
+
+DramProfiler::DramProfiler() {
   auto initialize = cupti_params<CUpti_Profiler_Initialize_Params>(CUpti_Profiler_Initialize_Params_STRUCT_SIZE);
   if (!ok(cuptiProfilerInitialize(&initialize), "cuptiProfilerInitialize")) return;
   profiler_initialized_ = true;
@@ -157,8 +159,7 @@ void DramProfiler::choose_metrics() {
 // that push the schedule past one pass are left out, last first.
 bool DramProfiler::build_config() {
   while (!metrics_.empty()) {
-    std::vector<const char*> names;
-    for (const std::string& metric : metrics_) names.push_back(metric.c_str());
+    std::vector<const char*> names = metric_names();
 
     auto scheduler = cupti_params<CUpti_Profiler_Host_Initialize_Params>(
         CUpti_Profiler_Host_Initialize_Params_STRUCT_SIZE);
@@ -218,15 +219,14 @@ bool DramProfiler::begin() {
   if (!ok(cuptiRangeProfilerEnable(&enable), "cuptiRangeProfilerEnable")) return false;
   range_profiler_ = enable.pRangeProfilerObject;
 
-  std::vector<const char*> names;
-  for (const std::string& metric : metrics_) names.push_back(metric.c_str());
+  std::vector<const char*> names = metric_names();
   auto size = cupti_params<CUpti_RangeProfiler_GetCounterDataSize_Params>(
       CUpti_RangeProfiler_GetCounterDataSize_Params_STRUCT_SIZE);
   size.pRangeProfilerObject = range_profiler_;
   size.pMetricNames = names.data();
   size.numMetrics = names.size();
-  size.maxNumOfRanges = max_kernels_;
-  size.maxNumRangeTreeNodes = static_cast<uint32_t>(max_kernels_);
+  size.maxNumOfRanges = kMaxKernels;
+  size.maxNumRangeTreeNodes = static_cast<uint32_t>(kMaxKernels);
   if (!ok(cuptiRangeProfilerGetCounterDataSize(&size), "cuptiRangeProfilerGetCounterDataSize")) {
     disable();
     return false;
@@ -251,7 +251,7 @@ bool DramProfiler::begin() {
   config.pCounterDataImage = counter_data_.data();
   config.range = CUPTI_AutoRange;
   config.replayMode = CUPTI_KernelReplay;
-  config.maxRangesPerPass = max_kernels_;
+  config.maxRangesPerPass = kMaxKernels;
   config.numNestingLevels = 1;
   config.minNestingLevel = 1;
   config.passIndex = 0;
@@ -303,8 +303,7 @@ std::vector<KernelMetrics> DramProfiler::end() {
   }
   ranges_ = info.numTotalRanges;
 
-  std::vector<const char*> names;
-  for (const std::string& metric : metrics_) names.push_back(metric.c_str());
+  std::vector<const char*> names = metric_names();
   std::vector<double> values(names.size());
   for (size_t range = 0; range < ranges_; ++range) {
     auto evaluate = cupti_params<CUpti_Profiler_Host_EvaluateToGpuValues_Params>(
@@ -327,6 +326,12 @@ std::vector<KernelMetrics> DramProfiler::end() {
   }
   disable();
   return kernels;
+}
+
+std::vector<const char*> DramProfiler::metric_names() const {
+  std::vector<const char*> names;
+  for (const std::string& metric : metrics_) names.push_back(metric.c_str());
+  return names;
 }
 
 void DramProfiler::disable() {

@@ -15,6 +15,9 @@
 
 namespace memfront::cupti_detail {
 
+// CUPTI's text for a result ("CUPTI error <n>" where it has none).
+std::string cupti_text(CUptiResult result);
+
 // One kernel's values; NaN where the metric was not collected.
 struct KernelMetrics {
   double bytes_read = NAN;
@@ -28,7 +31,7 @@ class DramProfiler {
   // exist): the chip, which counters it offers, which of the wanted metrics
   // it supports, and the configuration that collects them in one pass. A
   // failure leaves the profiler unusable and says why in errors().
-  explicit DramProfiler(uint64_t max_kernels);
+  DramProfiler();
   ~DramProfiler();
   DramProfiler(const DramProfiler&) = delete;
   DramProfiler& operator=(const DramProfiler&) = delete;
@@ -52,8 +55,8 @@ class DramProfiler {
   void choose_metrics();
   bool build_config();
   void disable();
+  std::vector<const char*> metric_names() const;  // metrics_ for CUPTI's parameter structs
 
-  uint64_t max_kernels_;
   bool usable_ = false;
   bool profiler_initialized_ = false;
   CUcontext context_ = nullptr;

@@ -34,8 +34,12 @@ constexpr size_t kActivityBufferAlignment = 8;
 // Correlations kept for attribution (two per CUDA call inside a range: the
 // runtime's and the driver's); beyond this, records go to "(none)".
 constexpr size_t kMaxCorrelations = size_t{1} << 23;
-// Copies of the peak-bandwidth measurement; the best one counts.
+// GPU events kept for the trace; more are counted as dropped.
+constexpr uint64_t kMaxTraceEvents = 1'000'000;
+// Copies of the peak-bandwidth measurement, of kPeakCopyBytes (halved until
+// they fit, down to kSmallestPeakCopyBytes); the best one counts.
 constexpr int kPeakCopies = 5;
+constexpr uint64_t kPeakCopyBytes = uint64_t{256} << 20;
 constexpr uint64_t kSmallestPeakCopyBytes = uint64_t{16} << 20;
 
 constexpr const char* kOutsideEveryRange = "(none)";
@@ -56,12 +60,6 @@ constexpr ActivityKind kActivityKinds[] = {
     {CUPTI_ACTIVITY_KIND_DRIVER, "driver"},
     {CUPTI_ACTIVITY_KIND_RUNTIME, "runtime"},
 };
-
-std::string cupti_text(CUptiResult result) {
-  const char* text = nullptr;
-  cuptiGetResultString(result, &text);
-  return text != nullptr ? text : "CUPTI error " + std::to_string(static_cast<int>(result));
-}
 
 const char* memcpy_kind_name(uint8_t kind) {
   switch (kind) {
@@ -208,7 +206,6 @@ struct ProfiledKernel {
 }  // namespace
 
 struct CuptiProbe::State {
-  Options options;
   int64_t trace_start_ns;
   int64_t cupti_minus_annotate_ns = 0;  // CUPTI timestamp - annotate::now_ns(), at construction
   std::string device;
@@ -272,7 +269,7 @@ struct CuptiProbe::State {
   }
   bool ok(CUptiResult result, const std::string& call) {
     if (result == CUPTI_SUCCESS) return true;
-    error(call + ": " + cupti_text(result));
+    error(call + ": " + cupti_detail::cupti_text(result));
     return false;
   }
 
@@ -301,7 +298,8 @@ struct CuptiProbe::State {
       const CUptiResult next = cuptiActivityGetNextRecord(buffer, valid, &record);
       if (next == CUPTI_ERROR_MAX_LIMIT_REACHED) break;
       if (next != CUPTI_SUCCESS) {
-        errors.push_back("cuptiActivityGetNextRecord: " + cupti_text(next) + "; the rest of a buffer was skipped");
+        errors.push_back("cuptiActivityGetNextRecord: " + cupti_detail::cupti_text(next) +
+                         "; the rest of a buffer was skipped");
         break;
       }
       take_record(*record);
@@ -467,7 +465,7 @@ struct CuptiProbe::State {
         memset_totals.time_ns += duration;
         break;
     }
-    if (trace_items.size() < options.max_trace_events) {
+    if (trace_items.size() < kMaxTraceEvents) {
       trace_items.push_back(activity);
     } else {
       dropped_trace_events += 1;
@@ -605,7 +603,6 @@ CuptiProbe::CuptiProbe(int64_t trace_start_ns) : CuptiProbe(trace_start_ns, Opti
 
 CuptiProbe::CuptiProbe(int64_t trace_start_ns, Options options) : state_(std::make_unique<State>()) {
   State& state = *state_;
-  state.options = options;
   state.trace_start_ns = trace_start_ns;
 
   int devices = 0;
@@ -630,9 +627,9 @@ CuptiProbe::CuptiProbe(int64_t trace_start_ns, Options options) : state_(std::ma
 
   // Before any activity is recorded: its allocations are the probe's, not the trial's.
   std::string peak_error;
-  state.peak_bytes_per_s = measure_copy_bandwidth(options.peak_copy_bytes, state.peak_method, peak_error);
+  state.peak_bytes_per_s = measure_copy_bandwidth(kPeakCopyBytes, state.peak_method, peak_error);
   if (!peak_error.empty()) state.errors.push_back(peak_error);
-  if (options.profile_dram) state.dram = std::make_unique<cupti_detail::DramProfiler>(options.max_profiled_kernels);
+  if (options.profile_dram) state.dram = std::make_unique<cupti_detail::DramProfiler>();
 
   const int64_t before = annotate::now_ns();
   uint64_t cupti_now = 0;
@@ -793,8 +790,7 @@ std::string CuptiProbe::serialize_gpu_events() const {
   }
   // The live device bytes as CUPTI saw them, within what is left of the cap.
   const State::MemoryReplay memory = state.replay_memory();
-  const uint64_t cap = state.options.max_trace_events;
-  const uint64_t room = cap - std::min<uint64_t>(cap, items.size());
+  const uint64_t room = kMaxTraceEvents - std::min<uint64_t>(kMaxTraceEvents, items.size());
   for (size_t i = 0; i < memory.live_at.size() && i < room; ++i) {
     events.push_back({{"name", "gpu memory (CUPTI)"},
                       {"ph", "C"},

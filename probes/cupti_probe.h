@@ -57,8 +57,9 @@
 //                 left out of the totals)
 //   dropped_records                   records CUPTI dropped for want of buffer
 //                                     space (cuptiActivityGetNumDroppedRecords)
-//   dropped_trace_events              kernels and copies beyond max_trace_events
-//                                     (the memory counters get what room is left)
+//   dropped_trace_events              kernels and copies beyond the 1,000,000
+//                                     kept for the trace (the memory counters
+//                                     get what room is left)
 //   phases, ops  {name: {kernels, kernel_time_ns, memcpy, memcpy_bytes,
 //                        memcpy_time_ns, memset, memset_bytes, memset_time_ns}}
 //                                     by innermost phase / innermost op
@@ -101,10 +102,7 @@ namespace memfront {
 class CuptiProbe {
  public:
   struct Options {
-    bool profile_dram = true;                             // the Range Profiler on begin/end_profiled_step
-    uint64_t max_trace_events = 1'000'000;                // GPU events kept for the trace; more are counted as dropped
-    uint64_t peak_copy_bytes = uint64_t{256} << 20;       // copy size of the peak-bandwidth measurement
-    uint64_t max_profiled_kernels = 8192;                 // ranges of the profiled step; more are dropped
+    bool profile_dram = true;  // the Range Profiler on begin/end_profiled_step
   };
 
   // trace_start_ns: time zero of the trace the GPU events go into

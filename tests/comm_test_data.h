@@ -1,12 +1,15 @@
 #pragma once
-// Groups and data shared by the communicator tests (tests/test_comm.cpp for
+// Placements, groups and data shared by the communicator tests (tests/test_comm.cpp for
 // MPI, tests/gpu/test_nccl_comm.cpp for NCCL): every rank builds the same
 // groups and knows every rank's contribution, so expected results are formed
 // locally.
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "core/config.h"
+#include "core/topology.h"
 #include "kernels/comm.h"
 #include "tests/mpi_test.h"
 
@@ -14,6 +17,35 @@ namespace comm_test {
 
 using memfront::Group;
 using memfront::Partition;
+using memfront::Topology;
+
+// 1 and 7 leave shards empty or uneven; 1003 is not divisible by 2, 3, 4.
+inline constexpr uint64_t kSizes[] = {1, 7, 1000, 1003};
+
+struct Placement {
+  int ranks_per_node;
+  std::string order;  // "block" or "cyclic"
+};
+
+inline Topology topology_for(const Placement& placement, double link_latency_us = 5.0) {
+  const std::string json = R"({"world": )" + std::to_string(memfront::testing_mpi::world_size()) +
+                           R"(, "placement": {"ranks_per_node": )" + std::to_string(placement.ranks_per_node) +
+                           R"(, "order": ")" + placement.order + R"(", "link_latency_us": )" +
+                           std::to_string(link_latency_us) + "}}";
+  return Topology::from_config(memfront::parse_config_text(json, "comm_test"));
+}
+
+// Every placement the world allows: each ranks_per_node that divides it, block and cyclic.
+inline std::vector<Placement> all_placements() {
+  const int world = memfront::testing_mpi::world_size();
+  std::vector<Placement> placements;
+  for (int per_node = 1; per_node <= world; ++per_node) {
+    if (world % per_node != 0) continue;
+    placements.push_back({per_node, "block"});
+    placements.push_back({per_node, "cyclic"});
+  }
+  return placements;
+}
 
 // The world in ring order, the world reversed, me alone, and (for even worlds
 // above 2) two interleaved halves as hybrid sharding would use.

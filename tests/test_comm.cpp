@@ -34,36 +34,11 @@ const auto& world_size = testing_mpi::world_size;
 const auto& my_rank = testing_mpi::rank;
 
 constexpr auto kTimeout = std::chrono::milliseconds(30000);
-const uint64_t kSizes[] = {1, 7, 1000, 1003};  // 1 and 7 leave shards empty or uneven; 1003 is not divisible by 2, 3, 4
 
 uint64_t sum_over_ranks(uint64_t value) {
   uint64_t sum = 0;
   MPI_Allreduce(&value, &sum, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
   return sum;
-}
-
-struct Placement {
-  int ranks_per_node;
-  std::string order;  // "block" or "cyclic"
-};
-
-Topology topology_for(const Placement& placement, double link_latency_us = 5.0) {
-  const std::string json = R"({"world": )" + std::to_string(world_size()) +
-                           R"(, "placement": {"ranks_per_node": )" + std::to_string(placement.ranks_per_node) +
-                           R"(, "order": ")" + placement.order + R"(", "link_latency_us": )" +
-                           std::to_string(link_latency_us) + "}}";
-  return Topology::from_config(parse_config_text(json, "test_comm"));
-}
-
-// Every placement the world allows: each ranks_per_node that divides it, block and cyclic.
-std::vector<Placement> all_placements() {
-  std::vector<Placement> placements;
-  for (int per_node = 1; per_node <= world_size(); ++per_node) {
-    if (world_size() % per_node != 0) continue;
-    placements.push_back({per_node, "block"});
-    placements.push_back({per_node, "cyclic"});
-  }
-  return placements;
 }
 
 std::string describe(const Placement& placement, CollectiveAlgorithm algorithm) {

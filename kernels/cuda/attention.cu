@@ -237,12 +237,11 @@ __global__ void attention_topk_forward_kernel(float* out, float* vals, uint16_t*
 // ---- backward -------------------------------------------------------------
 
 // The saved softmax weights of both forms: query row r kept min(keep, t+1) keys, with
-// weights at weights[r * row_width ...] and positions at idx (same layout), or 0..t
-// when idx is null.
+// weights at weights[r * keep ...] and positions at idx (same layout), or 0..t
+// when idx is null. keep is T for dense attention (probs rows), K for Top-K.
 struct SavedWeights {
   const float* weights;
   const uint16_t* idx;
-  int row_width;
   int keep;
 };
 
@@ -258,8 +257,8 @@ __global__ void attention_backward_queries_kernel(float* dqkv, float* weighted, 
   const QueryRow q = query_row(global_warp(), T, NH);
   const HeadView view = head_view(qkv, dqkv, q.b, q.h, T, C, NH);
   const int n = min(saved.keep, q.t + 1);
-  const float* p = saved.weights + q.row * saved.row_width;
-  const uint16_t* ix = saved.idx != nullptr ? saved.idx + q.row * saved.row_width : nullptr;
+  const float* p = saved.weights + q.row * saved.keep;
+  const uint16_t* ix = saved.idx != nullptr ? saved.idx + q.row * saved.keep : nullptr;
   const float* dout_t = dout + (static_cast<uint64_t>(q.b) * T + q.t) * C + view.q_off;
 
   float local = 0.0f;
@@ -316,7 +315,7 @@ __global__ void attention_backward_keys_kernel(float* dqkv, const float* weighte
     int slot = -1;
     if (t < T) {
       const uint64_t row = key.bh * T + t;
-      slot = saved.idx != nullptr ? find_kept_slot(saved.idx + row * saved.row_width, min(saved.keep, t + 1), j) : j;
+      slot = saved.idx != nullptr ? find_kept_slot(saved.idx + row * saved.keep, min(saved.keep, t + 1), j) : j;
     }
     unsigned users = __ballot_sync(kFullWarp, slot >= 0);
     while (users != 0) {
@@ -325,7 +324,7 @@ __global__ void attention_backward_keys_kernel(float* dqkv, const float* weighte
       const int user_slot = __shfl_sync(kFullWarp, slot, user_lane);
       const int tq = base + user_lane;
       const uint64_t row = key.bh * T + tq;
-      const float p = saved.weights[row * saved.row_width + user_slot];
+      const float p = saved.weights[row * saved.keep + user_slot];
       const float* dout_t = dout + (static_cast<uint64_t>(key.b) * T + tq) * C + view.q_off;
       const float* q_t = view.q(tq);
       float local = 0.0f;
@@ -410,7 +409,7 @@ void attention_backward(cudaStream_t stream, float* dqkv, const float* dout, con
                         float* scratch, int B, int T, int C, int NH) {
   check_attention_shape(T, C, NH);
   if (uint64_t{1} * B * NH * T == 0) return;
-  attention_backward_rows(stream, dqkv, dout, qkv, SavedWeights{probs, nullptr, T, T}, scratch, B, T, C, NH);
+  attention_backward_rows(stream, dqkv, dout, qkv, SavedWeights{probs, nullptr, T}, scratch, B, T, C, NH);
 }
 
 void attention_topk_forward(cudaStream_t stream, float* out, float* vals, uint16_t* idx, const float* qkv, int B,
@@ -431,7 +430,7 @@ void attention_topk_backward(cudaStream_t stream, float* dqkv, const float* dout
   check_attention_shape(T, C, NH);
   if (K < 1) throw std::invalid_argument("Top-K attention needs K >= 1, got " + std::to_string(K));
   if (uint64_t{1} * B * NH * T == 0) return;
-  attention_backward_rows(stream, dqkv, dout, qkv, SavedWeights{vals, idx, K, K}, scratch, B, T, C, NH);
+  attention_backward_rows(stream, dqkv, dout, qkv, SavedWeights{vals, idx, K}, scratch, B, T, C, NH);
 }
 
 }  // namespace memfront::cuda

@@ -41,7 +41,6 @@ const auto& world_size = testing_mpi::world_size;
 const auto& my_rank = testing_mpi::rank;
 
 constexpr auto kTimeout = std::chrono::milliseconds(60000);
-const uint64_t kSizes[] = {1, 7, 1000, 1003};  // 1 and 7 leave shards empty or uneven; 1003 is not divisible by 2, 3, 4
 
 // The arena's memory as the CUDA backend gives it: device memory.
 class DeviceMemory final : public MemoryResource {
@@ -104,20 +103,9 @@ class OnDevice {
   cudaStream_t stream_ = nullptr;
 };
 
-Topology topology_for(int ranks_per_node, const std::string& order) {
-  const std::string json = R"({"world": )" + std::to_string(world_size()) +
-                           R"(, "placement": {"ranks_per_node": )" + std::to_string(ranks_per_node) +
-                           R"(, "order": ")" + order + R"("}})";
-  return Topology::from_config(parse_config_text(json, "test_nccl_comm"));
-}
-
 std::vector<Topology> all_topologies() {
   std::vector<Topology> topologies;
-  for (int per_node = 1; per_node <= world_size(); ++per_node) {
-    if (world_size() % per_node != 0) continue;
-    topologies.push_back(topology_for(per_node, "block"));
-    topologies.push_back(topology_for(per_node, "cyclic"));
-  }
+  for (const Placement& placement : all_placements()) topologies.push_back(topology_for(placement));
   return topologies;
 }
 
@@ -200,7 +188,7 @@ TEST(NcclComm, WorldGroupAndTopology) {
   MEMFRONT_REQUIRE_GPU();
   OnDevice device;
   Arena arena(0, std::make_unique<DeviceMemory>());
-  const Topology topology = topology_for(1, "block");
+  const Topology topology = topology_for({1, "block"});
   auto comm = make_nccl_communicator(topology, arena, kTimeout, device.stream());
   EXPECT_EQ(comm->rank(), my_rank());
   EXPECT_EQ(comm->world(), world_size());
@@ -312,7 +300,7 @@ TEST(NcclComm, BroadcastAndByteCollectivesDeliverEveryPayload) {
   MEMFRONT_REQUIRE_GPU();
   OnDevice device;
   Arena arena(0, std::make_unique<DeviceMemory>());
-  auto comm = make_nccl_communicator(topology_for(1, "block"), arena, kTimeout, device.stream());
+  auto comm = make_nccl_communicator(topology_for({1, "block"}), arena, kTimeout, device.stream());
   for (const Group& group : groups_containing_me()) {
     const int me = position_of(my_rank(), group);
     for (int root : group) {
@@ -381,7 +369,7 @@ TEST(NcclComm, CollectiveThatDoesNotFinishTimesOutAndAborts) {
   OnDevice device;
   Arena arena(0, std::make_unique<DeviceMemory>());
   const auto timeout = std::chrono::milliseconds(1000);
-  auto comm = make_nccl_communicator(topology_for(1, "block"), arena, timeout, device.stream());
+  auto comm = make_nccl_communicator(topology_for({1, "block"}), arena, timeout, device.stream());
   DeviceFloats data(contribution_of(my_rank(), 16));
   auto sleep_three_seconds = [](void*) { std::this_thread::sleep_for(std::chrono::seconds(3)); };
   ASSERT_EQ(cudaLaunchHostFunc(static_cast<cudaStream_t>(device.stream()), sleep_three_seconds, nullptr), cudaSuccess);
@@ -404,7 +392,7 @@ TEST(NcclComm, GroupsAndPartitionsThatDoNotFitAreRejected) {
   MEMFRONT_REQUIRE_GPU();
   OnDevice device;
   Arena arena(0, std::make_unique<DeviceMemory>());
-  auto comm = make_nccl_communicator(topology_for(1, "block"), arena, kTimeout, device.stream());
+  auto comm = make_nccl_communicator(topology_for({1, "block"}), arena, kTimeout, device.stream());
   DeviceFloats data(std::vector<float>(8));
   const Group without_me = {world_size() == 1 ? 99 : (my_rank() + 1) % world_size()};
   EXPECT_THROW(comm->all_reduce_sum(data.data(), Partition::even(8, 1), without_me), std::invalid_argument);
