@@ -11,7 +11,8 @@
 // them bit for bit; the CUDA backend within the tolerances its tests state.
 //
 // Work may be queued asynchronously (the CUDA backend runs everything on one
-// stream, in order). Only download() and synchronize() wait for it.
+// stream, in order). download(), sum() and synchronize() wait for it; upload()
+// may too (the CUDA backend's does, so the host buffer is free on return).
 #include <cstddef>
 #include <cstdint>
 #include <memory>

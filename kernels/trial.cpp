@@ -323,9 +323,10 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   TrialRecord record = new_record(config, options);
   openblas_set_num_threads(config.train.threads);
 
-  // The backend first: the arena holds its device's memory. Rank r uses the
-  // GPU of its machine that its node-local rank picks.
-  const std::unique_ptr<Ops> ops = make_ops(config, config.world > 1 ? node_local_rank() : 0, options.config_source);
+  // The backend first: the arena holds its device's memory. On the GPU, rank
+  // r uses the device of its machine that its node-local rank picks.
+  const int local_rank = config.backend == Backend::cuda ? node_local_rank() : 0;
+  const std::unique_ptr<Ops> ops = make_ops(config, local_rank, options.config_source);
   record.provenance["device"] = ops->device_name();
   Arena arena(options.mem_cap_bytes, ops->make_memory());
   // Subscribed before the communicator allocates anything, so the memory
