@@ -261,7 +261,7 @@ TEST(SlurmParse, ScontrolShowJobOneLinePerElement) {
   // As scontrol -o show job prints them (shortened), a pending range included.
   const ArrayStates states = parse_scontrol_jobs(
       "JobId=40 ArrayJobId=40 ArrayTaskId=3 JobName=memfront-x JobState=COMPLETED Reason=None ExitCode=0:0 "
-      "NodeList=localhost CommandRun=/tmp/a JobState=FAILED\n"
+      "NodeList=localhost Command=/tmp/a JobState=FAILED\n"
       "JobId=43 ArrayJobId=40 ArrayTaskId=0 JobName=memfront-x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 "
       "NodeList=localhost\n"
       "JobId=44 ArrayJobId=40 ArrayTaskId=4-7%2 JobState=PENDING Reason=JobArrayTaskLimit NodeList=(null)\n"

@@ -95,10 +95,6 @@ std::string format_seconds(double seconds) {
   return text;
 }
 
-// No timeout (0, negative or absurdly long) means no deadline, and the trial's
-// own default wait for a silent peer.
-bool has_deadline(double timeout_s) { return timeout_s > 0 && timeout_s < 1e9; }
-
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(sig);
@@ -418,20 +414,11 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
     }
   }
   end.wall_s = std::chrono::duration<double>(Clock::now() - started).count();
-
-  LaunchOutcome outcome;
-  outcome.record = record_of_run(config, end, request.timeout_s, record_path, stderr_path);
-  outcome.exit_code = end.exit_code;
-  outcome.signal = end.signal;
-  outcome.wall_s = end.wall_s;
-  outcome.interrupted = end.interrupted;
-  outcome.command = end.command;
-  outcome.record_dir = request.work_dir;
-  return outcome;
+  return outcome_of_run(config, end, request.timeout_s, record_path, stderr_path);
 }
 
-TrialRecord record_of_run(const Config& config, const RunEnd& end, double timeout_s, const fs::path& record_path,
-                          const fs::path& stderr_path) {
+LaunchOutcome outcome_of_run(const Config& config, const RunEnd& end, double timeout_s, const fs::path& record_path,
+                             const fs::path& stderr_path) {
   const std::string id = config_id(config);
   const std::string stderr_text = read_stderr_file(stderr_path);
   const StderrSummary stderr_summary = summarize_stderr(stderr_text);
@@ -497,8 +484,19 @@ TrialRecord record_of_run(const Config& config, const RunEnd& end, double timeou
                                    {"exit_code", end.exit_code},
                                    {"signal", end.signal},
                                    {"wall_s", end.wall_s}};
-  return record;
+
+  LaunchOutcome outcome;
+  outcome.record = std::move(record);
+  outcome.exit_code = end.exit_code;
+  outcome.signal = end.signal;
+  outcome.wall_s = end.wall_s;
+  outcome.interrupted = end.interrupted;
+  outcome.command = end.command;
+  outcome.record_dir = record_path.parent_path();
+  return outcome;
 }
+
+bool has_deadline(double timeout_s) { return timeout_s > 0 && timeout_s < 1e9; }
 
 std::vector<std::string> trial_flags(const LaunchRequest& request, const fs::path& trace_path) {
   std::vector<std::string> flags = {"--quiet"};

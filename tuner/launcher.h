@@ -74,12 +74,17 @@ struct RunEnd {
   std::string command;       // the command line that ran
 };
 
-// The record of a run: the record memfront-trial left at record_path when it
-// is one for this config (metrics of a failed run included), with the run's
-// end as its status and error (the tail of the stderr file included) and the
-// launcher's account of it in provenance.launcher.
-TrialRecord record_of_run(const Config& config, const RunEnd& end, double timeout_s,
-                          const std::filesystem::path& record_path, const std::filesystem::path& stderr_path);
+// The outcome of a run: its end, and as its record the record memfront-trial
+// left at record_path when it is one for this config (metrics of a failed run
+// included), with the run's end as its status and error (the tail of the
+// stderr file included) and the launcher's account of it in
+// provenance.launcher. Its record_dir is record_path's folder.
+LaunchOutcome outcome_of_run(const Config& config, const RunEnd& end, double timeout_s,
+                             const std::filesystem::path& record_path, const std::filesystem::path& stderr_path);
+
+// No timeout (0, negative or absurdly long) means no deadline, and the trial's
+// own default wait for a silent peer.
+bool has_deadline(double timeout_s);
 
 // memfront-trial's flags after --config and --out: --quiet, --trace when the
 // request traces, its --timeout for a silent peer (unless trial_args set one),

@@ -122,35 +122,28 @@ SlurmOptions slurm_options_for(const SweepFlags& flags, const SlurmState& state)
 }
 
 int run_sweep_command(const SweepFlags& flags) {
-  const std::string& study_path = flags.study_path;
-  const std::string& results_flag = flags.results;
-  const std::string& replay = flags.replay;
-  const std::string& strategy = flags.strategy;
-  const std::string& calibration_path = flags.calibration_path;
-  const bool resume = flags.resume, no_prune = flags.no_prune;
-  const std::optional<int> budget = flags.budget;
-  const std::optional<uint64_t> seed = flags.seed;
-  const nlohmann::json spec = read_json_file(study_path, "study file");
-  Study study = parse_study(spec, study_path);
-  study.path = study_path;
-  if (budget) study.search.budget_trials = *budget;
-  if (seed) study.search.seed = *seed;
-  if (!strategy.empty()) study.search.strategy = strategy;
+  const nlohmann::json spec = read_json_file(flags.study_path, "study file");
+  Study study = parse_study(spec, flags.study_path);
+  study.path = flags.study_path;
+  if (flags.budget) study.search.budget_trials = *flags.budget;
+  if (flags.seed) study.search.seed = *flags.seed;
+  if (!flags.strategy.empty()) study.search.strategy = flags.strategy;
 
   SweepOptions options;
   options.study_spec = spec;
-  options.resume = resume;
-  options.prune = !no_prune;
-  options.calibration = load_calibration(calibration_path.empty() ? default_calibration_path() : std::filesystem::path(calibration_path));
-  options.progress_bar = isatty(STDERR_FILENO) && replay.empty();
+  options.resume = flags.resume;
+  options.prune = !flags.no_prune;
+  options.calibration = load_calibration(
+      flags.calibration_path.empty() ? default_calibration_path() : std::filesystem::path(flags.calibration_path));
+  options.progress_bar = isatty(STDERR_FILENO) && flags.replay.empty();
   options.interrupt = &interrupted;
   std::signal(SIGINT, on_interrupt);
 
-  if (!replay.empty()) {
+  if (!flags.replay.empty()) {
     // Strategies against a recorded exhaustive sweep: nothing is launched.
-    ResultsFile recorded = read_with_warning(replay);
+    ResultsFile recorded = read_with_warning(flags.replay);
     ReplayLauncher launcher(recorded.trials);
-    options.results = results_flag;  // replays record only when asked
+    options.results = flags.results;  // replays record only when asked
     SweepSummary summary = run_sweep(study, options, launcher, std::cout);
     // Hypervolume reached against the recorded sweep's front.
     std::vector<ObjectivePoint> all_points, reached;
@@ -172,8 +165,8 @@ int run_sweep_command(const SweepFlags& flags) {
     return 0;
   }
 
-  options.results = results_flag.empty() ? std::filesystem::path("results") / (study.name + ".jsonl")
-                                         : std::filesystem::path(results_flag);
+  options.results = flags.results.empty() ? std::filesystem::path("results") / (study.name + ".jsonl")
+                                          : std::filesystem::path(flags.results);
   options.trial_exe = find_trial_executable();
 
   // A results file whose trials went to Slurm goes on there: its jobs may
@@ -300,21 +293,17 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   auto* sweep = app.add_subcommand("sweep", "run a study's trials and record them");
-  std::string study_path, results_flag, replay, strategy, calibration_path;
-  bool resume = false, no_prune = false;
-  std::optional<int> budget;
-  std::optional<uint64_t> seed;
-  sweep->add_option("study", study_path, "study file (JSON)")->required();
-  sweep->add_option("--results", results_flag, "results file (default results/<study>.jsonl)");
-  sweep->add_flag("--resume", resume, "continue an existing results file, skipping recorded trials");
-  sweep->add_flag("--no-prune", no_prune, "run configurations the cost model predicts to break a constraint");
-  sweep->add_option("--replay", replay, "answer trials from a recorded sweep instead of running them");
-  sweep->add_option("--budget", budget, "most trials (overrides the study)")->check(CLI::PositiveNumber);
-  sweep->add_option("--seed", seed, "search seed (overrides the study)");
-  sweep->add_option("--strategy", strategy, "grid, random, halving or nsga2 (overrides the study)")
-      ->check(CLI::IsMember({"grid", "random", "halving", "nsga2"}));
-  sweep->add_option("--calibration", calibration_path, "calibration file (default: memfront calibrate's)");
   SweepFlags flags;
+  sweep->add_option("study", flags.study_path, "study file (JSON)")->required();
+  sweep->add_option("--results", flags.results, "results file (default results/<study>.jsonl)");
+  sweep->add_flag("--resume", flags.resume, "continue an existing results file, skipping recorded trials");
+  sweep->add_flag("--no-prune", flags.no_prune, "run configurations the cost model predicts to break a constraint");
+  sweep->add_option("--replay", flags.replay, "answer trials from a recorded sweep instead of running them");
+  sweep->add_option("--budget", flags.budget, "most trials (overrides the study)")->check(CLI::PositiveNumber);
+  sweep->add_option("--seed", flags.seed, "search seed (overrides the study)");
+  sweep->add_option("--strategy", flags.strategy, "grid, random, halving or nsga2 (overrides the study)")
+      ->check(CLI::IsMember({"grid", "random", "halving", "nsga2"}));
+  sweep->add_option("--calibration", flags.calibration_path, "calibration file (default: memfront calibrate's)");
   sweep->add_option("--launcher", flags.launcher,
                     "local, or slurm: each round as a job array (default: slurm when the results file was "
                     "submitted to Slurm, else local)")
@@ -360,7 +349,7 @@ int main(int argc, char** argv) {
   exporter->add_option("--out", out_path, "write here instead of standard output");
 
   auto* predictor = app.add_subcommand("predict", "predict memory, bytes and time of a config");
-  std::string config_path;
+  std::string config_path, calibration_path;
   std::optional<int> world, ranks_per_node;
   predictor->add_option("config", config_path, "trial config (JSON)")->required();
   predictor->add_option("--world", world, "ranks (overrides the config)")->check(CLI::PositiveNumber);
@@ -387,20 +376,11 @@ int main(int argc, char** argv) {
 
   try {
     if (sweep->parsed()) {
-      flags.study_path = study_path;
-      flags.results = results_flag;
-      flags.resume = resume;
-      flags.no_prune = no_prune;
-      flags.replay = replay;
-      flags.budget = budget;
-      flags.seed = seed;
-      flags.strategy = strategy;
-      flags.calibration_path = calibration_path;
       for (const CLI::Option* option : slurm_flags) {
         if (option->count() > 0) flags.slurm_flags_given.push_back(option->get_name());
       }
       if (flags.no_wait) flags.slurm_flags_given.push_back("--no-wait");
-      if (!replay.empty() && (!flags.launcher.empty() || !flags.slurm_flags_given.empty())) {
+      if (!flags.replay.empty() && (!flags.launcher.empty() || !flags.slurm_flags_given.empty())) {
         throw InputError("--replay runs nothing: it takes no launcher options");
       }
       return run_sweep_command(flags);

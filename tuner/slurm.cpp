@@ -4,8 +4,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -210,10 +208,10 @@ std::string batch_script(const BatchScriptInput& input) {
   }
   // timeout(1) stands for the local launcher's deadline: SIGTERM, then SIGKILL
   // after the same grace, and status 124 when it struck.
-  const bool has_deadline = input.timeout_s > 0 && input.timeout_s < 1e9;
   const std::string deadline =
-      has_deadline ? "timeout --kill-after=" + std::to_string(kKillAfterS) + " " + format_number(input.timeout_s) + " "
-                   : "";
+      has_deadline(input.timeout_s)
+          ? "timeout --kill-after=" + std::to_string(kKillAfterS) + " " + format_number(input.timeout_s) + " "
+          : "";
   sh += "\n"
         "runs=()\n"
         "for ((run = 1; run <= " + std::to_string(input.repeats) + "; run++)); do\n"
@@ -348,11 +346,7 @@ std::optional<TrialStatus> status_of_ended_element(std::string_view state) {
 }
 
 EndFile read_end_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path.string() + ": cannot open the end file");
-  std::stringstream text;
-  text << in.rdbuf();
-  const json document = parse_json_text(text.str(), path.string());
+  const json document = read_json_file(path, "the end file");
   auto fail = [&](const std::string& what) -> EndFile { throw InputError(path.string() + ": " + what); };
   if (!document.is_object() || !document.contains("runs") || !document["runs"].is_array()) {
     return fail("expected an object with a list of runs");

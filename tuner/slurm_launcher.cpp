@@ -460,15 +460,9 @@ std::vector<LaunchOutcome> outcomes_of_finished(const SlurmState& state, const S
     }
     run_end.wall_s = std::max(0.0, run.ended - run.started);
     run_end.command = trial.command + " --out " + shell_command({state.record_path(trial.id, number).string()});
-    LaunchOutcome outcome;
-    outcome.record = record_of_run(config, run_end, element.array->timeout_s, state.record_path(trial.id, number),
-                                   state.stderr_path(trial.id, number));
+    LaunchOutcome outcome = outcome_of_run(config, run_end, element.array->timeout_s,
+                                           state.record_path(trial.id, number), state.stderr_path(trial.id, number));
     outcome.record.provenance["slurm"] = slurm;
-    outcome.exit_code = run_end.exit_code;
-    outcome.signal = run_end.signal;
-    outcome.wall_s = run_end.wall_s;
-    outcome.command = run_end.command;
-    outcome.record_dir = state.trials_dir();
     outcomes.push_back(std::move(outcome));
   }
   return outcomes;

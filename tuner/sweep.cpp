@@ -235,10 +235,7 @@ bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done don
   std::vector<LaunchOutcome> runs;
   for (int r = 0; r < repeats; ++r) {
     LaunchOutcome outcome = launcher_.run(request);
-    if (outcome.interrupted || (interrupt_ && interrupt_->load())) {
-      interrupted_ = true;
-      return false;
-    }
+    if (outcome.interrupted || (interrupt_ && interrupt_->load())) return false;
     runs.push_back(std::move(outcome));
     if (runs.back().record.status != TrialStatus::ok) break;
   }
@@ -246,11 +243,8 @@ bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done don
   return true;
 }
 
-TrialRunner::RoundEnd SequentialRunner::finish_round() {
-  RoundEnd end;
-  end.interrupted = std::exchange(interrupted_, false);
-  return end;
-}
+// Each trial ended inside start, whose false already told the sweep of an interrupt.
+TrialRunner::RoundEnd SequentialRunner::finish_round() { return {}; }
 
 TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const nlohmann::json& prediction,
                            bool is_reference, std::optional<double> reference_loss,

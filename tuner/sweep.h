@@ -87,7 +87,6 @@ class SequentialRunner final : public TrialRunner {
  private:
   Launcher& launcher_;
   const std::atomic<bool>* interrupt_;
-  bool interrupted_ = false;
 };
 
 // Runs a study with `launcher` (a LocalLauncher, or a ReplayLauncher), one trial at a time.
