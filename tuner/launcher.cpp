@@ -46,7 +46,7 @@ using Clock = std::chrono::steady_clock;
 // closely, long enough to cost nothing next to a trial.
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 // Between SIGTERM and SIGKILL: mpirun uses it to take its ranks down cleanly.
-constexpr auto kTermGrace = std::chrono::seconds(3);
+constexpr auto kTermGrace = std::chrono::seconds(kTermGraceSeconds);
 // The trial's own wait for another rank (memfront-trial --timeout) is at most
 // this, and at most half the launcher's timeout, so that a stuck collective
 // fails inside the trial, with a record saying so, before the launcher kills it.
@@ -87,12 +87,6 @@ Fd open_or_fail(const fs::path& path, int flags, const char* doing) {
 bool is_executable_file(const fs::path& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
-std::string format_seconds(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", seconds);
-  return text;
 }
 
 std::string signal_name(int sig) {
@@ -343,6 +337,12 @@ RecordRead read_trial_record(const fs::path& path, const std::string& id) {
 }
 
 }  // namespace
+
+std::string format_seconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", seconds);
+  return text;
+}
 
 LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   const Config& config = request.config;

@@ -86,6 +86,13 @@ LaunchOutcome outcome_of_run(const Config& config, const RunEnd& end, double tim
 // own default wait for a silent peer.
 bool has_deadline(double timeout_s);
 
+// Seconds between SIGTERM and SIGKILL when a trial overruns its timeout, on
+// one machine and under Slurm alike.
+inline constexpr int kTermGraceSeconds = 3;
+
+// Seconds as a short decimal ("2.5", "120"), for command lines and messages.
+std::string format_seconds(double seconds);
+
 // memfront-trial's flags after --config and --out: --quiet, --trace when the
 // request traces, its --timeout for a silent peer (unless trial_args set one),
 // then the request's trial_args.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -15,15 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// The seconds timeout(1) waits between SIGTERM and SIGKILL, as the local launcher.
-constexpr int kKillAfterS = 3;
-
-std::string format_number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
 
 std::string quoted_words(const std::vector<std::string>& words) {
   std::string text;
@@ -210,7 +200,7 @@ std::string batch_script(const BatchScriptInput& input) {
   // after the same grace, and status 124 when it struck.
   const std::string deadline =
       has_deadline(input.timeout_s)
-          ? "timeout --kill-after=" + std::to_string(kKillAfterS) + " " + format_number(input.timeout_s) + " "
+          ? "timeout --kill-after=" + std::to_string(kTermGraceSeconds) + " " + format_seconds(input.timeout_s) + " "
           : "";
   sh += "\n"
         "runs=()\n"
@@ -232,7 +222,7 @@ std::string batch_script(const BatchScriptInput& input) {
 }
 
 std::string default_time_limit(double timeout_s, int repeats) {
-  const double seconds = repeats * (timeout_s + kKillAfterS) + 60;
+  const double seconds = repeats * (timeout_s + kTermGraceSeconds) + 60;
   return std::to_string(static_cast<long long>(std::ceil(seconds / 60)));
 }
 
