@@ -127,6 +127,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--memfront", help="bench_gpu --benchmark_out JSON to compare with")
+    parser.add_argument("--json", help="also write the rows here, as a JSON list")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("pytorch_step.py: no CUDA device visible to PyTorch")
@@ -134,18 +135,28 @@ def main():
     print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}")
     print(f"{'shape':8} {'compute':7} {'pytorch ms':>10} {'memfront ms':>11} {'time ratio':>10} "
           f"{'pytorch MiB':>11} {'memfront MiB':>12} {'memory ratio':>12}")
+    rows = []
     for shape in args.shapes.split(","):
         for compute in args.compute.split(","):
             torch_result = measure(shape, compute, args.steps, args.warmup)
+            row = {"shape": shape, "compute": compute, "pytorch_step_s": torch_result["step_s"],
+                   "pytorch_peak_bytes": torch_result["peak_bytes"]}
+            rows.append(row)
             line = f"{shape:8} {compute:7} {torch_result['step_s'] * 1e3:10.2f}"
             mem_torch = torch_result["peak_bytes"] / (1 << 20)
             if (shape, compute) in memfront:
                 step_s, peak = memfront[(shape, compute)]
+                row.update({"memfront_step_s": step_s, "memfront_peak_bytes": peak,
+                            "time_ratio": step_s / torch_result["step_s"],
+                            "memory_ratio": peak / torch_result["peak_bytes"]})
                 line += (f" {step_s * 1e3:11.2f} {step_s / torch_result['step_s']:10.2f}"
                          f" {mem_torch:11.1f} {peak / (1 << 20):12.1f} {peak / torch_result['peak_bytes']:12.2f}")
             else:
                 line += f" {'-':>11} {'-':>10} {mem_torch:11.1f} {'-':>12} {'-':>12}"
-            print(line)
+            print(line, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":
