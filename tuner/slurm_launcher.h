@@ -22,8 +22,10 @@
 // recorded when Slurm's state puts it down to the trial (TIMEOUT: timeout,
 // OUT_OF_MEMORY: oom, FAILED: failed, with the state in the error) and left
 // out otherwise (CANCELLED, NODE_FAIL, PREEMPTED, ..., or no longer known), so
-// that `sweep --resume` runs it again. A trial whose element is still queued
-// or running when a sweep resumes is waited for, not submitted twice.
+// that `sweep --resume` runs it again; one that Slurm calls COMPLETED is first
+// given kEndFileGrace after it ended for its end file to arrive. A trial whose
+// element is still queued or running when a sweep resumes is waited for, not
+// submitted twice. Every caller decides this with classify() (slurm_classify.h).
 //
 // The state of an element that has left the queue comes from sacct, or from
 // `scontrol show job` where there is no accounting database (sacct then only
