@@ -38,7 +38,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/exit_code.h"
 #include "core/results.h"
+#include "core/time_limits.h"
 #include "core/topology.h"
 #include "kernels/comm.h"
 #include "kernels/cpu/ops.h"
@@ -148,7 +150,7 @@ LinkRates link_rates(int world, int rank, int batches, int repeats) {
   topology.world = world;
   topology.node_of_rank.assign(world, 0);
   Arena arena;
-  const std::unique_ptr<Communicator> comm = make_mpi_communicator(topology, arena, std::chrono::seconds(60));
+  const std::unique_ptr<Communicator> comm = make_mpi_communicator(topology, arena, std::chrono::milliseconds(static_cast<int64_t>(kDefaultCommTimeoutS * 1000)));
   LinkRates rates{0, 0};
   if (rank > 1) return rates;
   const Group pair = {0, 1};
@@ -193,7 +195,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : code(ExitCode::bad_input);
   }
   openblas_set_num_threads(1);
 
@@ -219,7 +221,7 @@ int main(int argc, char** argv) {
   file << calibration.dump(2) << '\n';
   if (!file.flush()) {
     std::fprintf(stderr, "memfront-calibrate: %s: cannot write the calibration file\n", out_path.c_str());
-    return 2;
+    return code(ExitCode::bad_input);
   }
   std::printf("GEMM          %8.2f GFLOP/s (one BLAS thread, the medium step's shapes)\n", gemm * 1e-9);
   std::printf("attention     %8.2f GFLOP/s\n", attention * 1e-9);

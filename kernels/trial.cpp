@@ -12,6 +12,7 @@
 #include "core/annotate.h"
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/exit_code.h"
 #include "kernels/data.h"
 #include "kernels/comm.h"
 #include "kernels/model.h"
@@ -146,7 +147,7 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
     for (int step = 0; step < total_steps; ++step) {
       if (rank == options.crash_rank && step == options.crash_step) {
         std::fprintf(stderr, "memfront-trial: rank %d: crashing at step %d (fault injection)\n", rank, step);
-        std::_Exit(70);
+        std::_Exit(code(ExitCode::injected_crash));
       }
       if (step == config.train.warmup && comm) timed_start = comm->counters();
       // The last warmup step is the one the GPU probe profiles: its kernels

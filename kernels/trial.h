@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/results.h"
+#include "core/time_limits.h"
 
 namespace memfront {
 
@@ -28,7 +29,7 @@ struct TrialOptions {
   // Trace file (Chrome trace-event JSON, one process per rank), written by
   // rank 0; empty: no trace is recorded at all.
   std::filesystem::path trace;
-  std::chrono::milliseconds comm_timeout{60000};  // longest wait for another rank
+  std::chrono::milliseconds comm_timeout{static_cast<int64_t>(kDefaultCommTimeoutS * 1000)};  // longest wait for another rank
   // backend=cuda: run the CUPTI probe (activity records of the whole trial,
   // DRAM bytes per kernel on the last warmup step) into the record's gpu field.
   bool cupti = true;

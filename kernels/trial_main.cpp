@@ -13,6 +13,8 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/exit_code.h"
+#include "core/time_limits.h"
 #include "kernels/mpi_session.h"
 #include "kernels/trial.h"
 
@@ -24,7 +26,7 @@ int main(int argc, char** argv) {
   CLI::App app{"memfront-trial: run one measured training trial"};
   std::string config_path, out_path, trace_path, mem_cap_text, crash_at;
   std::optional<int> steps, warmup, threads;
-  double timeout_s = 60;
+  double timeout_s = kDefaultCommTimeoutS;
   bool quiet = false, no_cupti = false;
   app.add_option("--config", config_path, "trial config (JSON)")->required();
   app.add_option("--out", out_path, "write the trial record (JSON) here");
@@ -34,7 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first (overrides train.warmup)")->check(CLI::NonNegativeNumber);
   app.add_option("--threads", threads, "BLAS threads per rank (overrides train.threads)")->check(CLI::PositiveNumber);
   app.add_option("--mem-cap", mem_cap_text, "emulated device memory per rank (e.g. 64MiB); exceeding it is status oom");
-  app.add_option("--timeout", timeout_s, "seconds a rank waits for another before the trial fails (default 60)")
+  app.add_option("--timeout", timeout_s, "seconds a rank waits for another before the trial fails (default " +
+                                    std::to_string(static_cast<int>(kDefaultCommTimeoutS)) + ")")
       ->check(CLI::PositiveNumber);
   app.add_option("--crash", crash_at, "fault injection for testing: RANK:STEP exits that rank abruptly at that step");
   app.add_flag("--quiet", quiet, "print nothing but errors");
@@ -42,11 +45,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : code(ExitCode::bad_input);
   }
   auto input_error = [&](const std::string& message) {
     if (is_root) std::cerr << "memfront-trial: " << message << "\n";
-    return 2;
+    return code(ExitCode::bad_input);
   };
 
   TrialOptions options;
@@ -84,12 +87,12 @@ int main(int argc, char** argv) {
     if (!is_root) return 0;
     if (!out_path.empty()) write_record_file(out_path, record);
     if (!quiet) std::cout << format_summary(record);
-    return record.status == TrialStatus::ok ? 0 : 3;
+    return code(record.status == TrialStatus::ok ? ExitCode::ok : ExitCode::trial_failed);
   } catch (const InputError& e) {
     return input_error(e.what());
   } catch (const std::exception& e) {
     std::cerr << "memfront-trial: rank " << mpi.rank() << ": " << e.what() << "\n";
-    if (mpi.world() > 1) MpiSession::abort(1);
-    return 1;
+    if (mpi.world() > 1) MpiSession::abort(code(ExitCode::failure));
+    return code(ExitCode::failure);
   }
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/exit_code.h"
 #include "core/results.h"
 
 using namespace memfront;
@@ -102,12 +103,12 @@ int main(int argc, char** argv) {
 
   if (mode == "bad_input" || config_path.empty() || out_path.empty()) {
     if (is_root) std::fprintf(stderr, "fake_trial: --config: bad input (mode %s)\n", mode.c_str());
-    return 2;
+    return code(ExitCode::bad_input);
   }
   if (mode == "segv") {
     std::fprintf(stderr, "fake_trial: about to dereference null\n");
     std::raise(SIGSEGV);
-    return 1;
+    return code(ExitCode::failure);
   }
 
   const Config config = load_config(config_path);
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
     record.metrics = fake_metrics(config);
     write(record);
     std::fprintf(stderr, "fake_trial: %s\n", record.error.c_str());
-    return 3;
+    return code(ExitCode::trial_failed);
   }
   if (mode == "garbage") {
     if (is_root) std::ofstream(out_path, std::ios::trunc) << "this is {not a record\n";
@@ -168,5 +169,5 @@ int main(int argc, char** argv) {
     return 7;
   }
   std::fprintf(stderr, "fake_trial: unknown FAKE_TRIAL_MODE '%s'\n", mode.c_str());
-  return 2;
+  return code(ExitCode::bad_input);
 }

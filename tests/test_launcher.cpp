@@ -89,10 +89,10 @@ void expect_record_basics(const LaunchOutcome& outcome, const Config& config) {
   EXPECT_EQ(outcome.record.config, to_json(config));
   const auto& launcher = outcome.record.provenance.at("launcher");
   EXPECT_EQ(launcher.at("command"), outcome.command);
-  EXPECT_EQ(launcher.at("exit_code"), outcome.exit_code);
-  EXPECT_EQ(launcher.at("signal"), outcome.signal);
-  EXPECT_DOUBLE_EQ(launcher.at("wall_s").get<double>(), outcome.wall_s);
-  EXPECT_GT(outcome.wall_s, 0);
+  EXPECT_EQ(launcher.at("exit_code"), outcome.end.exit_code);
+  EXPECT_EQ(launcher.at("signal"), outcome.end.signal);
+  EXPECT_DOUBLE_EQ(launcher.at("wall_s").get<double>(), outcome.end.wall_s);
+  EXPECT_GT(outcome.end.wall_s, 0);
   // The record the sweep stores must read back.
   EXPECT_NO_THROW(record_from_json(to_json(outcome.record), "outcome"));
 }
@@ -108,9 +108,9 @@ TEST_F(LauncherTest, OkRecordComesBackWithTheCommandThatRan) {
   EXPECT_EQ(outcome.record.status, TrialStatus::ok) << outcome.record.error;
   EXPECT_EQ(outcome.record.error, "");
   EXPECT_TRUE(outcome.record.metrics);
-  EXPECT_EQ(outcome.exit_code, 0);
-  EXPECT_EQ(outcome.signal, 0);
-  EXPECT_FALSE(outcome.interrupted);
+  EXPECT_EQ(outcome.end.exit_code, 0);
+  EXPECT_EQ(outcome.end.signal, 0);
+  EXPECT_FALSE(outcome.end.interrupted);
   expect_record_basics(outcome, config);
 
   const std::string id = config_id(config);
@@ -165,7 +165,7 @@ TEST_F(LauncherTest, AStaleRecordIsNotTakenForTheNewRun) {
 TEST_F(LauncherTest, AbortIsAFailureWithTheSignalStderrAndTheTrialsOwnWord) {
   const LaunchOutcome outcome = run_fake("crash");
   EXPECT_EQ(outcome.record.status, TrialStatus::failed);
-  EXPECT_EQ(outcome.signal, SIGABRT);
+  EXPECT_EQ(outcome.end.signal, SIGABRT);
   EXPECT_TRUE(outcome.record.error.starts_with("killed by signal 6 (SIGABRT)")) << outcome.record.error;
   EXPECT_TRUE(contains(outcome.record.error, "the trial did not finish")) << outcome.record.error;
   EXPECT_TRUE(contains(outcome.record.error, "stderr: fake_trial: step 1 | fake_trial: giving up"))
@@ -176,7 +176,7 @@ TEST_F(LauncherTest, AbortIsAFailureWithTheSignalStderrAndTheTrialsOwnWord) {
 TEST_F(LauncherTest, SegfaultWithNoRecordStillGivesAWholeRecord) {
   const LaunchOutcome outcome = run_fake("segv");
   EXPECT_EQ(outcome.record.status, TrialStatus::failed);
-  EXPECT_EQ(outcome.signal, SIGSEGV);
+  EXPECT_EQ(outcome.end.signal, SIGSEGV);
   EXPECT_TRUE(outcome.record.error.starts_with("killed by signal 11 (SIGSEGV); stderr: fake_trial: about to"))
       << outcome.record.error;
   EXPECT_FALSE(outcome.record.metrics);
@@ -186,26 +186,26 @@ TEST_F(LauncherTest, SegfaultWithNoRecordStillGivesAWholeRecord) {
 TEST_F(LauncherTest, AHangDeafToSigtermIsKilledAfterTheTimeout) {
   const LaunchOutcome outcome = run_fake("hang", 1);
   EXPECT_EQ(outcome.record.status, TrialStatus::timeout);
-  EXPECT_EQ(outcome.signal, SIGKILL);
-  EXPECT_FALSE(outcome.interrupted);
+  EXPECT_EQ(outcome.end.signal, SIGKILL);
+  EXPECT_FALSE(outcome.end.interrupted);
   EXPECT_TRUE(outcome.record.error.starts_with("timed out after 1 s")) << outcome.record.error;
   EXPECT_TRUE(contains(outcome.record.error, "hanging, deaf to SIGTERM")) << outcome.record.error;
-  EXPECT_GE(outcome.wall_s, 1.0 + 2.5);  // the SIGTERM grace was given
-  EXPECT_LT(outcome.wall_s, 5.5);
+  EXPECT_GE(outcome.end.wall_s, 1.0 + 2.5);  // the SIGTERM grace was given
+  EXPECT_LT(outcome.end.wall_s, 5.5);
   expect_record_basics(outcome, tiny_config());
 }
 
 TEST_F(LauncherTest, ASleeperEndsAtTheSigterm) {
   const LaunchOutcome outcome = run_fake("sleep", 1);
   EXPECT_EQ(outcome.record.status, TrialStatus::timeout);
-  EXPECT_EQ(outcome.signal, SIGTERM);
-  EXPECT_LT(outcome.wall_s, 2.0);
+  EXPECT_EQ(outcome.end.signal, SIGTERM);
+  EXPECT_LT(outcome.end.wall_s, 2.0);
 }
 
 TEST_F(LauncherTest, SigkillFromOutsideIsTheOutOfMemoryKiller) {
   const LaunchOutcome outcome = run_fake("killed");
   EXPECT_EQ(outcome.record.status, TrialStatus::oom);
-  EXPECT_EQ(outcome.signal, SIGKILL);
+  EXPECT_EQ(outcome.end.signal, SIGKILL);
   EXPECT_TRUE(outcome.record.error.starts_with("killed by SIGKILL (likely the out-of-memory killer)"))
       << outcome.record.error;
 }
@@ -213,7 +213,7 @@ TEST_F(LauncherTest, SigkillFromOutsideIsTheOutOfMemoryKiller) {
 TEST_F(LauncherTest, ExitThreeKeepsTheTrialsRecord) {
   const LaunchOutcome outcome = run_fake("oom");
   EXPECT_EQ(outcome.record.status, TrialStatus::oom);
-  EXPECT_EQ(outcome.exit_code, 3);
+  EXPECT_EQ(outcome.end.exit_code, 3);
   EXPECT_EQ(outcome.record.error, "rank 0: out of memory: activations needs 4096 bytes over the 1024-byte cap");
   EXPECT_TRUE(outcome.record.metrics);
   EXPECT_EQ(outcome.record.provenance.at("fake_trial"), true);  // the trial's provenance, plus the launcher's
@@ -223,7 +223,7 @@ TEST_F(LauncherTest, ExitThreeKeepsTheTrialsRecord) {
 TEST_F(LauncherTest, GarbageAfterExitZeroIsAFailure) {
   const LaunchOutcome outcome = run_fake("garbage");
   EXPECT_EQ(outcome.record.status, TrialStatus::failed);
-  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_EQ(outcome.end.exit_code, 0);
   EXPECT_TRUE(outcome.record.error.starts_with("exit 0 but the record is unreadable: ")) << outcome.record.error;
   EXPECT_TRUE(contains(outcome.record.error, "not valid JSON")) << outcome.record.error;
   expect_record_basics(outcome, tiny_config());
@@ -241,7 +241,7 @@ TEST_F(LauncherTest, ARecordOfAnotherConfigIsAFailure) {
 TEST_F(LauncherTest, OtherExitCodesCarryTheLastLinesOfStderr) {
   const LaunchOutcome outcome = run_fake("exit7");
   EXPECT_EQ(outcome.record.status, TrialStatus::failed);
-  EXPECT_EQ(outcome.exit_code, 7);
+  EXPECT_EQ(outcome.end.exit_code, 7);
   EXPECT_TRUE(outcome.record.error.starts_with("exited with code 7")) << outcome.record.error;
   EXPECT_TRUE(outcome.record.error.ends_with(
       "stderr: fake_trial: line 5 | fake_trial: line 6 | fake_trial: line 7 | fake_trial: line 8 | "
@@ -253,7 +253,7 @@ TEST_F(LauncherTest, OtherExitCodesCarryTheLastLinesOfStderr) {
 TEST_F(LauncherTest, ExitTwoIsInvalidWithTheTrialsLine) {
   const LaunchOutcome outcome = run_fake("bad_input");
   EXPECT_EQ(outcome.record.status, TrialStatus::invalid);
-  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_EQ(outcome.end.exit_code, 2);
   EXPECT_EQ(outcome.record.error, "fake_trial: --config: bad input (mode bad_input)");
   expect_record_basics(outcome, tiny_config());
 }
@@ -267,10 +267,10 @@ TEST_F(LauncherTest, AnInterruptStopsAHangingTrial) {
   });
   const LaunchOutcome outcome = LocalLauncher(&interrupt).run(request(tiny_config(), 60, MEMFRONT_FAKE_TRIAL));
   interrupter.join();
-  EXPECT_TRUE(outcome.interrupted);
+  EXPECT_TRUE(outcome.end.interrupted);
   EXPECT_EQ(outcome.record.status, TrialStatus::failed);
   EXPECT_EQ(outcome.record.error, "interrupted");
-  EXPECT_LT(outcome.wall_s, 5);
+  EXPECT_LT(outcome.end.wall_s, 5);
   expect_record_basics(outcome, tiny_config());
 }
 
@@ -278,10 +278,10 @@ TEST_F(LauncherTest, AnInterruptBeforeTheStartRunsNothing) {
   std::atomic<bool> interrupt{true};
   setenv("FAKE_TRIAL_MODE", "hang", 1);
   const LaunchOutcome outcome = LocalLauncher(&interrupt).run(request(tiny_config(), 60, MEMFRONT_FAKE_TRIAL));
-  EXPECT_TRUE(outcome.interrupted);
+  EXPECT_TRUE(outcome.end.interrupted);
   EXPECT_EQ(outcome.record.status, TrialStatus::failed);
   EXPECT_EQ(outcome.record.error, "interrupted");
-  EXPECT_LT(outcome.wall_s, 0.5);
+  EXPECT_LT(outcome.end.wall_s, 0.5);
 }
 
 TEST_F(LauncherTest, MpirunRunsTheRanksAndTheWholeGroupIsKilledOnTimeout) {
@@ -295,7 +295,7 @@ TEST_F(LauncherTest, MpirunRunsTheRanksAndTheWholeGroupIsKilledOnTimeout) {
   // (TearDown checks that nothing is left).
   const LaunchOutcome hang = run_fake("hang", 1, 2);
   EXPECT_EQ(hang.record.status, TrialStatus::timeout);
-  EXPECT_LT(hang.wall_s, 6);
+  EXPECT_LT(hang.end.wall_s, 6);
 }
 
 TEST_F(LauncherTest, SetUpProblemsThrowInsteadOfBecomingRecords) {
@@ -338,7 +338,7 @@ TEST_F(LauncherTest, RealTrialOutOfMemory) {
   r.trial_args = {"--mem-cap", "300KiB"};
   const LaunchOutcome outcome = LocalLauncher().run(r);
   EXPECT_EQ(outcome.record.status, TrialStatus::oom) << outcome.record.error;
-  EXPECT_EQ(outcome.exit_code, 3);
+  EXPECT_EQ(outcome.end.exit_code, 3);
   EXPECT_TRUE(contains(outcome.record.error, "300")) << outcome.record.error;  // names the cap
 }
 
@@ -347,9 +347,9 @@ TEST_F(LauncherTest, RealTwoRankCrashFailsWithinTheTimeout) {
   r.trial_args = {"--crash", "1:1"};
   const LaunchOutcome outcome = LocalLauncher().run(r);
   EXPECT_EQ(outcome.record.status, TrialStatus::failed) << outcome.record.error;
-  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.end.exit_code, 0);
   EXPECT_TRUE(contains(outcome.record.error, "crashing at step 1")) << outcome.record.error;
-  EXPECT_LT(outcome.wall_s, 30);
+  EXPECT_LT(outcome.end.wall_s, 30);
 }
 
 TEST_F(LauncherTest, RealTwoRankBadInputIsInvalidWithTheTrialsLine) {

@@ -22,7 +22,9 @@
 #include "core/results.h"
 #include "tuner/launcher.h"
 #include "tuner/slurm.h"
+#include "tuner/slurm_classify.h"
 #include "tuner/slurm_launcher.h"
+#include "tuner/slurm_records.h"
 
 using namespace memfront;
 namespace fs = std::filesystem;
@@ -290,6 +292,72 @@ TEST(SlurmParse, WhatBecomesOfAnElementThatEndedWithoutItsEndFile) {
   EXPECT_FALSE(element_is_active(""));
 }
 
+// One decision for an element's fate, as every caller (sweep take-over,
+// sweep wait, collect, status) now makes it. The bug: only the waiting sweep
+// gave a COMPLETED element without its end file the grace to let the file
+// arrive; the others recorded it failed at once.
+TEST(SlurmClassify, EveryCallerGetsTheSameFateFromTheSameSighting) {
+  const ElementState pending{"PENDING", "Priority", "", "", std::nullopt};
+  const ElementState running{"RUNNING", "", "node1", "", std::nullopt};
+  auto ended = [](const char* state) { return ElementState{state, "", "node1", "0:0", std::nullopt}; };
+  const ElementState completed = ended("COMPLETED"), timeout = ended("TIMEOUT"), oom = ended("OUT_OF_MEMORY"),
+                     failed = ended("FAILED"), cancelled = ended("CANCELLED"), node_fail = ended("NODE_FAIL"),
+                     completing = ended("COMPLETING");
+  using std::chrono::seconds;
+  struct Row {
+    const char* what;
+    ElementSighting sighting;
+    ElementFate fate;
+    std::optional<TrialStatus> status;
+  };
+  const std::vector<Row> table = {
+      {"end file, whatever Slurm says", {true, true, nullptr, &cancelled, seconds(1)}, ElementFate::finished, {}},
+      {"end file, squeue failed", {true, false, nullptr, nullptr, {}}, ElementFate::finished, {}},
+      {"queued", {false, true, &pending, nullptr, {}}, ElementFate::in_queue, {}},
+      {"running", {false, true, &running, nullptr, {}}, ElementFate::in_queue, {}},
+      {"squeue failed", {false, false, nullptr, &completed, seconds(100)}, ElementFate::unknown, {}},
+      {"accounting still active", {false, true, nullptr, &completing, {}}, ElementFate::in_queue, {}},
+      {"completed just now", {false, true, nullptr, &completed, seconds(5)}, ElementFate::awaiting_end_file, {}},
+      {"completed 29 s ago", {false, true, nullptr, &completed, seconds(29)}, ElementFate::awaiting_end_file, {}},
+      {"completed past the grace", {false, true, nullptr, &completed, kEndFileGrace}, ElementFate::recorded,
+       TrialStatus::failed},
+      {"completed, end unknown", {false, true, nullptr, &completed, {}}, ElementFate::recorded, TrialStatus::failed},
+      {"timeout", {false, true, nullptr, &timeout, seconds(1)}, ElementFate::recorded, TrialStatus::timeout},
+      {"out of memory", {false, true, nullptr, &oom, seconds(1)}, ElementFate::recorded, TrialStatus::oom},
+      {"failed", {false, true, nullptr, &failed, seconds(1)}, ElementFate::recorded, TrialStatus::failed},
+      {"cancelled", {false, true, nullptr, &cancelled, seconds(1)}, ElementFate::lost, {}},
+      {"node failure", {false, true, nullptr, &node_fail, {}}, ElementFate::lost, {}},
+      {"forgotten by Slurm", {false, true, nullptr, nullptr, {}}, ElementFate::lost, {}},
+  };
+  for (const Row& row : table) {
+    const ElementVerdict verdict = classify(row.sighting);
+    EXPECT_EQ(verdict.fate, row.fate) << row.what;
+    EXPECT_EQ(verdict.status, row.status) << row.what;
+  }
+  EXPECT_EQ(classify({false, true, nullptr, &timeout, {}}).slurm_state, "TIMEOUT");
+  EXPECT_EQ(classify({false, true, &running, nullptr, {}}).slurm_state, "RUNNING");
+}
+
+TEST(SlurmParse, EndTimesOfEndedElements) {
+  const ArrayStates sacct = parse_sacct(
+      "50_0|COMPLETED|0:0|node1|2026-12-07T17:00:27\n"
+      "50_1|PENDING|0:0|None assigned|Unknown\n");
+  std::tm when{};
+  when.tm_year = 2026 - 1900;
+  when.tm_mon = 11;
+  when.tm_mday = 7;
+  when.tm_hour = 17;
+  when.tm_min = 0;
+  when.tm_sec = 27;
+  when.tm_isdst = -1;
+  EXPECT_EQ(sacct.at("50").at(0).ended, std::mktime(&when));
+  EXPECT_EQ(sacct.at("50").at(1).ended, std::nullopt);
+  const ArrayStates scontrol = parse_scontrol_jobs(
+      "JobId=43 ArrayJobId=40 ArrayTaskId=0 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 "
+      "EndTime=2026-12-07T17:00:27 NodeList=localhost\n");
+  EXPECT_EQ(scontrol.at("40").at(0).ended, std::mktime(&when));
+}
+
 TEST(SlurmEndFile, AGarbageOrIncompleteEndFileSaysWhatIsWrong) {
   const fs::path dir = fresh_dir("end-file");
   const fs::path path = dir / "x.end.json";
@@ -425,7 +493,7 @@ TEST_F(SlurmOutcomes, AnOkRunKeepsItsRecordWithTheNodesSlurmGave) {
   EXPECT_EQ(runs[0].record.status, TrialStatus::ok) << runs[0].record.error;
   EXPECT_EQ(runs[0].record.provenance["slurm"]["nodes"], "node[1-2]");
   EXPECT_EQ(runs[0].record.provenance["slurm"]["job_id"], "20");
-  EXPECT_EQ(runs[0].wall_s, 2.5);
+  EXPECT_EQ(runs[0].end.wall_s, 2.5);
   EXPECT_TRUE(contains(runs[0].command, "srun memfront-trial --out ")) << runs[0].command;
   EXPECT_EQ(runs[0].record_dir, state_->trials_dir());
 }

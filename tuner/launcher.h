@@ -13,15 +13,20 @@
 
 #include "core/config.h"
 #include "core/results.h"
+#include "core/time_limits.h"
+#include "tuner/process.h"
 
 namespace memfront {
+
+// The mpirun a study runs its multi-rank trials with unless it names another.
+inline constexpr const char* kDefaultMpirun = "mpirun";
 
 struct LaunchRequest {
   Config config;                      // normalized; config.world ranks
   std::filesystem::path work_dir;     // gets <id>.config.json, <id>.record.json, <id>.stderr
-  double timeout_s = 300;             // wall time before the process group is killed
+  double timeout_s = kDefaultTrialTimeoutS;  // wall time before the process group is stopped
   std::filesystem::path trial_exe;    // memfront-trial
-  std::string mpirun = "mpirun";      // used when config.world > 1
+  std::string mpirun = kDefaultMpirun;   // used when config.world > 1
   std::vector<std::string> mpirun_args;  // e.g. --oversubscribe (--allow-run-as-root is added for root)
   std::vector<std::string> trial_args;   // extra memfront-trial arguments (e.g. --mem-cap 1GiB)
   bool trace = false;                 // the trial writes a trace to <work_dir>/<id>.trace.json
@@ -32,12 +37,9 @@ struct LaunchRequest {
 };
 
 struct LaunchOutcome {
-  TrialRecord record;      // always filled: status ok, failed, timeout, oom or invalid (bad input)
-  int exit_code = 0;       // when it exited
-  int signal = 0;          // when a signal ended it
-  double wall_s = 0;
-  bool interrupted = false;  // stopped because the sweep was interrupted: not a result
-  std::string command;       // the command line that ran
+  TrialRecord record;   // always filled: status ok, failed, timeout, oom or invalid (bad input)
+  ProcessEnd end;       // how the run ended; end.interrupted: stopped because the sweep was, not a result
+  std::string command;  // the command line that ran
   std::filesystem::path record_dir;  // the folder of the trial's record, which names its trace relative to it
 };
 
@@ -63,32 +65,19 @@ class LocalLauncher final : public Launcher {
   const std::atomic<bool>* interrupt_;
 };
 
-// How one run of a trial ended, as whatever ran it saw it: this machine's
-// launcher, or a Slurm job array element (tuner/slurm_launcher.h).
-struct RunEnd {
-  int exit_code = 0;         // when it exited
-  int signal = 0;            // when a signal ended it
-  bool timed_out = false;    // stopped at its deadline
-  bool interrupted = false;  // stopped because the sweep was interrupted
-  double wall_s = 0;
-  std::string command;       // the command line that ran
-};
-
-// The outcome of a run: its end, and as its record the record memfront-trial
-// left at record_path when it is one for this config (metrics of a failed run
-// included), with the run's end as its status and error (the tail of the
-// stderr file included) and the launcher's account of it in
-// provenance.launcher. Its record_dir is record_path's folder.
-LaunchOutcome outcome_of_run(const Config& config, const RunEnd& end, double timeout_s,
+// The outcome of a run that ended as `end`, by `command`: as its record the
+// record memfront-trial left at record_path when it is one for this config
+// (metrics of a failed run included), with the run's end as its status and
+// error (the tail of the stderr file included) and the launcher's account of
+// it in provenance.launcher. Its record_dir is record_path's folder. The end
+// is this machine's (LocalLauncher) or a Slurm array element's run
+// (tuner/slurm_records.h).
+LaunchOutcome outcome_of_run(const Config& config, const ProcessEnd& end, const std::string& command, double timeout_s,
                              const std::filesystem::path& record_path, const std::filesystem::path& stderr_path);
 
 // No timeout (0, negative or absurdly long) means no deadline, and the trial's
 // own default wait for a silent peer.
 bool has_deadline(double timeout_s);
-
-// Seconds between SIGTERM and SIGKILL when a trial overruns its timeout, on
-// one machine and under Slurm alike.
-inline constexpr int kTermGraceSeconds = 3;
 
 // Seconds as a short decimal ("2.5", "120"), for command lines and messages.
 std::string format_seconds(double seconds);
@@ -98,9 +87,19 @@ std::string format_seconds(double seconds);
 // then the request's trial_args.
 std::vector<std::string> trial_flags(const LaunchRequest& request, const std::filesystem::path& trace_path);
 
-// A program as execv needs it: the name itself when it has a '/' and is
-// executable, else the first executable of that name on PATH.
-std::optional<std::filesystem::path> find_program(const std::string& name);
+// How memfront runs `ranks` ranks of a program on this machine: mpirun's
+// argv up to the program (`mpirun -np N`, --allow-run-as-root when running as
+// root unless mpirun_args have it, then mpirun_args). The local launcher and
+// memfront calibrate both use it.
+std::vector<std::string> mpirun_command(const std::string& mpirun, const std::vector<std::string>& mpirun_args,
+                                        int ranks);
+
+// memfront calibrate's command line: memfront-calibrate under mpirun on
+// kCalibrateRanks ranks (a link needs two), oversubscribed so that it runs on
+// a one-core machine too.
+inline constexpr int kCalibrateRanks = 2;
+std::vector<std::string> calibrate_command(const std::filesystem::path& calibrate_exe,
+                                           const std::filesystem::path& out, bool quick);
 
 // One shell word in single quotes: nothing inside is expanded; a quote in
 // the text closes the quotes, adds an escaped quote and reopens them. For

@@ -8,8 +8,8 @@
 //   memfront predict config.json [--world N] [--ranks-per-node R] [--json]
 //   memfront calibrate [--out F] [--quick]
 //   memfront status results.jsonl
-// Exit status: 0 done; 1 a run-time failure; 2 bad input (one line on stderr);
-// 130 interrupted (what finished is recorded; --resume continues).
+// Exit status (core/exit_code.h): ok; failure, a run-time failure; bad_input
+// (one line on stderr); interrupted (what finished is recorded; --resume continues).
 #include <unistd.h>
 
 #include <atomic>
@@ -22,13 +22,16 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
+#include "core/exit_code.h"
 #include "core/json_file.h"
 #include "core/pareto.h"
 #include "tuner/cost_model.h"
 #include "tuner/export.h"
 #include "tuner/launcher.h"
 #include "tuner/metrics.h"
+#include "tuner/process.h"
 #include "tuner/search.h"
+#include "tuner/slurm_collect.h"
 #include "tuner/slurm_launcher.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
@@ -220,7 +223,7 @@ int run_sweep_command(const SweepFlags& flags) {
       std::cerr << "memfront: " << summary.left_running << " trials go on in Slurm (scancel their jobs to stop "
                 << "them); memfront collect " << results_text << " merges them as they finish\n";
     }
-    return 130;
+    return code(ExitCode::interrupted);
   }
   if (summary.left_running > 0) {
     std::cerr << "memfront: " << summary.left_running << " trials are in Slurm's queue; memfront status "
@@ -230,7 +233,7 @@ int run_sweep_command(const SweepFlags& flags) {
   if (summary.lost > 0) {
     std::cerr << "memfront: " << summary.lost << " trials ended without a result (cancelled, preempted, or lost "
               << "with their node) and are not recorded; run again with --resume to run them\n";
-    return 1;
+    return code(ExitCode::failure);
   }
   return 0;
 }
@@ -371,7 +374,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : code(ExitCode::bad_input);
   }
 
   try {
@@ -439,15 +442,22 @@ int main(int argc, char** argv) {
     if (calibrate->parsed()) {
       const std::filesystem::path out = out_path.empty() ? default_calibration_path() : std::filesystem::path(out_path);
       if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-      const std::filesystem::path exe = find_calibrate_executable();
-      const std::string command = "mpirun -np 2 --oversubscribe " +
-                                  std::string(geteuid() == 0 ? "--allow-run-as-root " : "") + shell_quote(exe.string()) +
-                                  " --out " + shell_quote(out.string()) + (quick ? " --quick" : "");
-      std::cerr << "memfront: " << command << "\n";
-      const int rc = std::system(command.c_str());
-      if (rc != 0) {
-        std::cerr << "memfront: calibration failed (status " << rc << ")\n";
-        return 1;
+      ProcessRequest run;
+      run.argv = calibrate_command(find_calibrate_executable(), out, quick);
+      // Its own process group does not see the terminal's Ctrl-C: the handler
+      // passes it on, and the module stops the whole group.
+      run.interrupt = &interrupted;
+      std::signal(SIGINT, on_interrupt);
+      std::cerr << "memfront: " << shell_command(run.argv) << "\n";
+      const ProcessEnd end = run_process(run);
+      std::cout << end.out << std::flush;
+      if (end.interrupted) {
+        std::cerr << "memfront: calibration interrupted\n";
+        return code(ExitCode::interrupted);
+      }
+      if (!end.ok()) {
+        std::cerr << "memfront: calibration failed: " << describe(end) << "\n" << end.err_tail;
+        return code(ExitCode::failure);
       }
       const Calibration calibration = load_calibration(out);
       std::printf("calibrated %s: sgemm %.1f GFLOP/s, attention %.1f GFLOP/s, memory %.1f GB/s, link %.1f us + %.2f GB/s\n",
@@ -484,10 +494,10 @@ int main(int argc, char** argv) {
     }
   } catch (const InputError& e) {
     std::cerr << "memfront: " << e.what() << "\n";
-    return 2;
+    return code(ExitCode::bad_input);
   } catch (const std::exception& e) {
     std::cerr << "memfront: " << e.what() << "\n";
-    return 1;
+    return code(ExitCode::failure);
   }
   return 0;
 }

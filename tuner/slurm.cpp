@@ -1,10 +1,13 @@
 #include "tuner/slurm.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
+#include "core/exit_code.h"
 #include "core/json_file.h"
 #include "tuner/launcher.h"
 
@@ -72,6 +75,24 @@ std::vector<std::string> string_list(const json& node, const std::string& pointe
     list.push_back(node[i].get<std::string>());
   }
   return list;
+}
+
+// Slurm's local time stamp "2026-12-07T17:00:27"; "Unknown", "None" or
+// anything else: nullopt.
+std::optional<std::time_t> parse_slurm_time(std::string_view text) {
+  std::tm parts{};
+  char tail = 0;
+  const std::string copy(text);
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &parts.tm_year, &parts.tm_mon, &parts.tm_mday,
+                  &parts.tm_hour, &parts.tm_min, &parts.tm_sec, &tail) != 6) {
+    return std::nullopt;
+  }
+  parts.tm_year -= 1900;
+  parts.tm_mon -= 1;
+  parts.tm_isdst = -1;  // Slurm prints local time; mktime knows whether DST applied
+  const std::time_t time = std::mktime(&parts);
+  if (time == static_cast<std::time_t>(-1)) return std::nullopt;
+  return time;
 }
 
 }  // namespace
@@ -172,7 +193,7 @@ std::string batch_script(const BatchScriptInput& input) {
       "set -u\n"
       "# Cancelled, preempted or out of time: end without an end file, so that the\n"
       "# sweep sees Slurm's verdict rather than a run that seems to have failed.\n"
-      "trap 'exit 143' TERM\n"
+      "trap 'exit " + std::to_string(code(ExitCode::terminated)) + "' TERM\n"
       "\n"
       "trials=" + shell_quote(input.trials_dir.string()) + "\n"
       "case ${SLURM_ARRAY_TASK_ID:?runs as an element of a job array} in\n";
@@ -181,7 +202,8 @@ std::string batch_script(const BatchScriptInput& input) {
     sh += "  " + std::to_string(i) + ") id=" + shell_quote(element.id) + "; trial=(" +
           quoted_words(element.trial_command) + ") ;;\n";
   }
-  sh += "  *) echo \"memfront: array element $SLURM_ARRAY_TASK_ID has no trial\" >&2; exit 2 ;;\n"
+  sh += "  *) echo \"memfront: array element $SLURM_ARRAY_TASK_ID has no trial\" >&2; exit " +
+        std::to_string(code(ExitCode::bad_input)) + " ;;\n"
         "esac\n"
         "srun_options=(" + quoted_words(srun_options(input.shape, input.srun_args)) + ")\n";
   if (input.shape.distribution == "arbitrary") {
@@ -284,6 +306,7 @@ ArrayStates parse_sacct(std::string_view output) {
     state.state = std::string(fields[1].substr(0, fields[1].find(' ')));
     state.exit_code = std::string(fields[2]);
     state.nodes = fields[3] == "None assigned" ? "" : std::string(fields[3]);
+    if (fields.size() > 4) state.ended = parse_slurm_time(fields[4]);
   }
   return states;
 }
@@ -313,6 +336,7 @@ ArrayStates parse_scontrol_jobs(std::string_view output) {
     const std::string_view nodes = field("NodeList").value_or("(null)");
     state.nodes = nodes == "(null)" ? "" : std::string(nodes);
     state.exit_code = std::string(field("ExitCode").value_or(""));
+    state.ended = parse_slurm_time(field("EndTime").value_or(""));
   }
   return states;
 }
@@ -333,6 +357,29 @@ std::optional<TrialStatus> status_of_ended_element(std::string_view state) {
   // CANCELLED, PREEMPTED, NODE_FAIL, BOOT_FAIL, DEADLINE, REVOKED, or no
   // longer known: nothing says what the trial would have done.
   return std::nullopt;
+}
+
+std::string one_line(std::string_view text, size_t limit) {
+  std::string line;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!line.empty() && line.back() != ' ') line += ' ';
+    } else {
+      line += c;
+    }
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  if (line.size() > limit) line = line.substr(0, limit - 3) + "...";
+  return line;
+}
+
+std::string joined(const std::set<std::string>& words, char separator) {
+  std::string text;
+  for (const std::string& word : words) {
+    if (!text.empty()) text += separator;
+    text += word;
+  }
+  return text;
 }
 
 EndFile read_end_file(const fs::path& path) {

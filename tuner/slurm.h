@@ -8,8 +8,10 @@
 // reaches Slurm either as one argv word of sbatch (no shell sees it) or as a
 // single-quoted word of the batch script (shell_quote: nothing in it is
 // expanded). The script names no value in a comment.
+#include <ctime>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +21,7 @@
 
 #include "core/config.h"
 #include "core/results.h"
+#include "core/time_limits.h"
 
 namespace memfront {
 
@@ -70,7 +73,7 @@ struct BatchScriptInput {
   std::vector<ArrayElement> elements;  // element i of the array runs elements[i]
   std::filesystem::path trials_dir;    // where each run leaves <id>.<run>.record.json and .stderr, then <id>.end.json
   int repeats = 1;
-  double timeout_s = 300;              // per run, as the local launcher's
+  double timeout_s = kDefaultTrialTimeoutS;  // per run, as the local launcher's
   std::vector<std::string> srun_args;
 };
 
@@ -111,6 +114,7 @@ struct ElementState {
   std::string reason;  // why it is pending, or empty
   std::string nodes;   // its node list, or empty
   std::string exit_code;  // "0:0" (exit:signal) when known
+  std::optional<std::time_t> ended;  // when it ended (sacct's End, scontrol's EndTime), when known
 };
 
 // Elements by array job id and index. Lines of a job that is not an array
@@ -119,7 +123,7 @@ using ArrayStates = std::map<std::string, std::map<int, ElementState>>;
 
 // squeue -h -r -o '%F|%K|%T|%r|%N'
 ArrayStates parse_squeue(std::string_view output);
-// sacct -n -P -X -o JobID,State,ExitCode,NodeList
+// sacct -n -P -X -o JobID,State,ExitCode,NodeList,End
 ArrayStates parse_sacct(std::string_view output);
 // scontrol -o show job <id> (one line per job)
 ArrayStates parse_scontrol_jobs(std::string_view output);
@@ -132,6 +136,13 @@ bool element_is_active(std::string_view state);
 // the record's status, or nullopt when the trial is to run again (cancelled,
 // preempted, node failure, or an element Slurm no longer knows of).
 std::optional<TrialStatus> status_of_ended_element(std::string_view state);
+
+// Text for a one-line message: whitespace runs become one space, at most
+// `limit` characters (the end cut to "...").
+std::string one_line(std::string_view text, size_t limit = 500);
+
+// The words with `separator` between them ("1,2,3").
+std::string joined(const std::set<std::string>& words, char separator);
 
 // The element's end file (<id>.end.json), as the batch script writes it.
 struct EndFile {

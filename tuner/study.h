@@ -39,6 +39,7 @@
 
 #include "core/config.h"
 #include "tuner/expr.h"
+#include "tuner/launcher.h"
 
 namespace memfront {
 
@@ -71,8 +72,8 @@ struct SearchSettings {
 
 struct LauncherSettings {
   std::string kind = "local";  // local (this issue); slurm later
-  double timeout_s = 300;      // per trial
-  std::string mpirun = "mpirun";
+  double timeout_s = kDefaultTrialTimeoutS;  // per trial
+  std::string mpirun = kDefaultMpirun;
   std::vector<std::string> mpirun_args;  // added to every mpirun line
   bool trace = false;          // every trial writes a trace (Chrome trace-event JSON) beside its record
 };

@@ -8,11 +8,13 @@
 #include <map>
 #include <ostream>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include "core/error.h"
 #include "core/pareto.h"
 #include "tuner/metrics.h"
+#include "tuner/process.h"
 #include "tuner/search.h"
 
 namespace memfront {
@@ -20,6 +22,9 @@ namespace memfront {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A program that does not answer --version within this long has no version to record.
+constexpr double kVersionProbeTimeoutS = 10;
 
 std::string duration_text(double seconds) {
   char text[32];
@@ -36,15 +41,20 @@ std::string duration_text(double seconds) {
 
 // The first line `program --version` prints ("" when it cannot run), for the
 // versions of tools the tuner does not link, such as mpirun. The program name
-// comes from a study file, so it is quoted for the shell.
+// comes from a study file: it runs as one argv word, never through a shell.
 std::string version_of(const std::string& program) {
-  FILE* pipe = popen((shell_quote(program) + " --version 2>/dev/null").c_str(), "r");
-  if (!pipe) return "";
-  char line[256] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  pclose(pipe);
-  std::string text = got ? line : "";
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  ProcessRequest request;
+  request.argv = {program, "--version"};
+  request.timeout_s = kVersionProbeTimeoutS;
+  ProcessEnd end;
+  try {
+    end = run_process(request);
+  } catch (const std::runtime_error&) {
+    return "";
+  }
+  if (end.timed_out) return "";
+  std::string text = end.out.substr(0, end.out.find('\n'));
+  if (!text.empty() && text.back() == '\r') text.pop_back();
   return text;
 }
 
@@ -235,7 +245,7 @@ bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done don
   std::vector<LaunchOutcome> runs;
   for (int r = 0; r < repeats; ++r) {
     LaunchOutcome outcome = launcher_.run(request);
-    if (outcome.interrupted || (interrupt_ && interrupt_->load())) return false;
+    if (outcome.end.interrupted || (interrupt_ && interrupt_->load())) return false;
     runs.push_back(std::move(outcome));
     if (runs.back().record.status != TrialStatus::ok) break;
   }
