@@ -16,9 +16,9 @@ TrainingState::TrainingState(const Config& config, const ParamLayout& layout, Ar
                              Ops& ops)
     : config_(config), layout_(layout), arena_(arena), comm_(comm), ops_(ops) {
   const ShardStrategy s = config.shard.strategy;
-  shard_optimizer_ = s != ShardStrategy::ddp;
-  shard_grads_ = s == ShardStrategy::zero2 || s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
-  shard_params_ = s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
+  shard_optimizer_ = traits(s).shards_optimizer;
+  shard_grads_ = traits(s).shards_grads;
+  shard_params_ = traits(s).shards_params;
   const int W = config.world;
   if (W > 1 && !comm) throw std::logic_error("TrainingState: world > 1 needs a communicator");
   const int me = comm ? comm->rank() : 0;
