@@ -31,13 +31,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <initializer_list>
 #include <vector>
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/strict_json.h"
 #include "core/topology.h"
 
 namespace memfront {
@@ -45,110 +44,8 @@ namespace memfront {
 using nlohmann::json;
 
 // ---------------------------------------------------------------------------
-// Strict JSON reading: every expected member present with its type, nothing
-// else. Errors are InputError "<where>: <json pointer>: <what was expected>".
-// ---------------------------------------------------------------------------
-
-namespace {
-
-class StrictObject {
- public:
-  StrictObject(const json& value, std::string_view where, std::string pointer, std::initializer_list<const char*> keys)
-      : value_(value), where_(where), pointer_(std::move(pointer)) {
-    if (!value_.is_object()) fail(pointer_, "expected an object, got " + std::string(value_.type_name()));
-    for (const auto& item : value_.items()) {
-      if (std::none_of(keys.begin(), keys.end(), [&](const char* key) { return item.key() == key; })) {
-        std::string expected;
-        for (const char* key : keys) expected += (expected.empty() ? "" : ", ") + std::string(key);
-        fail(at(item.key()), "unknown key (expected one of: " + expected + ")");
-      }
-    }
-  }
-
-  double number(const char* key) const {
-    const json& v = member(key, "a number");
-    if (!v.is_number()) fail(at(key), "expected a number, got " + v.dump());
-    return v.get<double>();
-  }
-  double positive(const char* key) const {
-    const double x = number(key);
-    if (!(x > 0) || !std::isfinite(x)) fail(at(key), "expected a positive finite number, got " + member(key, "").dump());
-    return x;
-  }
-  double non_negative(const char* key) const {
-    const double x = number(key);
-    if (!(x >= 0) || !std::isfinite(x)) fail(at(key), "expected a finite number >= 0, got " + member(key, "").dump());
-    return x;
-  }
-  uint64_t count(const char* key) const {
-    const json& v = member(key, "a non-negative integer");
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-      fail(at(key), "expected a non-negative integer, got " + v.dump());
-    }
-    return v.get<uint64_t>();
-  }
-  bool boolean(const char* key) const {
-    const json& v = member(key, "true or false");
-    if (!v.is_boolean()) fail(at(key), "expected true or false, got " + v.dump());
-    return v.get<bool>();
-  }
-  std::string text(const char* key) const {
-    const json& v = member(key, "a string");
-    if (!v.is_string()) fail(at(key), "expected a string, got " + v.dump());
-    return v.get<std::string>();
-  }
-  StrictObject object(const char* key, std::initializer_list<const char*> keys) const {
-    return StrictObject(member(key, "an object"), where_, at(key), keys);
-  }
-
- private:
-  const json& member(const char* key, const std::string& expected) const {
-    const auto it = value_.find(key);
-    if (it == value_.end()) fail(at(key), "missing (expected " + expected + ")");
-    return *it;
-  }
-  std::string at(const std::string& key) const { return pointer_ + "/" + key; }
-  [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
-    throw InputError(std::string(where_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
-  }
-
-  const json& value_;
-  std::string_view where_;
-  std::string pointer_;
-};
-
-}  // namespace
-
-// ---------------------------------------------------------------------------
 // Calibration files
 // ---------------------------------------------------------------------------
-
-json to_json(const Calibration& c) {
-  return {{"measured", c.measured},
-          {"host", c.host},
-          {"created", c.created},
-          {"gemm_flops_per_s", c.gemm_flops_per_s},
-          {"attention_flops_per_s", c.attention_flops_per_s},
-          {"memory_bytes_per_s", c.memory_bytes_per_s},
-          {"link_latency_s", c.link_latency_s},
-          {"link_bytes_per_s", c.link_bytes_per_s}};
-}
-
-Calibration calibration_from_json(const json& j, std::string_view where) {
-  const StrictObject o(j, where, "",
-                       {"measured", "host", "created", "gemm_flops_per_s", "attention_flops_per_s",
-                        "memory_bytes_per_s", "link_latency_s", "link_bytes_per_s"});
-  Calibration c;
-  c.measured = o.boolean("measured");
-  c.host = o.text("host");
-  c.created = o.text("created");
-  c.gemm_flops_per_s = o.positive("gemm_flops_per_s");
-  c.attention_flops_per_s = o.positive("attention_flops_per_s");
-  c.memory_bytes_per_s = o.positive("memory_bytes_per_s");
-  c.link_latency_s = o.non_negative("link_latency_s");
-  c.link_bytes_per_s = o.positive("link_bytes_per_s");
-  return c;
-}
 
 std::filesystem::path default_calibration_path() {
   if (const char* explicit_path = std::getenv("MEMFRONT_CALIBRATION"); explicit_path && *explicit_path) {
@@ -169,19 +66,6 @@ Calibration load_calibration(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path, error)) return Calibration{};
   const json j = read_json_file(path, "the calibration file");
   return calibration_from_json(j, path.string());
-}
-
-void save_calibration(const std::filesystem::path& path, const Calibration& calibration) {
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  // Written beside and renamed over, so that a reader never sees half a file.
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << to_json(calibration).dump(2) << '\n';
-    if (!out.flush()) throw std::runtime_error(temporary.string() + ": cannot write the calibration file");
-  }
-  std::filesystem::rename(temporary, path);
 }
 
 // ---------------------------------------------------------------------------
