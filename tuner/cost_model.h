@@ -9,7 +9,9 @@
 // The memory forms are exact for memfront's own step (the arena's categories,
 // kernels/model.h and kernels/shard.h): the tests hold params, grads,
 // optimizer, activations and recompute to the byte, and the total to 1%.
-// The tuner never links the kernels, so the forms are derived here again.
+// The tuner never links the kernels: the sizes both sides compute (shards,
+// parameter units, wire formats, ring traffic, saved activations) are the
+// closed forms of core/closed_forms.h.
 #include <cstdint>
 #include <filesystem>
 #include <string>
