@@ -24,6 +24,10 @@ uint64_t sum_over_shards(uint64_t n, uint64_t shards, const std::function<uint64
   return (shards - r) * f(q) + (r > 0 ? r * f(q + 1) : 0);
 }
 
+int shard_group_size(const Config& config) {
+  return config.shard.strategy == ShardStrategy::hybrid ? config.shard.group : config.world;
+}
+
 // ---------------------------------------------------------------------------
 // Parameter units
 // ---------------------------------------------------------------------------

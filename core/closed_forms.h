@@ -34,6 +34,11 @@ uint64_t largest_shard(uint64_t n, uint64_t shards);
 // The sum over the g shards of f(shard size), from the two sizes there are.
 uint64_t sum_over_shards(uint64_t n, uint64_t shards, const std::function<uint64_t(uint64_t)>& f);
 
+// The ranks each parameter unit is partitioned over: under hybrid, groups of
+// shard.group consecutive ranks that replicate each other; under every other
+// strategy, the whole world.
+int shard_group_size(const Config& config);
+
 // ---------------------------------------------------------------------------
 // Parameter units: unit 0 is the embedding [wte (V,C), wpe (T,C)], units
 // 1..L the blocks, unit L+1 the final LayerNorm [weight, bias]. A block is

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/annotate.h"
+#include "core/closed_forms.h"
 #include "kernels/compress.h"
 
 namespace memfront {
@@ -23,9 +24,9 @@ TrainingState::TrainingState(const Config& config, const ParamLayout& layout, Ar
   if (W > 1 && !comm) throw std::logic_error("TrainingState: world > 1 needs a communicator");
   const int me = comm ? comm->rank() : 0;
 
-  // The shard group partitions the units; under hybrid it is shard.group
-  // consecutive ranks and the other groups hold replicas of the same shards.
-  const int G = s == ShardStrategy::hybrid ? config.shard.group : W;
+  // The shard group partitions the units; under hybrid the other groups hold
+  // replicas of the same shards.
+  const int G = shard_group_size(config);
   const int first = me / G * G;
   for (int r = first; r < first + G; ++r) shard_group_.push_back(r);
   shard_index_ = me - first;

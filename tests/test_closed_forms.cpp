@@ -42,6 +42,17 @@ TEST(ClosedForms, ShardsSplitEvenlyWithoutPadding) {
   EXPECT_EQ(shard_offset(huge, 3, 3), huge);
 }
 
+// hybrid shards within groups of shard.group ranks; every other strategy over the world.
+TEST(ClosedForms, ShardGroupIsTheWorldExceptUnderHybrid) {
+  Config c;
+  c.world = 8;
+  c.shard.group = 2;
+  for (const StrategyTraits& t : kShardStrategies) {
+    c.shard.strategy = t.strategy;
+    EXPECT_EQ(shard_group_size(c), t.strategy == ShardStrategy::hybrid ? 2 : 8) << t.name;
+  }
+}
+
 TEST(ClosedForms, ParamUnitsCountEveryTensor) {
   ModelShape shape;
   shape.vocab = 61;

@@ -143,21 +143,22 @@ uint64_t workspace_bytes(const Config& c) {
 
 using Group = std::vector<int>;  // world ranks in ascending order: the ring order
 
-// The shard groups (kernels/shard.cpp): hybrid cuts the world into groups of
-// shard.group consecutive ranks; every other strategy shards over the world.
+// The shard groups (kernels/shard.cpp): consecutive ranks.
 std::vector<Group> shard_groups(const Config& c) {
-  const int G = c.shard.strategy == ShardStrategy::hybrid ? c.shard.group : c.world;
+  const int G = shard_group_size(c);
   std::vector<Group> groups(c.world / G);
   for (int r = 0; r < c.world; ++r) groups[r / G].push_back(r);
   return groups;
 }
 
-// hybrid's replica groups: the ranks that hold the same shard, r, r+G, r+2G, ...
+// hybrid's replica groups: the ranks that hold the same shard, r, r+G, r+2G,
+// ...; none when one shard group spans the world.
 std::vector<Group> replica_groups(const Config& c) {
   std::vector<Group> groups;
-  if (c.shard.strategy != ShardStrategy::hybrid || c.shard.group == c.world) return groups;
-  groups.resize(c.shard.group);
-  for (int r = 0; r < c.world; ++r) groups[r % c.shard.group].push_back(r);
+  const int G = shard_group_size(c);
+  if (G == c.world) return groups;
+  groups.resize(G);
+  for (int r = 0; r < c.world; ++r) groups[r % G].push_back(r);
   return groups;
 }
 
