@@ -14,16 +14,14 @@ namespace memfront {
 
 using nlohmann::json;
 
-std::string_view to_string(ShardStrategy v) {
-  switch (v) {
-    case ShardStrategy::ddp: return "ddp";
-    case ShardStrategy::zero1: return "zero1";
-    case ShardStrategy::zero2: return "zero2";
-    case ShardStrategy::zero3: return "zero3";
-    case ShardStrategy::hybrid: return "hybrid";
+static_assert([] {
+  for (size_t i = 0; i < kShardStrategies.size(); ++i) {
+    if (static_cast<size_t>(kShardStrategies[i].strategy) != i) return false;
   }
-  return "?";
-}
+  return true;
+}(), "kShardStrategies must list the strategies in enum order: traits() indexes it");
+
+std::string_view to_string(ShardStrategy v) { return traits(v).name; }
 std::string_view to_string(PlacementOrder v) {
   switch (v) {
     case PlacementOrder::block: return "block";
@@ -138,13 +136,37 @@ constexpr std::array kActivationFormats = {DType::fp32, DType::bf16, DType::fp8e
 constexpr std::array kComputeFormats = {DType::fp32, DType::bf16};
 constexpr std::array kGradFormats = {DType::fp32, DType::bf16, DType::int8, DType::int4};
 constexpr std::array kWeightFormats = {DType::fp32, DType::bf16, DType::int8};
-constexpr std::array kStrategies = {ShardStrategy::ddp, ShardStrategy::zero1, ShardStrategy::zero2,
-                                    ShardStrategy::zero3, ShardStrategy::hybrid};
+constexpr std::array kStrategies = [] {
+  std::array<ShardStrategy, kShardStrategies.size()> strategies{};
+  for (size_t i = 0; i < strategies.size(); ++i) strategies[i] = kShardStrategies[i].strategy;
+  return strategies;
+}();
 constexpr std::array kCollectives = {CollectiveAlgo::flat, CollectiveAlgo::hierarchical};
 constexpr std::array kBackends = {Backend::cpu, Backend::cuda};
 constexpr std::array kDataSources = {DataSource::synthetic, DataSource::file};
 
 constexpr int64_t kIntMax = 1 << 30;
+
+// "ddp or zero1": the strategies that have (or lack) one of the traits, for messages.
+std::string strategies_where(bool StrategyTraits::*trait, bool value, std::string_view conjunction) {
+  std::vector<std::string_view> names;
+  for (const StrategyTraits& t : kShardStrategies) {
+    if (t.*trait == value) names.push_back(t.name);
+  }
+  // Appended piece by piece: g++ 12 misreports `" " + std::string(...)` (-Wrestrict).
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i + 1 == names.size() && i > 0) {
+      text += ' ';
+      text += conjunction;
+      text += ' ';
+    } else if (i > 0) {
+      text += ", ";
+    }
+    text += names[i];
+  }
+  return text;
+}
 
 // Knobs are checked one by one while parsing; what follows checks how they
 // combine. Each message names every knob involved.
@@ -184,19 +206,18 @@ void validate_combinations(const Config& c, const ObjectReader& root) {
       }
     }
   }
-  const bool shards_grads = c.shard.strategy == ShardStrategy::zero2 || c.shard.strategy == ShardStrategy::zero3 ||
-                            c.shard.strategy == ShardStrategy::hybrid;
-  if (c.topk.grad < 1.0 && shards_grads) {
-    root.fail("/topk/grad", "topk.grad < 1 needs whole gradients (shard.strategy ddp or zero1), got shard.strategy=" +
-                                std::string(to_string(c.shard.strategy)));
+  if (c.topk.grad < 1.0 && traits(c.shard.strategy).shards_grads) {
+    root.fail("/topk/grad", "topk.grad < 1 needs whole gradients (shard.strategy " +
+                                strategies_where(&StrategyTraits::shards_grads, false, "or") +
+                                "), got shard.strategy=" + std::string(to_string(c.shard.strategy)));
   }
   if (c.topk.grad < 1.0 && c.quant.grad != DType::fp32) {
     root.fail("/topk/grad", "topk.grad < 1 sends fp32 values; it cannot be combined with quant.grad=" +
                                 std::string(to_string(c.quant.grad)));
   }
-  const bool gathers_weights = c.shard.strategy == ShardStrategy::zero3 || c.shard.strategy == ShardStrategy::hybrid;
-  if (c.quant.weights != DType::fp32 && !gathers_weights) {
-    root.fail("/quant/weights", "only zero3 and hybrid gather weights; quant.weights=" +
+  if (c.quant.weights != DType::fp32 && !traits(c.shard.strategy).shards_params) {
+    root.fail("/quant/weights", "only " + strategies_where(&StrategyTraits::shards_params, true, "and") +
+                                    " gather weights; quant.weights=" +
                                     std::string(to_string(c.quant.weights)) + " needs one of them, got shard.strategy=" +
                                     std::string(to_string(c.shard.strategy)));
   }

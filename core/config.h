@@ -5,6 +5,7 @@
 // whole (knobs interact), and normalized, so that two configs that mean the same
 // run have the same normalized JSON and therefore the same id. Errors are
 // InputError with one line: "<source>: <json pointer>: <what was expected>".
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -27,6 +28,28 @@ struct ModelShape {
 };
 
 enum class ShardStrategy { ddp, zero1, zero2, zero3, hybrid };
+
+// Each strategy's name and what it partitions over its shard group (DESIGN.md,
+// "The knobs"): the one table that the config's parsing and validation, the
+// kernels (kernels/shard.cpp) and the cost model read. Listed in enum order.
+struct StrategyTraits {
+  ShardStrategy strategy;
+  std::string_view name;  // as in config and study files
+  bool shards_optimizer;  // each rank keeps and updates its shard of the AdamW moments
+  bool shards_grads;      // gradients are reduced into their owner's shard as soon as backward is done with a unit
+  bool shards_params;     // each rank keeps its shard of the parameters and gathers a unit while it is used
+};
+inline constexpr std::array<StrategyTraits, 5> kShardStrategies = {{
+    {ShardStrategy::ddp, "ddp", false, false, false},
+    {ShardStrategy::zero1, "zero1", true, false, false},
+    {ShardStrategy::zero2, "zero2", true, true, false},
+    {ShardStrategy::zero3, "zero3", true, true, true},
+    {ShardStrategy::hybrid, "hybrid", true, true, true},  // zero3 inside each shard group, replicated across them
+}};
+constexpr const StrategyTraits& traits(ShardStrategy strategy) {
+  return kShardStrategies[static_cast<size_t>(strategy)];
+}
+
 enum class PlacementOrder { block, cyclic, explicit_list };
 enum class CollectiveAlgo { flat, hierarchical };
 enum class Backend { cpu, cuda };

@@ -18,26 +18,23 @@
 // With one rank there is no link to measure: its fields keep the cost
 // model's defaults, and the program says so.
 //
-// Rank 0 writes the file in the layout of to_json(Calibration) (tuner/); the
-// kernels do not link the tuner, so the keys are written here by hand and a
-// test holds them to what calibration_from_json reads.
+// Rank 0 writes the file with core's Calibration (core/calibration.h), the
+// format the cost model reads.
 #include <cblas.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <mpi.h>
-#include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/calibration.h"
 #include "core/exit_code.h"
 #include "core/results.h"
 #include "core/time_limits.h"
@@ -50,11 +47,6 @@ namespace {
 
 using namespace memfront;
 using Clock = std::chrono::steady_clock;
-
-// The cost model's defaults for the link (tuner/cost_model.h Calibration),
-// kept when there is no second rank to measure it with.
-constexpr double kDefaultLinkLatencyS = 5e-6;
-constexpr double kDefaultLinkBytesPerS = 5e9;
 
 // The medium step's shape (bench/bench_step.cpp).
 constexpr int kB = 8, kT = 128, kC = 256, kHeads = 8, kV = 2048;
@@ -203,24 +195,25 @@ int main(int argc, char** argv) {
   const double gemm = slowest(gemm_rate(repeats));
   const double attention = slowest(attention_rate(repeats));
   const double memory = slowest(memory_rate(quick ? 5 : 21));
-  LinkRates link{kDefaultLinkLatencyS, kDefaultLinkBytesPerS};
+  // Without a second rank the link keeps the cost model's defaults.
+  const Calibration defaults;
+  LinkRates link{defaults.link_latency_s, defaults.link_bytes_per_s};
   if (mpi.world() > 1) link = link_rates(mpi.world(), mpi.rank(), quick ? 5 : 41, quick ? 3 : 9);
   if (!is_root) return 0;
 
-  const nlohmann::json calibration = {{"measured", true},
-                                      {"host", detect_machine().host},
-                                      {"created", utc_now()},
-                                      {"gemm_flops_per_s", gemm},
-                                      {"attention_flops_per_s", attention},
-                                      {"memory_bytes_per_s", memory},
-                                      {"link_latency_s", link.latency_s},
-                                      {"link_bytes_per_s", link.bytes_per_s}};
-  const std::filesystem::path out(out_path);
-  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-  std::ofstream file(out, std::ios::trunc);
-  file << calibration.dump(2) << '\n';
-  if (!file.flush()) {
-    std::fprintf(stderr, "memfront-calibrate: %s: cannot write the calibration file\n", out_path.c_str());
+  Calibration calibration;
+  calibration.measured = true;
+  calibration.host = detect_machine().host;
+  calibration.created = utc_now();
+  calibration.gemm_flops_per_s = gemm;
+  calibration.attention_flops_per_s = attention;
+  calibration.memory_bytes_per_s = memory;
+  calibration.link_latency_s = link.latency_s;
+  calibration.link_bytes_per_s = link.bytes_per_s;
+  try {
+    save_calibration(out_path, calibration);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "memfront-calibrate: %s: cannot write the calibration file: %s\n", out_path.c_str(), e.what());
     return code(ExitCode::bad_input);
   }
   std::printf("GEMM          %8.2f GFLOP/s (one BLAS thread, the medium step's shapes)\n", gemm * 1e-9);

@@ -7,19 +7,17 @@
 #include <numeric>
 #include <thread>
 
+#include "core/closed_forms.h"
 #include "kernels/mpi_session.h"
 
 namespace memfront {
 
 Partition Partition::even(uint64_t n, int shards) {
   if (shards < 1) throw std::invalid_argument("Partition::even: need at least one shard, got " + std::to_string(shards));
-  // offsets[i] = i*n/shards, computed as i*q + i*r/shards (n = q*shards + r) so
-  // that i*n cannot overflow for large n.
   const uint64_t g = static_cast<uint64_t>(shards);
-  const uint64_t quotient = n / g, remainder = n % g;
   Partition partition;
   partition.offsets.resize(g + 1);
-  for (uint64_t i = 0; i <= g; ++i) partition.offsets[i] = i * quotient + i * remainder / g;
+  for (uint64_t i = 0; i <= g; ++i) partition.offsets[i] = shard_offset(n, g, i);
   return partition;
 }
 

@@ -11,7 +11,8 @@
 // - A Partition splits n elements into |group| contiguous shards; member i of
 //   the group owns shard i. Partition::even gives shard i the elements
 //   [i*n/g, (i+1)*n/g) (integer division): sizes differ by at most one and
-//   nothing is padded.
+//   nothing is padded (shard_offset in core/closed_forms.h, which the cost
+//   model predicts with too).
 // - Sums are deterministic: the same inputs give the same bits on every run,
 //   and all_reduce_sum is reduce_scatter_sum followed by all_gather with the
 //   same partition, so each element is summed in the same order by both.

@@ -1,6 +1,6 @@
 // The NCCL communicator (see comm_nccl.h): comm.h's collectives as NCCL
 // operations on the compute stream, with a deadline on every wait and the
-// bytes counted by the ring formulas of nccl_model.
+// bytes counted by the ring formulas of core/closed_forms.h.
 #include "kernels/comm_nccl.h"
 
 #include <cuda_runtime.h>
@@ -16,52 +16,6 @@
 #include "core/annotate.h"
 
 namespace memfront {
-
-namespace nccl_model {
-
-namespace {
-
-// Every block but `kept` passes once.
-RingTraffic every_block_but(const std::vector<uint64_t>& block_bytes, int kept) {
-  RingTraffic sent;
-  for (size_t block = 0; block < block_bytes.size(); ++block) {
-    if (static_cast<int>(block) == kept || block_bytes[block] == 0) continue;
-    sent.bytes += block_bytes[block];
-    sent.messages += 1;
-  }
-  return sent;
-}
-
-}  // namespace
-
-RingTraffic reduce_scatter(const std::vector<uint64_t>& block_bytes, int position) {
-  return every_block_but(block_bytes, position);
-}
-
-RingTraffic all_gather(const std::vector<uint64_t>& block_bytes, int position) {
-  return every_block_but(block_bytes, (position + 1) % static_cast<int>(block_bytes.size()));
-}
-
-RingTraffic all_reduce(const std::vector<uint64_t>& block_bytes, int position) {
-  RingTraffic sent = reduce_scatter(block_bytes, position);
-  const RingTraffic gathered = all_gather(block_bytes, position);
-  sent.bytes += gathered.bytes;
-  sent.messages += gathered.messages;
-  return sent;
-}
-
-RingTraffic broadcast(uint64_t bytes, int position, int root_position, int members) {
-  const bool ends_the_chain = (position + 1) % members == root_position;
-  if (ends_the_chain || bytes == 0) return {};
-  return {bytes, 1};
-}
-
-RingTraffic reduce(uint64_t bytes, int position, int root_position) {
-  if (position == root_position || bytes == 0) return {};
-  return {bytes, 1};
-}
-
-}  // namespace nccl_model
 
 namespace {
 
@@ -183,7 +137,7 @@ class NcclCommunicator final : public Communicator {
     calls.add(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, comm, stream_), "ncclAllReduce");
     calls.end();
     wait_for_stream(op, {comm});
-    count_ring(nccl_model::all_reduce(float_block_bytes(partition), me), group, me);
+    count_ring(ring::all_reduce(float_block_bytes(partition), me), group, me);
   }
 
   void reduce_scatter_sum(float* data, float* shard, const Partition& partition, const Group& group) override {
@@ -216,7 +170,7 @@ class NcclCommunicator final : public Communicator {
     }
     calls.end();
     wait_for_stream(op, {comm});
-    count_ring(nccl_model::reduce_scatter(float_block_bytes(partition), me), group, me);
+    count_ring(ring::reduce_scatter(float_block_bytes(partition), me), group, me);
   }
 
   void all_gather(const float* shard, float* full, const Partition& partition, const Group& group) override {
@@ -247,7 +201,7 @@ class NcclCommunicator final : public Communicator {
     }
     calls.end();
     wait_for_stream(op, {comm});
-    count_ring(nccl_model::all_gather(float_block_bytes(partition), me), group, me);
+    count_ring(ring::all_gather(float_block_bytes(partition), me), group, me);
   }
 
   std::vector<Buffer> all_gather_bytes(const void* payload, uint64_t bytes, const Group& group) override {
@@ -265,7 +219,7 @@ class NcclCommunicator final : public Communicator {
     size_exchange.add(ncclAllGather(device_sizes + me, device_sizes, 1, ncclUint64, comm, stream_), "ncclAllGather");
     size_exchange.end();
     wait_for_stream(op, {comm});
-    count_ring(nccl_model::all_gather(std::vector<uint64_t>(members, sizeof(uint64_t)), me), group, me);
+    count_ring(ring::all_gather(std::vector<uint64_t>(members, sizeof(uint64_t)), me), group, me);
     std::vector<uint64_t> sizes(members);
     download(sizes.data(), device_sizes, members * sizeof(uint64_t), op);
 
@@ -346,7 +300,7 @@ class NcclCommunicator final : public Communicator {
     calls.add(ncclBroadcast(data, data, n, ncclFloat32, root_position, comm, stream_), "ncclBroadcast");
     calls.end();
     wait_for_stream(op, {comm});
-    count_ring(nccl_model::broadcast(n * sizeof(float), me, root_position, static_cast<int>(group.size())), group,
+    count_ring(ring::broadcast(n * sizeof(float), me, root_position, static_cast<int>(group.size())), group,
                me);
   }
 
@@ -363,7 +317,7 @@ class NcclCommunicator final : public Communicator {
               "ncclAllReduce");
     calls.end();
     wait_for_stream(op, {world_comm_});
-    count_ring(nccl_model::all_reduce(float_block_bytes(Partition::even(1, world_)), rank_), world_group(), rank_);
+    count_ring(ring::all_reduce(float_block_bytes(Partition::even(1, world_)), rank_), world_group(), rank_);
   }
 
  private:
@@ -639,14 +593,14 @@ class NcclCommunicator final : public Communicator {
 
   // --- counting --------------------------------------------------------------
 
-  void count_to(int peer_rank, const nccl_model::RingTraffic& sent) {
+  void count_to(int peer_rank, const RingTraffic& sent) {
     if (sent.bytes == 0) return;
     (topology_.same_node(rank_, peer_rank) ? counters_.intra_node_bytes : counters_.inter_node_bytes) += sent.bytes;
     counters_.messages += sent.messages;
   }
 
   // A ring member sends only to its successor.
-  void count_ring(const nccl_model::RingTraffic& sent, const Group& ring, int position) {
+  void count_ring(const RingTraffic& sent, const Group& ring, int position) {
     count_to(ring[(position + 1) % static_cast<int>(ring.size())], sent);
   }
 
@@ -683,7 +637,7 @@ class NcclCommunicator final : public Communicator {
       NcclGroup calls(*this, node, op);
       calls.add(ncclReduce(data, data, n, ncclFloat32, ncclSum, 0, node, stream_), "ncclReduce");
       calls.end();
-      count_ring(nccl_model::reduce(bytes, node_position(split), 0), split.my_node_ranks, node_position(split));
+      count_ring(ring::reduce(bytes, node_position(split), 0), split.my_node_ranks, node_position(split));
     }
     if (leads(split) && split.leaders.size() > 1) {
       ncclComm_t leaders = comm_for(split.leaders, op);
@@ -691,7 +645,7 @@ class NcclCommunicator final : public Communicator {
       calls.add(ncclAllReduce(data, data, n, ncclFloat32, ncclSum, leaders, stream_), "ncclAllReduce");
       calls.end();
       const Partition across = Partition::even(n, static_cast<int>(split.leaders.size()));
-      count_ring(nccl_model::all_reduce(float_block_bytes(across), split.my_node), split.leaders,
+      count_ring(ring::all_reduce(float_block_bytes(across), split.my_node), split.leaders,
                  split.my_node);
     }
   }
@@ -704,7 +658,7 @@ class NcclCommunicator final : public Communicator {
     calls.add(ncclBroadcast(data, data, n, ncclFloat32, 0, node, stream_), "ncclBroadcast");
     calls.end();
     const int members = static_cast<int>(split.my_node_ranks.size());
-    count_ring(nccl_model::broadcast(n * sizeof(float), node_position(split), 0, members), split.my_node_ranks,
+    count_ring(ring::broadcast(n * sizeof(float), node_position(split), 0, members), split.my_node_ranks,
                node_position(split));
   }
 
@@ -768,7 +722,7 @@ class NcclCommunicator final : public Communicator {
       node_block_bytes.push_back(block_bytes);
     }
     calls.end();
-    count_ring(nccl_model::all_gather(node_block_bytes, split.my_node), split.leaders, split.my_node);
+    count_ring(ring::all_gather(node_block_bytes, split.my_node), split.leaders, split.my_node);
   }
 
   Topology topology_;

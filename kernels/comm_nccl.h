@@ -31,7 +31,8 @@
 // broadcast back inside the node; all-gathers go the other way.
 //
 // Bytes. NCCL reports none, so the counters hold what NCCL's ring algorithms
-// send (counters().by_formula is true), modelled as below in nccl_model: the
+// send (counters().by_formula is true), by the ring formulas of
+// core/closed_forms.h (namespace ring, which the cost model predicts with): the
 // ring runs in group order and every member sends to its successor only, so a
 // member's bytes are intra-node when its successor shares its node and
 // inter-node otherwise. NCCL may choose another ring order or another
@@ -52,6 +53,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/closed_forms.h"
 #include "core/topology.h"
 #include "kernels/comm.h"
 
@@ -64,33 +66,5 @@ namespace memfront {
 // (Ops::native_stream()); NCCL uses the calling thread's current device.
 std::unique_ptr<Communicator> make_nccl_communicator(const Topology& topology, Arena& arena,
                                                      std::chrono::milliseconds timeout, void* cuda_stream);
-
-// What one member of a ring sends to its successor in NCCL's ring
-// algorithms: the formulas behind the NCCL communicator's counters. Blocks
-// are the payload's pieces in ring order (block_bytes[j]: bytes of member j's
-// shard), `position` is the member's place in the ring, S the whole payload.
-namespace nccl_model {
-
-struct RingTraffic {
-  uint64_t bytes = 0;
-  uint64_t messages = 0;  // non-empty blocks sent
-};
-
-// Every block but the member's own, which it receives last and keeps:
-// S - s_i, so (N-1)/N·S for equal blocks.
-RingTraffic reduce_scatter(const std::vector<uint64_t>& block_bytes, int position);
-// Every block but its successor's, the last to come round to it:
-// S - s_(i+1), so (N-1)/N·S for equal blocks.
-RingTraffic all_gather(const std::vector<uint64_t>& block_bytes, int position);
-// Reduce-scatter then all-gather: 2S - s_i - s_(i+1), so 2(N-1)/N·S.
-RingTraffic all_reduce(const std::vector<uint64_t>& block_bytes, int position);
-// A chain from the root around the ring: every member but the root's
-// predecessor passes the S bytes on (S(N-1)/N per member on average).
-RingTraffic broadcast(uint64_t bytes, int position, int root_position, int members);
-// A chain around the ring that ends at the root: every member but the root
-// sends the S bytes of its partial sum.
-RingTraffic reduce(uint64_t bytes, int position, int root_position);
-
-}  // namespace nccl_model
 
 }  // namespace memfront

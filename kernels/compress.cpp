@@ -47,25 +47,6 @@ namespace {
 constexpr float kInt8Limit = 127.0f;
 constexpr float kInt4Limit = 7.0f;
 
-void check_blockwise_arguments(DType format, int block) {
-  if (block < 1) {
-    throw std::invalid_argument("blockwise quantization needs a block size >= 1, got " +
-                                std::to_string(block));
-  }
-  if (format == DType::fp8e4m3) {
-    throw std::invalid_argument("blockwise quantization does not support format " +
-                                std::string(to_string(format)));
-  }
-}
-
-uint64_t block_count(uint64_t n, int block) {
-  const auto size = static_cast<uint64_t>(block);
-  return (n + size - 1) / size;
-}
-
-// Two codes per byte; with n odd the last byte's high nibble is padding (0).
-uint64_t int4_code_bytes(uint64_t n) { return (n + 1) / 2; }
-
 // The elements [begin, end) of one block; the last block may be shorter.
 struct BlockRange {
   uint64_t begin;
@@ -116,7 +97,7 @@ int low_code(uint8_t byte) { return static_cast<int8_t>(static_cast<uint8_t>(byt
 int high_code(uint8_t byte) { return static_cast<int8_t>(byte) >> 4; }
 
 void encode_int8(unsigned char* payload, const float* x, uint64_t n, int block) {
-  const uint64_t blocks = block_count(n, block);
+  const uint64_t blocks = blockwise_block_count(n, block);
   unsigned char* codes = payload + blocks * sizeof(float);
   for (uint64_t b = 0; b < blocks; b++) {
     const BlockRange range = block_range(b, n, block);
@@ -134,7 +115,7 @@ void encode_int8(unsigned char* payload, const float* x, uint64_t n, int block) 
 // whole bytes, then a leftover last element alone (its high nibble 0: padding, or the
 // next block's first element, added there).
 void encode_int4(unsigned char* payload, const float* x, uint64_t n, int block) {
-  const uint64_t blocks = block_count(n, block);
+  const uint64_t blocks = blockwise_block_count(n, block);
   unsigned char* codes = payload + blocks * sizeof(float);
   for (uint64_t b = 0; b < blocks; b++) {
     const BlockRange range = block_range(b, n, block);
@@ -174,7 +155,7 @@ void deliver(float& out, float value) {
 
 template <Delivery kDelivery>
 void decode_into(float* out, const void* payload, uint64_t n, DType format, int block) {
-  check_blockwise_arguments(format, block);
+  check_blockwise_format(format, block);
   const auto* bytes = static_cast<const unsigned char*>(payload);
   switch (format) {
     case DType::fp32:
@@ -188,7 +169,7 @@ void decode_into(float* out, const void* payload, uint64_t n, DType format, int 
       }
       return;
     case DType::int8: {
-      const uint64_t blocks = block_count(n, block);
+      const uint64_t blocks = blockwise_block_count(n, block);
       const unsigned char* codes = bytes + blocks * sizeof(float);
       for (uint64_t b = 0; b < blocks; b++) {
         const BlockRange range = block_range(b, n, block);
@@ -201,7 +182,7 @@ void decode_into(float* out, const void* payload, uint64_t n, DType format, int 
     }
     case DType::int4: {
       // The same first element / whole bytes / last element split as encode_int4.
-      const uint64_t blocks = block_count(n, block);
+      const uint64_t blocks = blockwise_block_count(n, block);
       const unsigned char* codes = bytes + blocks * sizeof(float);
       for (uint64_t b = 0; b < blocks; b++) {
         const BlockRange range = block_range(b, n, block);
@@ -226,22 +207,14 @@ void decode_into(float* out, const void* payload, uint64_t n, DType format, int 
       return;
     }
     case DType::fp8e4m3:
-      break;  // rejected by check_blockwise_arguments
+      break;  // rejected by check_blockwise_format
   }
 }
 
 }  // namespace
 
-uint64_t blockwise_bytes(uint64_t n, DType format, int block) {
-  check_blockwise_arguments(format, block);
-  const uint64_t scale_bytes = dtype_is_scaled(format) ? block_count(n, block) * sizeof(float) : 0;
-  const uint64_t code_bytes =
-      format == DType::int4 ? int4_code_bytes(n) : n * static_cast<uint64_t>(dtype_bits(format) / 8);
-  return scale_bytes + code_bytes;
-}
-
 void encode_blockwise(void* payload, const float* x, uint64_t n, DType format, int block) {
-  check_blockwise_arguments(format, block);
+  check_blockwise_format(format, block);
   auto* bytes = static_cast<unsigned char*>(payload);
   switch (format) {
     case DType::fp32:
@@ -260,7 +233,7 @@ void encode_blockwise(void* payload, const float* x, uint64_t n, DType format, i
       encode_int4(bytes, x, n, block);
       return;
     case DType::fp8e4m3:
-      return;  // rejected by check_blockwise_arguments
+      return;  // rejected by check_blockwise_format
   }
 }
 
@@ -295,8 +268,6 @@ void encode_blockwise_with_feedback(void* payload, float* x, float* residual, ui
 
 namespace {
 
-constexpr uint64_t kTopkEntryBytes = sizeof(uint32_t) + sizeof(float);
-
 // The key Top-K ranks by: |x|, with NaN below every number (-1 < 0 <= |x|) so that
 // it is never preferred and the ordering std::nth_element needs stays strict.
 float topk_rank(float x) { return std::isnan(x) ? -1.0f : std::fabs(x); }
@@ -313,21 +284,6 @@ void check_topk_arguments(uint64_t n, uint64_t k) {
 }
 
 }  // namespace
-
-uint64_t topk_count(uint64_t n, double density) {
-  if (!(density > 0.0 && density <= 1.0)) {
-    throw std::invalid_argument("Top-K density must be in (0, 1], got " + std::to_string(density));
-  }
-  if (n == 0) return 0;
-  // density comes from a decimal knob value, which binary cannot hold exactly: 0.07 * 100
-  // is 7.000000000000001 in doubles, and ceil would send 8 entries instead of the 7 meant.
-  // Taking off a relative 1e-12 absorbs that error, far below any real fraction of an entry.
-  const double wanted = density * static_cast<double>(n);
-  const auto k = static_cast<uint64_t>(std::ceil(wanted * (1.0 - 1e-12)));
-  return std::clamp<uint64_t>(k, 1, n);
-}
-
-uint64_t topk_bytes(uint64_t k) { return k * kTopkEntryBytes; }
 
 void encode_topk(void* payload, const float* x, uint64_t n, uint64_t k, float* scratch) {
   check_topk_arguments(n, k);

@@ -4,9 +4,12 @@
 // is kept by the sender and added to the next step's values).
 //
 // Encoders write into caller-provided byte buffers (the caller takes them from
-// the Arena, category comm) whose size the *_bytes functions give exactly.
+// the Arena, category comm) whose size the closed forms of core give exactly:
+// blockwise_bytes, topk_count and topk_bytes (core/closed_forms.h, which the
+// cost model predicts with too).
 #include <cstdint>
 
+#include "core/closed_forms.h"
 #include "core/dtype.h"
 
 namespace memfront {
@@ -22,7 +25,6 @@ namespace memfront {
 // A block of zeros has scale 0 and decodes to zeros.
 // ---------------------------------------------------------------------------
 
-uint64_t blockwise_bytes(uint64_t n, DType format, int block);
 void encode_blockwise(void* payload, const float* x, uint64_t n, DType format, int block);
 void decode_blockwise(float* x, const void* payload, uint64_t n, DType format, int block);
 // x (n) += decoded payload: the receiving side of a compressed reduction.
@@ -39,8 +41,6 @@ void encode_blockwise_with_feedback(void* payload, float* x, float* residual, ui
 // pairs in ascending index order.
 // ---------------------------------------------------------------------------
 
-uint64_t topk_count(uint64_t n, double density);  // ceil(density * n), at least 1 when n > 0
-uint64_t topk_bytes(uint64_t k);                  // k * 8
 // Selects from x (n) into payload. scratch: n floats.
 void encode_topk(void* payload, const float* x, uint64_t n, uint64_t k, float* scratch);
 // dense (n) += the payload's entries. Throws std::invalid_argument on an index >= n.

@@ -15,54 +15,6 @@ namespace memfront {
 using annotate::Phase;
 using annotate::Range;
 
-uint64_t saved_tensor_bytes(DType format, uint64_t rows, uint64_t cols) {
-  return row_quantized_data_bytes(format, rows, cols) + row_quantized_scale_bytes(format, rows);
-}
-
-SavedActivationBytes saved_activation_bytes(const Config& config) {
-  const DType f = config.precision.activations;
-  const uint64_t B = config.batch.micro, T = config.model.seq, C = config.model.width;
-  const uint64_t NH = config.model.heads, L = config.model.layers, V = config.model.vocab;
-  const uint64_t K = config.topk.attention;
-  const uint64_t N = B * T;
-  const uint64_t stats = N * sizeof(float);  // one LayerNorm mean or rstd
-
-  // Attention keeps the T x T probabilities of every (b, h, query), or for Top-K
-  // the K kept weights and their uint16 key indices.
-  const uint64_t attention = K == 0 ? saved_tensor_bytes(f, B * NH * T, T)
-                                    : saved_tensor_bytes(f, B * NH * T, K) + B * NH * T * K * sizeof(uint16_t);
-  SavedActivationBytes s{};
-  s.block_input = saved_tensor_bytes(f, N, C);
-  s.block = s.block_input                       // x_in: LayerNorm 1 input
-            + saved_tensor_bytes(f, N, C)       // LayerNorm 1 output: QKV GEMM input
-            + 2 * stats                         // LayerNorm 1 mean, rstd (fp32)
-            + saved_tensor_bytes(f, N, 3 * C)   // qkv
-            + attention                         // probabilities
-            + saved_tensor_bytes(f, N, C)       // attention output: projection GEMM input
-            + saved_tensor_bytes(f, N, C)       // x_mid: LayerNorm 2 input
-            + saved_tensor_bytes(f, N, C)       // LayerNorm 2 output: FC GEMM input
-            + 2 * stats                         // LayerNorm 2 mean, rstd
-            + saved_tensor_bytes(f, N, 4 * C)   // FC output: GELU input
-            + saved_tensor_bytes(f, N, 4 * C);  // GELU output: FC-projection GEMM input
-  s.head = saved_tensor_bytes(f, N, C)          // final LayerNorm input
-           + saved_tensor_bytes(f, N, C)        // final LayerNorm output: LM-head GEMM input
-           + 2 * stats                          // its mean, rstd
-           + N * V * sizeof(float);             // probabilities, fp32 whatever the format
-  const uint64_t k = config.checkpoint.every;
-  if (k == 0) {
-    s.activations_peak = L * s.block + s.head;
-    s.recompute_peak = 0;
-  } else {
-    const uint64_t checkpoints = (L + k - 1) / k;
-    const uint64_t longest_segment = std::min(k, L);
-    s.activations_peak = checkpoints * s.block_input + s.head;
-    // A recomputed segment keeps everything of its blocks, but its first block
-    // adopts the checkpointed input instead of storing it again.
-    s.recompute_peak = longest_segment * s.block - s.block_input;
-  }
-  return s;
-}
-
 namespace {
 
 // A tensor kept from forward for backward, stored in the activation format.

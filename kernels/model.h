@@ -14,13 +14,15 @@
 //   its saved tensors under category recompute, then frees them;
 // - topk.attention = K > 0: attention keeps K weights and key indices per query
 //   instead of the T x T probabilities.
-// The exact bytes saved are given by saved_activation_bytes() below, and tests
-// hold the arena's measured peaks to them.
+// The exact bytes saved are given by saved_activation_bytes() (core/closed_forms.h,
+// which the cost model predicts with too), and tests hold the arena's measured
+// peaks to them.
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "core/arena.h"
+#include "core/closed_forms.h"
 #include "core/config.h"
 #include "core/dtype.h"
 #include "kernels/ops.h"
@@ -28,20 +30,6 @@
 #include "kernels/shard.h"
 
 namespace memfront {
-
-// Bytes of one saved tensor of rows x cols values in `format` (codes + scales).
-uint64_t saved_tensor_bytes(DType format, uint64_t rows, uint64_t cols);
-
-// The exact closed forms of the saved-activation memory for this model (the
-// arena is held to them by the tests):
-struct SavedActivationBytes {
-  uint64_t block;       // what one block keeps for its backward
-  uint64_t block_input; // one checkpointed block input (B*T x C)
-  uint64_t head;        // final LayerNorm input and output, its statistics, fp32 probabilities
-  uint64_t activations_peak;  // the peak of category activations in a step
-  uint64_t recompute_peak;    // the peak of category recompute (0 without checkpointing)
-};
-SavedActivationBytes saved_activation_bytes(const Config& config);
 
 class Gpt {
  public:

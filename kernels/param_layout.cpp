@@ -7,15 +7,17 @@
 
 namespace memfront {
 
+// The units' sizes are core's (ParamUnits); here is where they lie.
 ParamLayout::ParamLayout(const ModelShape& s) : layers(s.layers), width(s.width) {
-  const uint64_t V = s.vocab, T = s.seq, C = s.width, L = s.layers;
+  const ParamUnits units(s);
+  const uint64_t V = s.vocab, C = s.width, L = s.layers;
   wte = 0;
   wpe = V * C;
-  first_block = wpe + T * C;
-  block_size = 12 * C * C + 13 * C;
+  first_block = units.embedding;
+  block_size = units.block;
   lnfw = first_block + L * block_size;
   lnfb = lnfw + C;
-  total = lnfb + C;
+  total = units.total;
 }
 
 uint64_t ParamLayout::unit_begin(int unit) const {

@@ -4,9 +4,12 @@
 //
 // The array is cut into units, the pieces that sharding strategies partition,
 // gather and reduce one at a time: unit 0 is the embedding [wte (V,C), wpe (T,C)],
-// units 1..L are the blocks, unit L+1 is the final LayerNorm [lnfw, lnfb].
+// units 1..L are the blocks, unit L+1 is the final LayerNorm [lnfw, lnfb]. Their
+// sizes are the closed forms of core (ParamUnits in core/closed_forms.h, which
+// the cost model predicts with too); this says where each tensor lies.
 #include <cstdint>
 
+#include "core/closed_forms.h"
 #include "core/config.h"
 
 namespace memfront {

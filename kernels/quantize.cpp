@@ -79,15 +79,6 @@ float fp8e4m3_to_float(uint8_t bits) {
 // Row-wise quantization
 // ---------------------------------------------------------------------------
 
-uint64_t row_quantized_data_bytes(DType format, uint64_t rows, uint64_t cols) {
-  // Sub-byte formats pack a row into whole bytes.
-  return rows * ((cols * static_cast<uint64_t>(dtype_bits(format)) + 7) / 8);
-}
-
-uint64_t row_quantized_scale_bytes(DType format, uint64_t rows) {
-  return dtype_is_scaled(format) ? rows * sizeof(float) : 0;
-}
-
 namespace {
 
 [[noreturn]] void unsupported_row_format(DType format) {

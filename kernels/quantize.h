@@ -10,6 +10,7 @@
 //   (saturating). A row of zeros has scale 0 and decodes to zeros.
 #include <cstdint>
 
+#include "core/closed_forms.h"
 #include "core/dtype.h"
 
 namespace memfront {
@@ -19,9 +20,8 @@ float bf16_to_float(uint16_t bits);
 uint8_t float_to_fp8e4m3(float x);  // round to nearest even, saturates to +-448, NaN -> 0x7F
 float fp8e4m3_to_float(uint8_t bits);
 
-// Bytes of the stored codes (without scales), and of the scales (0 when unscaled).
-uint64_t row_quantized_data_bytes(DType format, uint64_t rows, uint64_t cols);
-uint64_t row_quantized_scale_bytes(DType format, uint64_t rows);
+// The bytes of the stored codes and of the scales are closed forms of core:
+// row_quantized_data_bytes and row_quantized_scale_bytes (core/closed_forms.h).
 
 // format: fp32, bf16, fp8e4m3 or int8. scales: `rows` floats, null when unscaled.
 void quantize_rows(void* codes, float* scales, const float* src, uint64_t rows, uint64_t cols,

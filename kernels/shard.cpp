@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/annotate.h"
+#include "core/closed_forms.h"
 #include "kernels/compress.h"
 
 namespace memfront {
@@ -16,16 +17,16 @@ TrainingState::TrainingState(const Config& config, const ParamLayout& layout, Ar
                              Ops& ops)
     : config_(config), layout_(layout), arena_(arena), comm_(comm), ops_(ops) {
   const ShardStrategy s = config.shard.strategy;
-  shard_optimizer_ = s != ShardStrategy::ddp;
-  shard_grads_ = s == ShardStrategy::zero2 || s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
-  shard_params_ = s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
+  shard_optimizer_ = traits(s).shards_optimizer;
+  shard_grads_ = traits(s).shards_grads;
+  shard_params_ = traits(s).shards_params;
   const int W = config.world;
   if (W > 1 && !comm) throw std::logic_error("TrainingState: world > 1 needs a communicator");
   const int me = comm ? comm->rank() : 0;
 
-  // The shard group partitions the units; under hybrid it is shard.group
-  // consecutive ranks and the other groups hold replicas of the same shards.
-  const int G = s == ShardStrategy::hybrid ? config.shard.group : W;
+  // The shard group partitions the units; under hybrid the other groups hold
+  // replicas of the same shards.
+  const int G = shard_group_size(config);
   const int first = me / G * G;
   for (int r = first; r < first + G; ++r) shard_group_.push_back(r);
   shard_index_ = me - first;

@@ -81,6 +81,33 @@ TEST(Config, OutOfRangeKnobs) {
   EXPECT_EQ(error_of(R"({"batch": {"micro": 0}})"), "c.json: /batch/micro: must be 1..1073741824, got 0");
 }
 
+// One table names the strategies and says what each partitions: names
+// round-trip through config files, and the kernels' and the cost model's
+// view of a strategy is DESIGN.md's.
+TEST(Config, StrategyTableNamesAndPartitionsEachStrategy) {
+  using memfront::ShardStrategy;
+  for (const memfront::StrategyTraits& t : memfront::kShardStrategies) {
+    EXPECT_EQ(&memfront::traits(t.strategy), &t);
+    EXPECT_EQ(memfront::to_string(t.strategy), t.name);
+    const std::string group = t.strategy == ShardStrategy::hybrid ? R"(, "group": 2)" : "";
+    const Config c = parse_config_text(R"({"world": 4, "shard": {"strategy": ")" + std::string(t.name) + "\"" + group + "}}",
+                                       "c.json");
+    EXPECT_EQ(c.shard.strategy, t.strategy) << t.name;
+    // Each strategy partitions what the one before it did, and more.
+    EXPECT_TRUE(!t.shards_params || t.shards_grads) << t.name;
+    EXPECT_TRUE(!t.shards_grads || t.shards_optimizer) << t.name;
+  }
+  EXPECT_FALSE(memfront::traits(ShardStrategy::ddp).shards_optimizer);
+  EXPECT_TRUE(memfront::traits(ShardStrategy::zero1).shards_optimizer);
+  EXPECT_FALSE(memfront::traits(ShardStrategy::zero1).shards_grads);
+  EXPECT_TRUE(memfront::traits(ShardStrategy::zero2).shards_grads);
+  EXPECT_FALSE(memfront::traits(ShardStrategy::zero2).shards_params);
+  EXPECT_TRUE(memfront::traits(ShardStrategy::zero3).shards_params);
+  EXPECT_TRUE(memfront::traits(ShardStrategy::hybrid).shards_params);
+  EXPECT_EQ(error_of(R"({"shard": {"strategy": "zero4"}})"),
+            "c.json: /shard/strategy: expected one of ddp, zero1, zero2, zero3, hybrid, got \"zero4\"");
+}
+
 TEST(Config, InconsistentShape) {
   EXPECT_EQ(error_of(R"({"model": {"width": 64, "heads": 5}})"), "c.json: /model/heads: must divide model.width=64, got 5");
 }

@@ -312,6 +312,28 @@ TEST(CostModel, CalibrationFilesRoundTripAndRejectWhatIsMalformed) {
   extra["gemm"] = 1;
   EXPECT_THROW(calibration_from_json(extra, "x"), InputError);
 
+  // Versioned: a file without the format, or with another one, says which it expected.
+  EXPECT_EQ(to_json(c)["format"], "memfront.calibration/1");
+  nlohmann::json unversioned = to_json(c);
+  unversioned.erase("format");
+  try {
+    calibration_from_json(unversioned, "old.json");
+    ADD_FAILURE() << "a calibration without its format accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("old.json: /format: missing (expected \"memfront.calibration/1\""),
+              std::string::npos)
+        << e.what();
+  }
+  nlohmann::json future = to_json(c);
+  future["format"] = "memfront.calibration/2";
+  try {
+    calibration_from_json(future, "new.json");
+    ADD_FAILURE() << "a calibration of another format accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "new.json: /format: expected \"memfront.calibration/1\", got \"memfront.calibration/2\"");
+  }
+
   {
     const ScopedEnv explicit_path("MEMFRONT_CALIBRATION", path.c_str());
     EXPECT_EQ(default_calibration_path(), path);

@@ -79,6 +79,25 @@ TEST(Gpt, ParameterCountIsTheClosedForm) {
   EXPECT_EQ(arena.peak(MemCategory::optimizer), 8 * model.param_count());
 }
 
+// The kernels' layout places the units whose sizes core's closed form gives
+// (the cost model predicts with those): same sizes, back to back, for a few shapes.
+TEST(Gpt, ParamLayoutPlacesTheUnitsOfTheClosedForm) {
+  const ModelShape shapes[] = {{50, 16, 24, 3, 5}, {61, 16, 33, 3, 3}, {97, 12, 40, 4, 1}};
+  for (const ModelShape& s : shapes) {
+    const ParamLayout layout(s);
+    const ParamUnits units(s);
+    ASSERT_EQ(layout.unit_count(), units.count());
+    uint64_t next = 0;
+    for (int u = 0; u < units.count(); ++u) {
+      EXPECT_EQ(layout.unit_begin(u), next) << "unit " << u;
+      EXPECT_EQ(layout.unit_size(u), units.size(u)) << "unit " << u;
+      next += units.size(u);
+    }
+    EXPECT_EQ(layout.total, units.total);
+    EXPECT_EQ(next, units.total);
+  }
+}
+
 // Central differences of the loss against the analytic gradient of the whole
 // model, over a sample of parameters from every tensor. `prepare` may change the
 // initial parameters first.
@@ -202,7 +221,7 @@ TEST(Gpt, MeasuredActivationPeakEqualsClosedForm) {
                                           << " k=" << k);
           EXPECT_EQ(peak(r, MemCategory::activations), activations);
           EXPECT_EQ(peak(r, MemCategory::recompute), recompute);
-          // The cost model's formula (kernels/model.h) is the same closed form.
+          // The closed form the kernels and the cost model share (core/closed_forms.h).
           const SavedActivationBytes model_formula = saved_activation_bytes(c);
           EXPECT_EQ(model_formula.activations_peak, activations);
           EXPECT_EQ(model_formula.recompute_peak, recompute);

@@ -1,7 +1,9 @@
-// The cost model (cost_model.h). Everything here is derived again from the
-// knobs: the tuner never links the kernels. Each closed form names the kernel
-// code whose behaviour it states (kernels/model.cpp, shard.cpp, comm_mpi.cpp,
-// compress.cpp, cpu/ops.cpp), so that a change there is easy to follow here.
+// The cost model (cost_model.h). The tuner never links the kernels: the sizes
+// both compute (shards, parameter units, wire formats, ring traffic, saved
+// activations) come from core/closed_forms.h, and what is derived here (the
+// moments memory peaks, the messages of each collective, FLOPs) names the
+// kernel code whose behaviour it states (kernels/model.cpp, shard.cpp,
+// comm_mpi.cpp, cpu/ops.cpp), so that a change there is easy to follow here.
 //
 // Memory. A rank's arena holds, for the whole step, its parameters, gradients
 // and AdamW moments (per strategy), the error-feedback residual, the model's
@@ -31,13 +33,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <initializer_list>
 #include <vector>
 
+#include "core/closed_forms.h"
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/strict_json.h"
 #include "core/topology.h"
 
 namespace memfront {
@@ -45,110 +47,8 @@ namespace memfront {
 using nlohmann::json;
 
 // ---------------------------------------------------------------------------
-// Strict JSON reading: every expected member present with its type, nothing
-// else. Errors are InputError "<where>: <json pointer>: <what was expected>".
-// ---------------------------------------------------------------------------
-
-namespace {
-
-class StrictObject {
- public:
-  StrictObject(const json& value, std::string_view where, std::string pointer, std::initializer_list<const char*> keys)
-      : value_(value), where_(where), pointer_(std::move(pointer)) {
-    if (!value_.is_object()) fail(pointer_, "expected an object, got " + std::string(value_.type_name()));
-    for (const auto& item : value_.items()) {
-      if (std::none_of(keys.begin(), keys.end(), [&](const char* key) { return item.key() == key; })) {
-        std::string expected;
-        for (const char* key : keys) expected += (expected.empty() ? "" : ", ") + std::string(key);
-        fail(at(item.key()), "unknown key (expected one of: " + expected + ")");
-      }
-    }
-  }
-
-  double number(const char* key) const {
-    const json& v = member(key, "a number");
-    if (!v.is_number()) fail(at(key), "expected a number, got " + v.dump());
-    return v.get<double>();
-  }
-  double positive(const char* key) const {
-    const double x = number(key);
-    if (!(x > 0) || !std::isfinite(x)) fail(at(key), "expected a positive finite number, got " + member(key, "").dump());
-    return x;
-  }
-  double non_negative(const char* key) const {
-    const double x = number(key);
-    if (!(x >= 0) || !std::isfinite(x)) fail(at(key), "expected a finite number >= 0, got " + member(key, "").dump());
-    return x;
-  }
-  uint64_t count(const char* key) const {
-    const json& v = member(key, "a non-negative integer");
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-      fail(at(key), "expected a non-negative integer, got " + v.dump());
-    }
-    return v.get<uint64_t>();
-  }
-  bool boolean(const char* key) const {
-    const json& v = member(key, "true or false");
-    if (!v.is_boolean()) fail(at(key), "expected true or false, got " + v.dump());
-    return v.get<bool>();
-  }
-  std::string text(const char* key) const {
-    const json& v = member(key, "a string");
-    if (!v.is_string()) fail(at(key), "expected a string, got " + v.dump());
-    return v.get<std::string>();
-  }
-  StrictObject object(const char* key, std::initializer_list<const char*> keys) const {
-    return StrictObject(member(key, "an object"), where_, at(key), keys);
-  }
-
- private:
-  const json& member(const char* key, const std::string& expected) const {
-    const auto it = value_.find(key);
-    if (it == value_.end()) fail(at(key), "missing (expected " + expected + ")");
-    return *it;
-  }
-  std::string at(const std::string& key) const { return pointer_ + "/" + key; }
-  [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
-    throw InputError(std::string(where_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
-  }
-
-  const json& value_;
-  std::string_view where_;
-  std::string pointer_;
-};
-
-}  // namespace
-
-// ---------------------------------------------------------------------------
 // Calibration files
 // ---------------------------------------------------------------------------
-
-json to_json(const Calibration& c) {
-  return {{"measured", c.measured},
-          {"host", c.host},
-          {"created", c.created},
-          {"gemm_flops_per_s", c.gemm_flops_per_s},
-          {"attention_flops_per_s", c.attention_flops_per_s},
-          {"memory_bytes_per_s", c.memory_bytes_per_s},
-          {"link_latency_s", c.link_latency_s},
-          {"link_bytes_per_s", c.link_bytes_per_s}};
-}
-
-Calibration calibration_from_json(const json& j, std::string_view where) {
-  const StrictObject o(j, where, "",
-                       {"measured", "host", "created", "gemm_flops_per_s", "attention_flops_per_s",
-                        "memory_bytes_per_s", "link_latency_s", "link_bytes_per_s"});
-  Calibration c;
-  c.measured = o.boolean("measured");
-  c.host = o.text("host");
-  c.created = o.text("created");
-  c.gemm_flops_per_s = o.positive("gemm_flops_per_s");
-  c.attention_flops_per_s = o.positive("attention_flops_per_s");
-  c.memory_bytes_per_s = o.positive("memory_bytes_per_s");
-  c.link_latency_s = o.non_negative("link_latency_s");
-  c.link_bytes_per_s = o.positive("link_bytes_per_s");
-  return c;
-}
 
 std::filesystem::path default_calibration_path() {
   if (const char* explicit_path = std::getenv("MEMFRONT_CALIBRATION"); explicit_path && *explicit_path) {
@@ -169,19 +69,6 @@ Calibration load_calibration(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path, error)) return Calibration{};
   const json j = read_json_file(path, "the calibration file");
   return calibration_from_json(j, path.string());
-}
-
-void save_calibration(const std::filesystem::path& path, const Calibration& calibration) {
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  // Written beside and renamed over, so that a reader never sees half a file.
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << to_json(calibration).dump(2) << '\n';
-    if (!out.flush()) throw std::runtime_error(temporary.string() + ": cannot write the calibration file");
-  }
-  std::filesystem::rename(temporary, path);
 }
 
 // ---------------------------------------------------------------------------
@@ -232,95 +119,6 @@ namespace {
 
 constexpr uint64_t kFloat = 4;
 
-// The parameter units of kernels/param_layout.h, the pieces that strategies
-// partition, gather and reduce one at a time: unit 0 is the embedding
-// [wte (V,C), wpe (T,C)], units 1..L the blocks, unit L+1 the final LayerNorm
-// [weight, bias]. A block is 12C^2 + 13C: QKV 3C^2 + 3C, projection C^2 + C,
-// FC 4C^2 + 4C, FC projection 4C^2 + C, two LayerNorms 4C.
-struct Units {
-  explicit Units(const ModelShape& m)
-      : layers(m.layers),
-        embedding(uint64_t(m.vocab) * m.width + uint64_t(m.seq) * m.width),
-        block(12 * uint64_t(m.width) * m.width + 13 * uint64_t(m.width)),
-        final_norm(2 * uint64_t(m.width)),
-        total(embedding + uint64_t(m.layers) * block + final_norm) {}
-
-  int count() const { return layers + 2; }
-  uint64_t size(int unit) const { return unit == 0 ? embedding : unit == layers + 1 ? final_norm : block; }
-  uint64_t largest() const { return std::max({embedding, block, final_norm}); }
-
-  int layers;
-  uint64_t embedding, block, final_norm;
-  uint64_t total;  // Psi
-};
-
-// Partition::even (kernels/comm.cpp): shard i of n elements over g shards is
-// [i*n/g, (i+1)*n/g), computed as i*q + i*r/g (n = q*g + r) so that nothing
-// overflows. Sizes are q or q + 1, and exactly r shards have q + 1.
-uint64_t shard_offset(uint64_t n, uint64_t g, uint64_t i) { return i * (n / g) + i * (n % g) / g; }
-uint64_t shard_size(uint64_t n, uint64_t g, uint64_t i) { return shard_offset(n, g, i + 1) - shard_offset(n, g, i); }
-uint64_t largest_shard(uint64_t n, uint64_t g) { return (n + g - 1) / g; }
-// Sum over the g shards of f(shard size), from the two sizes there are.
-uint64_t sum_over_shards(uint64_t n, uint64_t g, const std::function<uint64_t(uint64_t)>& f) {
-  const uint64_t q = n / g, r = n % g;
-  return (g - r) * f(q) + (r > 0 ? r * f(q + 1) : 0);
-}
-
-// compress.h blockwise_bytes: the codes (fp32 4 bytes, bf16 2, int8 1, int4
-// half a byte rounded up over the whole payload) and, for the scaled formats,
-// one fp32 scale per block of `block` elements.
-uint64_t wire_bytes(uint64_t n, DType format, int block) {
-  const uint64_t scales = dtype_is_scaled(format) ? (n + block - 1) / block * kFloat : 0;
-  const uint64_t codes = format == DType::int4 ? (n + 1) / 2 : n * uint64_t(dtype_bits(format) / 8);
-  return scales + codes;
-}
-
-// compress.h topk_count and topk_bytes: ceil(density * n), taking off a
-// relative 1e-12 first so that a decimal density such as 0.07 does not round
-// up past the entries it means; at least one. Each entry is a uint32 index and
-// an fp32 value.
-uint64_t topk_entries(uint64_t n, double density) {
-  if (n == 0) return 0;
-  const auto k = static_cast<uint64_t>(std::ceil(density * static_cast<double>(n) * (1.0 - 1e-12)));
-  return std::clamp<uint64_t>(k, 1, n);
-}
-constexpr uint64_t kTopkEntryBytes = 8;
-
-// A saved tensor of rows x cols values (kernels/quantize.h): each row packed
-// into whole bytes, plus one fp32 scale per row for the scaled formats.
-uint64_t saved_bytes(DType format, uint64_t rows, uint64_t cols) {
-  return rows * ((cols * uint64_t(dtype_bits(format)) + 7) / 8) + (dtype_is_scaled(format) ? rows * kFloat : 0);
-}
-
-// What forward keeps for backward (kernels/model.cpp, block_forward and
-// head_forward), with N = B*T rows:
-// - a block: its input x_in, LayerNorm 1's output, qkv (3C), the attention
-//   weights, the attention output, x_mid (LayerNorm 2's input), LayerNorm 2's
-//   output, the FC output and the GELU output (4C each), all in the activation
-//   format, and the two LayerNorms' mean and rstd (fp32, N each). Dense
-//   attention keeps the T x T probabilities of every (b, head, query); Top-K
-//   keeps K weights per query in the format and K uint16 key indices.
-// - the head: the final LayerNorm's input and output in the format, its mean
-//   and rstd, and the (N,V) probabilities in fp32 whatever the format.
-// - a checkpoint: one block input.
-struct SavedForms {
-  explicit SavedForms(const Config& c) {
-    const DType f = c.precision.activations;
-    const uint64_t B = c.batch.micro, T = c.model.seq, C = c.model.width, H = c.model.heads;
-    const uint64_t V = c.model.vocab, K = c.topk.attention, N = B * T;
-    const uint64_t stats = 2 * N * kFloat;  // mean and rstd of one LayerNorm
-    const uint64_t attention = K == 0 ? saved_bytes(f, B * H * T, T)
-                                      : saved_bytes(f, B * H * T, K) + B * H * T * K * sizeof(uint16_t);
-    block_input = saved_bytes(f, N, C);
-    block = 5 * saved_bytes(f, N, C) + saved_bytes(f, N, 3 * C) + 2 * saved_bytes(f, N, 4 * C) + attention + 2 * stats;
-    head = 2 * saved_bytes(f, N, C) + stats + N * V * kFloat;
-    block_elements = 16 * N * C + B * H * T * (K == 0 ? T : K);
-    head_elements = 2 * N * C;
-  }
-  uint64_t block, block_input, head;
-  uint64_t block_elements, head_elements;  // values stored, for the (de)quantization traffic
-};
-
 // The step's reusable buffers (Gpt::Workspace in kernels/model.cpp) and the
 // trial's input and target tokens (two int32 B x T arrays, kernels/trial.cpp):
 // 36 float arrays of N x C (the residual stream and its gradient, two each;
@@ -345,21 +143,22 @@ uint64_t workspace_bytes(const Config& c) {
 
 using Group = std::vector<int>;  // world ranks in ascending order: the ring order
 
-// The shard groups (kernels/shard.cpp): hybrid cuts the world into groups of
-// shard.group consecutive ranks; every other strategy shards over the world.
+// The shard groups (kernels/shard.cpp): consecutive ranks.
 std::vector<Group> shard_groups(const Config& c) {
-  const int G = c.shard.strategy == ShardStrategy::hybrid ? c.shard.group : c.world;
+  const int G = shard_group_size(c);
   std::vector<Group> groups(c.world / G);
   for (int r = 0; r < c.world; ++r) groups[r / G].push_back(r);
   return groups;
 }
 
-// hybrid's replica groups: the ranks that hold the same shard, r, r+G, r+2G, ...
+// hybrid's replica groups: the ranks that hold the same shard, r, r+G, r+2G,
+// ...; none when one shard group spans the world.
 std::vector<Group> replica_groups(const Config& c) {
   std::vector<Group> groups;
-  if (c.shard.strategy != ShardStrategy::hybrid || c.shard.group == c.world) return groups;
-  groups.resize(c.shard.group);
-  for (int r = 0; r < c.world; ++r) groups[r % c.shard.group].push_back(r);
+  const int G = shard_group_size(c);
+  if (G == c.world) return groups;
+  groups.resize(G);
+  for (int r = 0; r < c.world; ++r) groups[r % G].push_back(r);
   return groups;
 }
 
@@ -439,10 +238,10 @@ std::vector<Role> roles(const std::vector<GroupLinks>& groups, int world) {
 // The strategy's choices (kernels/shard.cpp TrainingState).
 struct Strategy {
   explicit Strategy(const Config& c) {
-    const ShardStrategy s = c.shard.strategy;
-    shards_optimizer = s != ShardStrategy::ddp;
-    shards_grads = s == ShardStrategy::zero2 || s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
-    shards_params = s == ShardStrategy::zero3 || s == ShardStrategy::hybrid;
+    const StrategyTraits& s = traits(c.shard.strategy);
+    shards_optimizer = s.shards_optimizer;
+    shards_grads = s.shards_grads;
+    shards_params = s.shards_params;
     sparse_grads = c.topk.grad < 1.0;
     quantized_grads = c.quant.grad != DType::fp32;
     // The residual keeps, for every parameter, what compression did not send.
@@ -504,7 +303,7 @@ class Transients {
   // Top-K's all-gather of index/value payloads (ddp, and zero1 with Top-K):
   // mine and, from a group of more than one, every member's, mine included.
   uint64_t sparse_payloads(uint64_t n, const Role& role) const {
-    const uint64_t payload = topk_entries(n, c_.topk.grad) * kTopkEntryBytes;
+    const uint64_t payload = topk_bytes(topk_count(n, c_.topk.grad));
     return payload * (role.members > 1 ? 1 + role.members : 1);
   }
 
@@ -520,16 +319,16 @@ class Transients {
     const DType format = c_.quant.grad;
     if (format == DType::fp32) return float_reduction(n, role);
     const int block = c_.quant.block;
-    const uint64_t sent = sum_over_shards(n, role.members, [&](uint64_t size) { return wire_bytes(size, format, block); });
-    const uint64_t mine = wire_bytes(shard_size(n, role.members, role.position), format, block);
+    const uint64_t sent = sum_over_shards(n, role.members, [&](uint64_t size) { return blockwise_bytes(size, format, block); });
+    const uint64_t mine = blockwise_bytes(shard_size(n, role.members, role.position), format, block);
     return sent + (role.members > 1 ? role.members * mine : 0);
   }
 
   uint64_t encoded_all_gather(uint64_t n, const Role& role, DType format) const {
     const int block = c_.quant.block;
-    const uint64_t mine = wire_bytes(shard_size(n, role.members, role.position), format, block);
+    const uint64_t mine = blockwise_bytes(shard_size(n, role.members, role.position), format, block);
     if (role.members == 1) return mine;
-    return mine + sum_over_shards(n, role.members, [&](uint64_t size) { return wire_bytes(size, format, block); });
+    return mine + sum_over_shards(n, role.members, [&](uint64_t size) { return blockwise_bytes(size, format, block); });
   }
 
   const Config& c_;
@@ -553,7 +352,7 @@ struct Peaks {
 uint64_t& at(BytesByCategory& bytes, MemCategory category) { return bytes[static_cast<int>(category)]; }
 
 // One rank's peaks, from the snapshots listed at the top of this file.
-Peaks rank_peaks(const Config& c, const Units& units, const Strategy& s, const SavedForms& saved,
+Peaks rank_peaks(const Config& c, const ParamUnits& units, const Strategy& s, const SavedActivationBytes& saved,
                  const Transients& transients, const Role& shard, const Role& replica) {
   using M = MemCategory;
   const uint64_t psi = units.total, U0 = units.embedding, Ub = units.block, Un = units.final_norm;
@@ -598,7 +397,7 @@ Peaks rank_peaks(const Config& c, const Units& units, const Strategy& s, const S
   // and the lookup both add to it); the embedding, then the final LayerNorm
   // gathered; the final LayerNorm's gradient reduced while both are gathered.
   const int L = c.model.layers, k = c.checkpoint.every;
-  const uint64_t checkpoints = k == 0 ? 0 : (L + k - 1) / k;
+  const uint64_t checkpoints = saved.checkpoints;
   const uint64_t head_time = (k == 0 ? L * saved.block : checkpoints * saved.block_input) + saved.head;
   see(head_time, 0, U0, U0, gather(U0), 0);
   see(head_time, 0, U0 + Un, U0, gather(Un), 0);
@@ -635,7 +434,7 @@ Peaks rank_peaks(const Config& c, const Units& units, const Strategy& s, const S
         see(0, 0, 0, 0, transients.reduction(n, shard), 0);
       }
       // Top-K encodes from an n-float workspace scratch, beside its payload.
-      if (s.sparse_grads) see(0, 0, 0, 0, topk_entries(n, c.topk.grad) * kTopkEntryBytes, n * kFloat);
+      if (s.sparse_grads) see(0, 0, 0, 0, topk_bytes(topk_count(n, c.topk.grad)), n * kFloat);
     }
     if (replica.members > 1) {
       see(0, 0, 0, 0, transients.float_reduction(shard_size(n, shard.members, shard.position), replica), 0);
@@ -689,7 +488,8 @@ class Traffic {
   Cost ring_reduce_scatter(const GroupLinks& g, uint64_t n) const {
     Cost cost;
     const int m = g.members();
-    for (int i = 0; i < m; ++i) cost.send(g.successor_inter[i], (n - shard_size(n, m, i)) * kFloat);
+    const std::vector<uint64_t> chunks = float_shard_bytes(n, m);
+    for (int i = 0; i < m; ++i) cost.send(g.successor_inter[i], ring::reduce_scatter(chunks, i).bytes);
     cost.seconds = (m - 1) * ring_step_s(g, largest_shard(n, m) * kFloat);
     return cost;
   }
@@ -698,14 +498,10 @@ class Traffic {
   // successor's (which the successor already has).
   Cost ring_all_gather(const GroupLinks& g, const std::function<uint64_t(int)>& block_bytes) const {
     Cost cost;
-    const int m = g.members();
-    uint64_t total = 0, largest = 0;
-    for (int i = 0; i < m; ++i) {
-      total += block_bytes(i);
-      largest = std::max(largest, block_bytes(i));
-    }
-    for (int i = 0; i < m; ++i) cost.send(g.successor_inter[i], total - block_bytes((i + 1) % m));
-    cost.seconds = (m - 1) * ring_step_s(g, largest);
+    std::vector<uint64_t> blocks;
+    for (int i = 0; i < g.members(); ++i) blocks.push_back(block_bytes(i));
+    for (int i = 0; i < g.members(); ++i) cost.send(g.successor_inter[i], ring::all_gather(blocks, i).bytes);
+    cost.seconds = (g.members() - 1) * ring_step_s(g, *std::max_element(blocks.begin(), blocks.end()));
     return cost;
   }
 
@@ -840,7 +636,7 @@ struct StepComm {
 // Every collective of one optimizer step (accum micro-batches and the
 // optimizer), in kernels/shard.cpp's order, on every group at once: bytes add
 // up over groups, and the step waits for the slowest group.
-StepComm step_comm(const Config& c, const Units& units, const Strategy& s, const Traffic& traffic,
+StepComm step_comm(const Config& c, const ParamUnits& units, const Strategy& s, const Traffic& traffic,
                    const std::vector<GroupLinks>& shard, const std::vector<GroupLinks>& replica) {
   StepComm total;
   const bool hierarchical = c.placement.collectives == CollectiveAlgo::hierarchical;
@@ -863,7 +659,7 @@ StepComm step_comm(const Config& c, const Units& units, const Strategy& s, const
     } else {
       // Compressed: member j receives its part from every other member.
       on_every(shard, times, [&](const GroupLinks& g, int) {
-        return traffic.all_to_all_bytes(g, [&](int j) { return wire_bytes(shard_size(n, G, j), c.quant.grad, c.quant.block); });
+        return traffic.all_to_all_bytes(g, [&](int j) { return blockwise_bytes(shard_size(n, G, j), c.quant.grad, c.quant.block); });
       });
     }
   };
@@ -882,7 +678,7 @@ StepComm step_comm(const Config& c, const Units& units, const Strategy& s, const
         on_every(shard, accum * gathers, [&](const GroupLinks& g, int) { return traffic.all_gather(g, n, hierarchical); });
       } else {
         on_every(shard, accum * gathers, [&](const GroupLinks& g, int) {
-          return traffic.all_gather_bytes(g, [&](int i) { return wire_bytes(shard_size(n, G, i), c.quant.weights, c.quant.block); });
+          return traffic.all_gather_bytes(g, [&](int i) { return blockwise_bytes(shard_size(n, G, i), c.quant.weights, c.quant.block); });
         });
       }
     }
@@ -892,7 +688,7 @@ StepComm step_comm(const Config& c, const Units& units, const Strategy& s, const
     // The optimizer step.
     if (G > 1 && !s.shards_grads) {
       if (s.sparse_grads) {
-        const uint64_t payload = topk_entries(n, c.topk.grad) * kTopkEntryBytes;
+        const uint64_t payload = topk_bytes(topk_count(n, c.topk.grad));
         on_every(shard, 1, [&](const GroupLinks& g, int) { return traffic.all_gather_bytes(g, [&](int) { return payload; }); });
       } else if (c.shard.strategy == ShardStrategy::zero1) {
         reduce_unit(n, 1);
@@ -900,7 +696,7 @@ StepComm step_comm(const Config& c, const Units& units, const Strategy& s, const
         // ddp compressed: the compressed reduce-scatter, then each owner's sum, compressed, to every member.
         reduce_unit(n, 1);
         on_every(shard, 1, [&](const GroupLinks& g, int) {
-          return traffic.all_gather_bytes(g, [&](int i) { return wire_bytes(shard_size(n, G, i), c.quant.grad, c.quant.block); });
+          return traffic.all_gather_bytes(g, [&](int i) { return blockwise_bytes(shard_size(n, G, i), c.quant.grad, c.quant.block); });
         });
       } else {
         on_every(shard, 1, [&](const GroupLinks& g, int) { return traffic.all_reduce(g, n, hierarchical); });
@@ -970,15 +766,15 @@ Flops flops_per_rank(const Config& c) {
 // Compression: quantizing a gradient with error feedback moves about 32 bytes
 // per value encoded and 8 per value decoded; Top-K selection with feedback
 // about 48 per value; weight gathers 8 per value encoded or decoded.
-double memory_bound_bytes(const Config& c, const Units& units, const Strategy& s, const SavedForms& saved, int G) {
+double memory_bound_bytes(const Config& c, const ParamUnits& units, const Strategy& s, const SavedActivationBytes& saved, int G) {
   const double N = double(c.batch.micro) * c.model.seq, V = c.model.vocab, L = c.model.layers;
   const double NC = N * c.model.width;
   const int k = c.checkpoint.every;
   const double passes = k > 0 ? 2 : 1;
   const double saved_round_trips = c.precision.activations == DType::fp32 ? 1 : 2;
-  const double store_block = saved.block + 4.0 * saved.block_elements;
-  const double store_head = (saved.head - N * V * kFloat) + 4.0 * saved.head_elements;
-  const double checkpoints = k > 0 ? std::ceil(L / k) * (saved.block_input + 4.0 * NC) : 0;
+  const double store_block = saved.block + 4.0 * saved.block_values;
+  const double store_head = (saved.head - N * V * kFloat) + 4.0 * saved.head_values;
+  const double checkpoints = saved.checkpoints * (saved.block_input + 4.0 * NC);
   const double micro_batch = L * (passes * 72 * NC + 168 * NC) + 80 * NC + 16 * N * V +
                              saved_round_trips * (L * store_block + store_head) + checkpoints;
 
@@ -1005,9 +801,9 @@ double memory_bound_bytes(const Config& c, const Units& units, const Strategy& s
 }  // namespace
 
 Prediction predict(const Config& c, const Calibration& calibration) {
-  const Units units(c.model);
+  const ParamUnits units(c.model);
   const Strategy strategy(c);
-  const SavedForms saved(c);
+  const SavedActivationBytes saved = saved_activation_bytes(c);
   const Topology topology = Topology::from_config(c);
   const bool hierarchical = c.placement.collectives == CollectiveAlgo::hierarchical;
 

@@ -9,7 +9,9 @@
 // The memory forms are exact for memfront's own step (the arena's categories,
 // kernels/model.h and kernels/shard.h): the tests hold params, grads,
 // optimizer, activations and recompute to the byte, and the total to 1%.
-// The tuner never links the kernels, so the forms are derived here again.
+// The tuner never links the kernels: the sizes both sides compute (shards,
+// parameter units, wire formats, ring traffic, saved activations) are the
+// closed forms of core/closed_forms.h.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -17,31 +19,17 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/calibration.h"
 #include "core/config.h"
 
 namespace memfront {
 
-// Rates measured on one machine by memfront-calibrate (kernels/), one BLAS
-// thread per rank, as the trials run.
-struct Calibration {
-  bool measured = false;              // false: built-in defaults, say so beside every prediction
-  std::string host;
-  std::string created;                // ISO 8601 UTC
-  double gemm_flops_per_s = 50e9;     // cblas_sgemm on the step's GEMM shapes
-  double attention_flops_per_s = 8e9;  // the attention kernels
-  double memory_bytes_per_s = 10e9;   // streaming, for the memory-bound ops
-  double link_latency_s = 5e-6;       // intra-node message latency (MPI point-to-point on this host)
-  double link_bytes_per_s = 5e9;      // intra-node bandwidth
-};
-
-nlohmann::json to_json(const Calibration& calibration);
-Calibration calibration_from_json(const nlohmann::json& json, std::string_view where);
+// The calibration file's format is core's (core/calibration.h).
 // $MEMFRONT_CALIBRATION, else $XDG_CACHE_HOME/memfront/calibration.json, else
 // ~/.cache/memfront/calibration.json.
 std::filesystem::path default_calibration_path();
 // Missing file: defaults (measured = false). Malformed file: InputError.
 Calibration load_calibration(const std::filesystem::path& path);
-void save_calibration(const std::filesystem::path& path, const Calibration& calibration);
 
 struct Prediction {
   BytesByCategory peak{};     // per rank, the largest over ranks, by category

@@ -458,7 +458,7 @@ std::string export_fsdp(const Trial& t) {
       py += "    # shard.strategy=" + std::string(to_string(strategy)) + ": sharded over all WORLD_SIZE ranks.\n"
             "    mesh = init_device_mesh(\"cuda\", (WORLD_SIZE,), mesh_dim_names=(\"shard\",))\n";
     }
-    const std::string reshard = strategy == ShardStrategy::zero1 || strategy == ShardStrategy::zero2 ? "False" : "True";
+    const std::string reshard = traits(strategy).shards_params ? "True" : "False";
     py += "    # param_dtype: precision.compute=" + std::string(to_string(c.precision.compute)) +
           "; reduce_dtype: quant.grad=" + std::string(to_string(c.quant.grad)) + "\n"
           "    mp_policy = MixedPrecisionPolicy(param_dtype=" + std::string(bf16 ? "torch.bfloat16" : "torch.float32") +

@@ -156,34 +156,6 @@ uint64_t total(const std::vector<uint64_t>& blocks) {
 
 }  // namespace
 
-// The formulas behind the counters, for four members: reduce-scatter and
-// all-gather send (N-1)/N of the payload per member, all-reduce twice that,
-// and a broadcast (N-1)/N on average (the root's predecessor sends nothing).
-// Needs no device.
-TEST(NcclModel, RingFormulasGiveTheTextbookBytes) {
-  const std::vector<uint64_t> even = {400, 400, 400, 400};
-  const std::vector<uint64_t> uneven = {400, 404, 0, 396};
-  for (int me = 0; me < 4; ++me) {
-    EXPECT_EQ(nccl_model::reduce_scatter(even, me).bytes, 1200u);
-    EXPECT_EQ(nccl_model::all_gather(even, me).bytes, 1200u);
-    EXPECT_EQ(nccl_model::all_reduce(even, me).bytes, 2400u);
-    EXPECT_EQ(nccl_model::all_reduce(even, me).messages, 6u);
-    EXPECT_EQ(nccl_model::reduce_scatter(uneven, me).bytes, 1200 - uneven[me]);
-    EXPECT_EQ(nccl_model::all_gather(uneven, me).bytes, 1200 - uneven[(me + 1) % 4]);
-    EXPECT_EQ(nccl_model::reduce_scatter(uneven, me).messages, nonempty(uneven, me));
-  }
-  uint64_t broadcast_bytes = 0, reduce_bytes = 0;
-  for (int me = 0; me < 4; ++me) {
-    broadcast_bytes += nccl_model::broadcast(1000, me, 2, 4).bytes;
-    reduce_bytes += nccl_model::reduce(1000, me, 2).bytes;
-  }
-  EXPECT_EQ(broadcast_bytes, 3000u);
-  EXPECT_EQ(nccl_model::broadcast(1000, 1, 2, 4).bytes, 0u) << "the root's predecessor ends the chain";
-  EXPECT_EQ(reduce_bytes, 3000u);
-  EXPECT_EQ(nccl_model::reduce(1000, 2, 2).bytes, 0u) << "the root keeps the sum";
-  EXPECT_EQ(nccl_model::broadcast(0, 0, 2, 4).messages, 0u);
-}
-
 TEST(NcclComm, WorldGroupAndTopology) {
   MEMFRONT_REQUIRE_GPU();
   OnDevice device;
