@@ -14,9 +14,6 @@
 namespace memfront {
 namespace {
 
-const char* const kFigures[] = {"peak_mem",   "step_time",  "comm_bytes",   "inter_node_bytes",
-                                "loss_delta", "final_loss", "tokens_per_s", "gflops"};
-
 void flatten(const nlohmann::json& node, const std::string& prefix, std::map<std::string, QString>& out) {
   if (node.is_object()) {
     for (auto it = node.begin(); it != node.end(); ++it)
@@ -40,11 +37,14 @@ CompareDialog::CompareDialog(const TrialStore& store, std::vector<int> trials, Q
     rows.emplace_back(name, std::move(cells));
   };
   add_row(tr("status"), [](const TrialRecord& r) { return QString::fromUtf8(to_string(r.status).data()); });
-  for (const char* figure : kFigures)
-    add_row(QString::fromUtf8(figure), [figure](const TrialRecord& r) {
-      const auto value = metric_value(r, figure);
-      return value ? QString::fromStdString(format_metric(figure, *value)) : QString();
+  for (const MetricInfo& figure : metric_registry()) {
+    if (!figure.summary) continue;
+    const MetricRef metric = *resolve_metric(figure.name).metric;
+    add_row(QString::fromStdString(figure.name), [&metric](const TrialRecord& r) {
+      const auto value = metric(r);
+      return value ? QString::fromStdString(format_metric_value(metric.unit, *value)) : QString();
     });
+  }
   std::vector<std::map<std::string, QString>> configs(trials.size());
   std::set<std::string> paths;
   for (size_t c = 0; c < trials.size(); ++c) {

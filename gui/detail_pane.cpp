@@ -69,16 +69,6 @@ void add_json(QTreeWidgetItem* parent, const QString& key, const nlohmann::json&
   }
 }
 
-std::optional<double> json_number(const nlohmann::json& json, std::initializer_list<const char*> path) {
-  const nlohmann::json* node = &json;
-  for (const char* key : path) {
-    if (!node->is_object() || !node->contains(key)) return std::nullopt;
-    node = &(*node)[key];
-  }
-  if (!node->is_number()) return std::nullopt;
-  return node->get<double>();
-}
-
 }  // namespace
 
 DetailPane::DetailPane(const TrialStore& store, QWidget* parent) : QWidget(parent), store_(store) {
@@ -370,25 +360,17 @@ void DetailPane::fill_prediction() {
   prediction_table_->setRowCount(0);
   const TrialRecord* record = trial_ >= 0 ? &store_.trial(trial_) : nullptr;
   if (!record || record->prediction.is_null()) return;
-  const nlohmann::json& p = record->prediction;
-  std::optional<double> predicted_bytes;
-  if (auto intra = json_number(p, {"comm", "bytes_intra_node"}), inter = json_number(p, {"comm", "bytes_inter_node"});
-      intra || inter)
-    predicted_bytes = intra.value_or(0) + inter.value_or(0);
-  const std::vector<std::pair<std::string, std::optional<double>>> rows = {
-      {"peak_mem", metric_value(*record, "predicted_peak_mem")},
-      {"step_time", metric_value(*record, "predicted_step_time")},
-      {"compute_time", json_number(p, {"compute_s"})},
-      {"comm_time", json_number(p, {"comm_s"})},
-      {"comm_bytes", predicted_bytes}};
-  for (const auto& [metric, predicted] : rows) {
+  // Every metric the cost model predicts, beside its measurement.
+  for (const MetricInfo& metric : metric_registry()) {
+    if (!metric.predicted) continue;
+    const std::optional<double> predicted = metric.predicted(record->prediction);
     if (!predicted) continue;
-    const auto measured = metric_value(*record, metric);
+    const std::optional<double> measured = record->metrics ? metric.measured(*record->metrics) : std::nullopt;
     const int row = prediction_table_->rowCount();
     prediction_table_->insertRow(row);
-    prediction_table_->setItem(row, 0, new QTableWidgetItem(QString::fromStdString(metric)));
-    prediction_table_->setItem(row, 1, new QTableWidgetItem(QString::fromStdString(format_metric(metric, *predicted))));
-    prediction_table_->setItem(row, 2, new QTableWidgetItem(measured ? QString::fromStdString(format_metric(metric, *measured))
+    prediction_table_->setItem(row, 0, new QTableWidgetItem(QString::fromStdString(metric.name)));
+    prediction_table_->setItem(row, 1, new QTableWidgetItem(QString::fromStdString(format_metric_value(metric.unit, *predicted))));
+    prediction_table_->setItem(row, 2, new QTableWidgetItem(measured ? QString::fromStdString(format_metric_value(metric.unit, *measured))
                                                                      : tr("—")));
     QString error = tr("—");
     if (measured && *measured != 0) error = QString::number((*predicted - *measured) / *measured * 100, 'f', 1);

@@ -17,8 +17,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double value_or_nan(const TrialRecord& record, std::string_view metric) {
-  const std::optional<double> value = metric_value(record, metric);
+// A metric's value, NaN when the trial lacks it or the name is unknown.
+double value_or_nan(const std::optional<MetricRef>& metric, const TrialRecord& record) {
+  const std::optional<double> value = metric ? (*metric)(record) : std::nullopt;
   return value ? *value : kNaN;
 }
 
@@ -33,26 +34,6 @@ const nlohmann::json* config_node(const nlohmann::json& config, std::string_view
     if (dot == path.size()) return node;
     path.remove_prefix(dot + 1);
   }
-}
-
-// record_lookup, but cheaper per trial: named metrics directly, and knob
-// paths (shard.strategy) in the config first, where record_lookup would try
-// them as a metrics path and serialize the whole record, far too slow for 100k
-// trials.
-std::optional<ExprValue> lookup(const TrialRecord& record, std::string_view name) {
-  if (is_named_metric(name)) {
-    const std::optional<double> value = metric_value(record, name);
-    return value ? std::optional<ExprValue>(*value) : std::nullopt;
-  }
-  if (name != "status" && !is_named_metric(name) && !name.starts_with("config.") &&
-      !name.starts_with("predicted_")) {
-    if (const nlohmann::json* node = config_node(record.config, name)) {
-      if (node->is_number()) return ExprValue(node->get<double>());
-      if (node->is_string()) return ExprValue(node->get<std::string>());
-      if (node->is_boolean()) return ExprValue(node->get<bool>());
-    }
-  }
-  return record_lookup(record)(name);
 }
 
 QString group_of(const TrialRecord& record, const std::string& colour_by) {
@@ -73,28 +54,35 @@ FrontAnalysis analyse(const TrialStore& store, const FrontSettings& settings) {
   analysis.feasible.resize(count);
   analysis.colour_group.resize(count);
 
-  // A constraint that does not parse is reported and all of them are
-  // ignored, rather than silently applying only some.
-  std::vector<Expr> constraints;
+  // A constraint that does not parse, or names no metric or config path, is
+  // reported and all of them are ignored, rather than silently applying only
+  // some. Names are resolved here, once, not per trial.
+  std::vector<RecordExpr> constraints;
   for (size_t i = 0; i < settings.constraints.size(); ++i) {
+    const std::string where = "constraint " + std::to_string(i + 1);
     try {
-      constraints.push_back(Expr::parse(settings.constraints[i], "constraint " + std::to_string(i + 1)));
+      constraints.emplace_back(Expr::parse(settings.constraints[i], where), where, where);
     } catch (const InputError& error) {
       analysis.error = QString::fromStdString(error.what());
       constraints.clear();
       break;
     }
   }
+  // The axes and objectives, resolved once; an unknown name reads as NaN and is reported.
+  auto resolve = [&](std::string_view name, const char* what) {
+    MetricResolution resolved = resolve_metric(name);
+    if (!resolved.metric && analysis.error.isEmpty()) analysis.error = QString::fromStdString(what + resolved.error);
+    return std::move(resolved.metric);
+  };
+  const std::optional<MetricRef> x_metric = resolve(settings.x, "x axis: "), y_metric = resolve(settings.y, "y axis: ");
 
   const std::vector<std::string> objectives =
       settings.objectives.empty() ? store.default_objectives() : settings.objectives;
-  std::vector<std::pair<std::string_view, double>> metrics;  // metric, sign (-1 maximizes)
+  std::vector<std::pair<std::optional<MetricRef>, double>> metrics;  // metric, sign (-1 maximizes)
   for (const std::string& objective : objectives) {
-    if (objective.starts_with('-')) {
-      metrics.emplace_back(std::string_view(objective).substr(1), -1.0);
-    } else {
-      metrics.emplace_back(objective, 1.0);
-    }
+    const bool maximize = objective.starts_with('-');
+    metrics.emplace_back(resolve(std::string_view(objective).substr(maximize ? 1 : 0), "objective: "),
+                         maximize ? -1.0 : 1.0);
   }
 
   // Each trial's values are independent of the others': compute them on every
@@ -107,15 +95,15 @@ FrontAnalysis analyse(const TrialStore& store, const FrontSettings& settings) {
   const auto measure = [&](int begin, int end) {
     for (int i = begin; i < end; ++i) {
       const TrialRecord& record = store.trial(i);
-      analysis.x[i] = value_or_nan(record, settings.x);
-      analysis.y[i] = value_or_nan(record, settings.y);
+      analysis.x[i] = value_or_nan(x_metric, record);
+      analysis.y[i] = value_or_nan(y_metric, record);
       shown[i] = settings.show_unsuccessful || record.status == TrialStatus::ok;
       bool feasible = true;
-      for (const Expr& constraint : constraints) {
+      for (const RecordExpr& constraint : constraints) {
         try {
-          feasible = constraint.test([&record](std::string_view name) { return lookup(record, name); });
+          feasible = constraint.holds(record).value_or(false);  // false: the trial lacks a metric it needs
         } catch (const InputError&) {
-          feasible = false;  // the trial lacks a metric the constraint needs
+          feasible = false;  // a type error (a string compared with a number): nothing meets it
         }
         if (!feasible) break;
       }
@@ -125,7 +113,7 @@ FrontAnalysis analyse(const TrialStore& store, const FrontSettings& settings) {
       bool finite = true;
       double* point = values.data() + static_cast<size_t>(i) * metrics.size();
       for (size_t k = 0; k < metrics.size() && finite; ++k) {
-        point[k] = metrics[k].second * value_or_nan(record, metrics[k].first);
+        point[k] = metrics[k].second * value_or_nan(metrics[k].first, record);
         finite = std::isfinite(point[k]);
       }
       on_front_candidate[i] = finite;

@@ -25,18 +25,6 @@
 namespace memfront {
 namespace {
 
-const char* const kBaseMetrics[] = {
-    "peak_mem",       "step_time",        "comm_bytes",  "inter_node_bytes", "loss_delta",
-    "final_loss",     "tokens_per_s",     "gflops",      "peak_params",      "peak_grads",
-    "peak_optimizer", "peak_activations", "peak_recompute", "peak_comm",     "peak_workspace"};
-
-bool is_bytes_metric(const std::string& m) {
-  return m.starts_with("peak") || m.starts_with("predicted_peak") || m.find("bytes") != std::string::npos;
-}
-bool is_time_metric(const std::string& m) {
-  return m.find("time") != std::string::npos || m.ends_with("_s") || m.starts_with("phase_s.");
-}
-
 // Colours that stay apart on white, for the colour groups.
 QColor group_colour(int group) {
   static const QColor palette[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
@@ -73,18 +61,20 @@ void collect_leaves(const nlohmann::json& node, const std::string& prefix, std::
 }  // namespace
 
 AxisUnit axis_unit_for(const std::string& metric, double largest) {
-  if (is_bytes_metric(metric)) {
+  const MetricResolution resolved = resolve_metric(metric);
+  const MetricUnit unit = resolved.metric ? resolved.metric->unit : MetricUnit::none;
+  if (unit == MetricUnit::bytes) {
     if (largest >= double(1ull << 30)) return {double(1ull << 30), "GiB"};
     if (largest >= double(1ull << 20)) return {double(1ull << 20), "MiB"};
     if (largest >= 1024.0) return {1024.0, "KiB"};
     return {1, "B"};
   }
-  if (is_time_metric(metric)) {
+  if (unit == MetricUnit::seconds) {
     if (largest >= 10.0) return {1, "s"};
     if (largest >= 0.01) return {1e-3, "ms"};
     return {1e-6, "µs"};
   }
-  return {};
+  return {1, QString::fromUtf8(unit_symbol(unit).data(), static_cast<qsizetype>(unit_symbol(unit).size()))};
 }
 
 std::vector<std::string> varying_knobs(const TrialStore& store) {
@@ -198,8 +188,8 @@ void FrontView::fill_metric_combos() {
   std::vector<std::string> metrics;
   for (const std::string& objective : settings_.objectives)
     metrics.push_back(objective.starts_with('-') ? objective.substr(1) : objective);
-  for (const char* m : kBaseMetrics)
-    if (std::find(metrics.begin(), metrics.end(), m) == metrics.end()) metrics.emplace_back(m);
+  for (const MetricInfo& metric : metric_registry())
+    if (std::find(metrics.begin(), metrics.end(), metric.name) == metrics.end()) metrics.push_back(metric.name);
   for (QComboBox* combo : {x_combo_, y_combo_}) {
     const QSignalBlocker block(combo);
     combo->clear();
@@ -484,9 +474,11 @@ QString FrontView::tooltip_for(int i) const {
   std::set<std::string> seen;
   for (const std::string& name : figures) {
     if (!seen.insert(name).second) continue;
-    if (auto value = metric_value(record, name))
+    const MetricResolution resolved = resolve_metric(name);
+    if (!resolved.metric) continue;
+    if (auto value = (*resolved.metric)(record))
       text += QStringLiteral("<br>%1: %2").arg(QString::fromStdString(name),
-                                               QString::fromStdString(format_metric(name, *value)));
+                                               QString::fromStdString(format_metric_value(resolved.metric->unit, *value)));
   }
   return text;
 }

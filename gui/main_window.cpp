@@ -101,8 +101,10 @@ void MainWindow::build_views() {
   filter_edit_->setClearButtonEnabled(true);
   status_combo_ = new QComboBox;
   status_combo_->addItem(tr("any status"), QString());
-  for (const char* status : {"ok", "failed", "timeout", "oom", "pruned", "invalid"})
-    status_combo_->addItem(QString::fromUtf8(status), QString::fromUtf8(status));
+  for (TrialStatus status : kAllTrialStatuses) {
+    const QString name = QString::fromUtf8(to_string(status).data(), static_cast<qsizetype>(to_string(status).size()));
+    status_combo_->addItem(name, name);
+  }
   auto* table_box = new QWidget;
   auto* filter_row = new QHBoxLayout;
   filter_row->addWidget(filter_edit_, 1);

@@ -41,14 +41,16 @@ void ParallelView::set_data(const std::vector<std::string>& objectives, const Fr
   axes_.clear();
 
   for (const std::string& objective : objectives) {
-    const std::string metric = objective.starts_with('-') ? objective.substr(1) : objective;
+    const std::string name = objective.starts_with('-') ? objective.substr(1) : objective;
+    const std::optional<MetricRef> metric = resolve_metric(name).metric;  // unknown: an axis without values
     Axis axis;
-    axis.name = QString::fromStdString(metric);
+    axis.name = QString::fromStdString(name);
     std::vector<double> raw(n, kNaN);
     axis.min = std::numeric_limits<double>::infinity();
     axis.max = -axis.min;
     for (int i : shown_) {
-      if (auto value = metric_value(store_.trial(i), metric); value && std::isfinite(*value)) {
+      if (!metric) break;
+      if (auto value = (*metric)(store_.trial(i)); value && std::isfinite(*value)) {
         raw[i] = *value;
         axis.min = std::min(axis.min, *value);
         axis.max = std::max(axis.max, *value);
@@ -257,8 +259,8 @@ void ParallelView::paintEvent(QPaintEvent*) {
     painter.setPen(QColor(80, 80, 80));
     if (axis.categories.isEmpty()) {
       auto text = [&](double v) {
-        const std::string name = axis.name.toStdString();
-        return is_named_metric(name) ? QString::fromStdString(format_metric(name, v)) : QString::number(v, 'g', 4);
+        const MetricInfo* metric = find_metric(axis.name.toStdString());
+        return metric ? QString::fromStdString(format_metric_value(metric->unit, v)) : QString::number(v, 'g', 4);
       };
       painter.drawText(QRectF(x - 70, area.top() - 17, 140, 14), Qt::AlignCenter, text(axis.max));
       painter.drawText(QRectF(x - 70, area.bottom() + 3, 140, 14), Qt::AlignCenter, text(axis.min));

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "tuner/sweep.h"
+
 namespace memfront {
 
 namespace {
@@ -180,18 +182,12 @@ std::vector<std::string> TrialStore::default_objectives() const {
   // Files load in parallel and finish in any order, and a broken one has no
   // study: the first file that names objectives decides.
   for (const LoadedFile& file : files_) {
-    const nlohmann::json& spec = file.header.study_spec;
-    if (spec.is_object() && spec.contains("objectives") && spec["objectives"].is_array()) {
-      std::vector<std::string> objectives;
-      for (const nlohmann::json& objective : spec["objectives"]) {
-        if (!objective.is_object() || !objective.contains("metric") || !objective["metric"].is_string()) continue;
-        const bool maximize = objective.value("goal", std::string("min")) == "max";
-        std::string name = objective["metric"].get<std::string>();
-        if (maximize) name.insert(0, 1, '-');  // the front's convention for a maximized objective
-        objectives.push_back(std::move(name));
-      }
-      if (!objectives.empty()) return objectives;
+    std::vector<std::string> objectives;
+    for (const Objective& objective : recorded_objectives(file.header)) {
+      // The front's convention for a maximized objective: a leading '-'.
+      objectives.push_back((objective.goal == Goal::maximize ? "-" : "") + objective.metric);
     }
+    if (!objectives.empty()) return objectives;
   }
   return {"peak_mem", "step_time", "loss_delta"};
 }

@@ -24,6 +24,12 @@ std::string_view metric_of(const std::string& objective) {
   return name;
 }
 
+std::vector<std::optional<MetricRef>> resolve_objectives(const std::vector<std::string>& objectives) {
+  std::vector<std::optional<MetricRef>> metrics;
+  for (const std::string& objective : objectives) metrics.push_back(resolve_metric(metric_of(objective)).metric);
+  return metrics;
+}
+
 // Every leaf of a config as (dotted path, JSON node), e.g. shard.strategy.
 void collect_leaves(const nlohmann::json& node, const std::string& prefix,
                     std::vector<std::pair<std::string, const nlohmann::json*>>& leaves) {
@@ -73,7 +79,7 @@ struct KnobTracker {
 
 TrialTableModel::TrialTableModel(const TrialStore& store, std::vector<std::string> objectives, QObject* parent)
     : QAbstractTableModel(parent), store_(store), objectives_(std::move(objectives)),
-      tracker_(std::make_shared<KnobTracker>()) {
+      objective_metrics_(resolve_objectives(objectives_)), tracker_(std::make_shared<KnobTracker>()) {
   rows_ = store_.trial_count();
   note_trials(0, rows_);
   knobs_ = varying_knobs();
@@ -110,11 +116,11 @@ QVariant TrialTableModel::data(const QModelIndex& index, int role) const {
   if (column == 1) return data(index, kStatusRole);
   column -= 2;
   if (column < static_cast<int>(objectives_.size())) {
-    const std::string_view metric = metric_of(objectives_[column]);
-    const std::optional<double> value = metric_value(record, metric);
+    const std::optional<MetricRef>& metric = objective_metrics_[column];
+    const std::optional<double> value = metric ? (*metric)(record) : std::nullopt;
     if (!value) return role == kSortRole ? QVariant() : QVariant(QString());
     if (role == kSortRole) return *value;
-    return QString::fromStdString(format_metric(metric, *value));
+    return QString::fromStdString(format_metric_value(metric->unit, *value));
   }
   column -= static_cast<int>(objectives_.size());
   const nlohmann::json* value = node_at(record.config, knobs_[column]);
@@ -145,6 +151,7 @@ QVariant TrialTableModel::headerData(int section, Qt::Orientation orientation, i
 void TrialTableModel::set_objectives(std::vector<std::string> objectives) {
   beginResetModel();
   objectives_ = std::move(objectives);
+  objective_metrics_ = resolve_objectives(objectives_);
   endResetModel();
 }
 

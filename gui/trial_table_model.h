@@ -8,8 +8,11 @@
 #include <QSortFilterProxyModel>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "core/metric_registry.h"
 
 namespace memfront {
 
@@ -41,6 +44,9 @@ class TrialTableModel : public QAbstractTableModel {
 
   const TrialStore& store_;
   std::vector<std::string> objectives_;
+  // objectives_ resolved once (sorting reads them for every comparison); an
+  // unknown name has no metric and shows empty cells.
+  std::vector<std::optional<MetricRef>> objective_metrics_;
   std::vector<std::string> knobs_;  // config paths that vary, sorted
   int rows_ = 0;
   bool files_shown_ = false;        // the file column, once there is more than one file

@@ -175,6 +175,19 @@ TEST(Study, RepresentativeErrorsExactly) {
             "study.json: /objectives: expected at least one objective");
 }
 
+TEST(Study, UnknownMetricsAreRejectedBeforeAnyTrial) {
+  // Bug: an objective or outcome constraint over 'pek_mem' ran the whole study
+  // and reported an empty front.
+  EXPECT_EQ(error_of(with(minimal(), {{"objectives", {{{"metric", "pek_mem"}}}}})),
+            "study.json: /objectives/0/metric: unknown metric 'pek_mem'; did you mean 'peak_mem'?");
+  EXPECT_EQ(error_of(with(minimal(), {{"outcome_constraints", {"step_time < 1s", "pek_mem <= 10MiB"}}})),
+            "study.json: /outcome_constraints/1: unknown metric 'pek_mem'; did you mean 'peak_mem'?");
+  // Dotted paths into the record and the pandas column names are metrics too.
+  EXPECT_NO_THROW(parse_study(with(minimal(), {{"objectives", {{{"metric", "metrics.phase_s.backward"}}}},
+                                               {"outcome_constraints", {"step_time_s.p90 < 1s"}}}),
+                              "study.json"));
+}
+
 // Every other rule, by the start of its message.
 TEST(Study, EveryValidationRule) {
   const std::vector<std::pair<json, std::string>> cases = {

@@ -19,6 +19,7 @@
 #include "tests/run_command.h"
 
 #include "core/config.h"
+#include "core/metric_registry.h"
 #include "core/results.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
@@ -256,6 +257,32 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
       }
     }
   }
+}
+
+TEST(Sweep, UnknownMetricsOnTheCommandLineAreBadInput) {
+  // Bug: `memfront pareto FILE --where 'pek_mem <= 10MiB'` printed "0 of N trials" and exited 0.
+  const std::string data = MEMFRONT_TEST_DATA;
+  const std::string file = "'" + data + "/results/example_v1.jsonl'";
+  const std::string tool = "'" + kTool + "' ";
+  CommandRun where = run_command(tool + "pareto " + file + " --where 'pek_mem <= 10MiB'");
+  EXPECT_EQ(where.exit_code, 2) << where.output;
+  EXPECT_EQ(where.output, "memfront: --where: unknown metric 'pek_mem'; did you mean 'peak_mem'?\n");
+  CommandRun objectives = run_command(tool + "pareto " + file + " --objectives pek_mem,step_time");
+  EXPECT_EQ(objectives.exit_code, 2) << objectives.output;
+  EXPECT_NE(objectives.output.find("--objectives: unknown metric 'pek_mem'"), std::string::npos) << objectives.output;
+  CommandRun pick = run_command(tool + "export " + file + " --pick best:tokens_per_sec");
+  EXPECT_EQ(pick.exit_code, 2) << pick.output;
+  EXPECT_NE(pick.output.find("did you mean 'tokens_per_s'?"), std::string::npos) << pick.output;
+  // The column name pandas shows is a metric name too.
+  CommandRun pandas = run_command(tool + "pareto " + file + " --where 'metrics.step_time_s.median < 1000s'");
+  EXPECT_EQ(pandas.exit_code, 0) << pandas.output;
+  EXPECT_EQ(pandas.output.find(": 0 of "), std::string::npos) << pandas.output;
+}
+
+TEST(Sweep, MetricsCommandPrintsTheRegistry) {
+  CommandRun metrics = run_command("'" + kTool + "' metrics");
+  EXPECT_EQ(metrics.exit_code, 0) << metrics.output;
+  EXPECT_EQ(metrics.output, metrics_markdown());
 }
 
 TEST(Sweep, PredictAnswersWhatIfQuestionsBeyondTheMachine) {

@@ -8,6 +8,7 @@
 //   memfront predict config.json [--world N] [--ranks-per-node R] [--json]
 //   memfront calibrate [--out F] [--quick]
 //   memfront status results.jsonl
+//   memfront metrics
 // Exit status (core/exit_code.h): ok; failure, a run-time failure; bad_input
 // (one line on stderr); interrupted (what finished is recorded; --resume continues).
 #include <unistd.h>
@@ -53,30 +54,26 @@ std::vector<std::string> split_commas(const std::string& text) {
 }
 
 // Objectives from --objectives ("a,b,-c": a leading '-' maximizes), else the
-// study's in the results header, else peak_mem and step_time.
-std::vector<Objective> objectives_for(const std::string& flag, const ResultsHeader& header) {
+// study's in the results header, else peak_mem and step_time. Every name must
+// be a metric: a misspelt one would give an empty front.
+std::vector<Objective> objectives_for(const std::string& flag, const ResultsHeader& header, const std::string& path) {
   std::vector<Objective> objectives;
-  if (!flag.empty()) {
-    for (const std::string& name : split_commas(flag)) {
-      const bool maximize = name[0] == '-';
-      objectives.push_back({maximize ? name.substr(1) : name, maximize ? Goal::maximize : Goal::minimize});
-    }
-    return objectives;
+  for (const std::string& name : split_commas(flag)) {
+    const bool maximize = name[0] == '-';
+    objectives.push_back({maximize ? name.substr(1) : name, maximize ? Goal::maximize : Goal::minimize});
   }
-  if (header.study_spec.is_object() && header.study_spec.contains("objectives")) {
-    for (const auto& o : header.study_spec["objectives"]) {
-      objectives.push_back({o.value("metric", ""), o.value("goal", "min") == "max" ? Goal::maximize : Goal::minimize});
-    }
-    if (!objectives.empty()) return objectives;
-  }
-  return {{"peak_mem", Goal::minimize}, {"step_time", Goal::minimize}};
+  const std::string where = flag.empty() ? path + ": header: /study_spec/objectives" : "--objectives";
+  if (objectives.empty()) objectives = recorded_objectives(header);
+  if (objectives.empty()) objectives = {{"peak_mem", Goal::minimize}, {"step_time", Goal::minimize}};
+  for (const Objective& objective : objectives) resolve_metric_or_throw(objective.metric, where);
+  return objectives;
 }
 
-std::vector<NamedExpr> filters_for(const std::vector<std::string>& wheres) {
-  std::vector<NamedExpr> filters;
-  for (size_t i = 0; i < wheres.size(); ++i) {
-    filters.push_back({Expr::parse(wheres[i], "--where"), "--where"});
-  }
+// --where filters, their names resolved now: an unknown one is an error here,
+// not a filter that quietly matches nothing.
+std::vector<RecordExpr> filters_for(const std::vector<std::string>& wheres) {
+  std::vector<RecordExpr> filters;
+  for (const std::string& where : wheres) filters.emplace_back(Expr::parse(where, "--where"), "--where", "--where");
   return filters;
 }
 
@@ -240,7 +237,7 @@ int run_sweep_command(const SweepFlags& flags) {
 
 // The record an export --pick names, among the records that pass the filters.
 const TrialRecord& pick_record(const std::vector<TrialRecord>& records, const std::string& pick,
-                               const std::vector<Objective>& objectives, const std::vector<NamedExpr>& filters) {
+                               const std::vector<Objective>& objectives, const std::vector<RecordExpr>& filters) {
   if (pick.rfind("id:", 0) == 0) {
     for (const TrialRecord& r : records) {
       if (r.id == pick.substr(3)) return r;
@@ -255,20 +252,25 @@ const TrialRecord& pick_record(const std::vector<TrialRecord>& records, const st
     return records[front[knee_point(points)]];
   }
   if (pick.rfind("best:", 0) == 0) {
-    const std::string metric = pick.substr(5);
-    // The direction of an objective of that name, else: throughput up, everything else down.
-    bool maximize = metric == "tokens_per_s" || metric == "gflops";
+    const std::string metric_name = pick.substr(5);
+    const MetricRef metric = resolve_metric_or_throw(metric_name, "--pick");
+    // The direction of an objective of that name, else the metric's own (paths: down).
+    bool maximize = metric.info && metric.info->direction == MetricDirection::maximize;
     for (const Objective& objective : objectives) {
-      if (objective.metric == metric) maximize = objective.goal == Goal::maximize;
+      if (objective.metric == metric_name) maximize = objective.goal == Goal::maximize;
     }
     const TrialRecord* best = nullptr;
+    std::optional<double> best_value;
     for (const TrialRecord& r : records) {
       if (r.status != TrialStatus::ok || !passes_filters(r, filters)) continue;
-      auto value = metric_value(r, metric);
+      const std::optional<double> value = metric(r);
       if (!value) continue;
-      if (!best || (maximize ? *value > *metric_value(*best, metric) : *value < *metric_value(*best, metric))) best = &r;
+      if (!best || (maximize ? *value > *best_value : *value < *best_value)) {
+        best = &r;
+        best_value = value;
+      }
     }
-    if (!best) throw InputError("--pick: no ok trial has metric '" + metric + "'");
+    if (!best) throw InputError("--pick: no ok trial has metric '" + metric_name + "'");
     return *best;
   }
   throw InputError("--pick: expected knee, best:<metric> or id:<id>, got '" + pick + "'");
@@ -368,6 +370,8 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "summarize a results file, and the Slurm jobs of its sweep");
   status->add_option("results", results_path, "results file (JSONL)")->required();
 
+  auto* metrics = app.add_subcommand("metrics", "list the metrics that objectives, constraints and --where can name");
+
   auto* collect = app.add_subcommand("collect", "merge the finished trials of a Slurm sweep into its results file");
   collect->add_option("results", results_path, "results file (JSONL)")->required();
 
@@ -390,7 +394,7 @@ int main(int argc, char** argv) {
     }
     if (pareto->parsed()) {
       ResultsFile file = read_with_warning(results_path);
-      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header, results_path);
       const std::vector<TrialRecord> trials = comparable_trials(file);
       const std::vector<size_t> front = front_of(trials, objectives, filters_for(wheres));
       if (as_json) {
@@ -406,7 +410,7 @@ int main(int argc, char** argv) {
     }
     if (exporter->parsed()) {
       ResultsFile file = read_with_warning(results_path);
-      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header, results_path);
       const std::vector<TrialRecord> trials = pick.rfind("id:", 0) == 0 ? file.trials : comparable_trials(file);
       const TrialRecord& record = pick_record(trials, pick, objectives, filters_for(wheres));
       const std::string text = export_trial(record, *parse_export_format(format), {results_path, file.header});
@@ -476,9 +480,13 @@ int main(int argc, char** argv) {
         std::cout << (first ? "" : ", ") << count << " " << name;
         first = false;
       }
-      const std::vector<Objective> objectives = objectives_for("", file.header);
+      const std::vector<Objective> objectives = objectives_for("", file.header, results_path);
       std::cout << "); Pareto front of " << front_of(file.trials, objectives, {}).size() << " points\n";
       std::cout << slurm_status(results_path, file.trials);
+      return 0;
+    }
+    if (metrics->parsed()) {
+      std::cout << metrics_markdown();
       return 0;
     }
     if (collect->parsed()) {

@@ -24,15 +24,9 @@ std::optional<ObjectivePoint> objective_point(const TrialRecord& record, const s
 }
 
 bool meets_outcome_constraints(const TrialRecord& record, const Study& study) {
-  const NameLookup lookup = record_lookup(record);
-  for (const NamedExpr& constraint : study.outcome_constraints) {
-    try {
-      if (!constraint.expr.test(lookup)) return false;
-    } catch (const std::exception&) {
-      return false;  // a metric the record lacks (e.g. no metrics at all)
-    }
-  }
-  return true;
+  // A record that lacks a metric a constraint names (no metrics at all) does not meet it.
+  return std::ranges::all_of(study.outcome_constraints,
+                             [&](const RecordExpr& constraint) { return constraint.holds(record).value_or(false); });
 }
 
 std::vector<double> selection_scores(const std::vector<const TrialRecord*>& records, const Study& study) {

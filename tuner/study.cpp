@@ -381,6 +381,10 @@ std::vector<Objective> parse_objectives(const Fields& root, std::string_view sou
     Objective objective;
     objective.metric = fields.string("metric", "");
     if (objective.metric.empty()) fields.fail(fields.at("metric"), "expected a metric name, e.g. \"peak_mem\"");
+    // A misspelt objective would run the whole study for an empty front.
+    if (const MetricResolution resolved = resolve_metric(objective.metric); !resolved.metric) {
+      fields.fail(fields.at("metric"), resolved.error);
+    }
     for (const Objective& earlier : objectives) {
       if (earlier.metric == objective.metric) fields.fail(fields.at("metric"), "\"" + objective.metric + "\" is already an objective");
     }
@@ -541,7 +545,11 @@ Study parse_study(const json& j, std::string_view source) {
     }
   }
   study.objectives = parse_objectives(root, source);
-  study.outcome_constraints = parse_expressions(root, "outcome_constraints", source);
+  // Outcome constraints name metrics: a misspelt one is caught here, before any trial runs.
+  for (NamedExpr& constraint : parse_expressions(root, "outcome_constraints", source)) {
+    const std::string where = std::string(source) + ": " + constraint.pointer;
+    study.outcome_constraints.emplace_back(std::move(constraint.expr), std::move(constraint.pointer), where);
+  }
 
   // A given reference is a merge patch of the base (RFC 7386: objects merge,
   // null removes a key of the base).

@@ -40,6 +40,7 @@
 #include "core/config.h"
 #include "tuner/expr.h"
 #include "tuner/launcher.h"
+#include "tuner/metrics.h"
 
 namespace memfront {
 
@@ -51,7 +52,7 @@ struct Knob {
 enum class Goal { minimize, maximize };
 
 struct Objective {
-  std::string metric;  // a metric name (tuner/metrics.h)
+  std::string metric;  // a metric name (core/metric_registry.h)
   Goal goal = Goal::minimize;
 };
 
@@ -85,7 +86,7 @@ struct Study {
   std::vector<Knob> space;
   std::vector<NamedExpr> constraints;          // over knobs
   std::vector<Objective> objectives;
-  std::vector<NamedExpr> outcome_constraints;  // over metrics
+  std::vector<RecordExpr> outcome_constraints;  // over metrics
   Config reference;                 // the study's reference configuration, normalized
   int steps = 20, warmup = 2, repeats = 1;
   SearchSettings search;

@@ -69,31 +69,25 @@ Config with_steps(Config config, int steps) {
   return config;
 }
 
-// What the cost model says, as values an outcome constraint can name.
-std::optional<ExprValue> predicted_value(const Prediction& p, std::string_view name) {
-  if (name == "peak_mem") return ExprValue(static_cast<double>(p.peak_total));
-  if (name.substr(0, 5) == "peak_") {
-    if (auto category = parse_mem_category(name.substr(5))) {
-      return ExprValue(static_cast<double>(p.peak[static_cast<int>(*category)]));
-    }
-  }
-  if (name == "step_time") return ExprValue(p.step_time_s);
-  if (name == "comm_bytes") return ExprValue(static_cast<double>(p.bytes_intra_node + p.bytes_inter_node));
-  if (name == "inter_node_bytes") return ExprValue(static_cast<double>(p.bytes_inter_node));
-  if (name == "intra_node_bytes") return ExprValue(static_cast<double>(p.bytes_intra_node));
-  return std::nullopt;
-}
-
-// The first outcome constraint the prediction breaks; constraints over
-// metrics the model does not predict (loss, say) are not judged.
-const NamedExpr* predicted_violation(const Study& study, const Prediction& prediction) {
-  for (const NamedExpr& constraint : study.outcome_constraints) {
-    bool predictable = true;
+// The first outcome constraint the prediction breaks. A constraint is judged
+// only when the cost model predicts every metric it names (the registry's
+// predicted counterparts, core/metric_registry.h): not over loss, say.
+const RecordExpr* predicted_violation(const Study& study, const nlohmann::json& prediction) {
+  for (const RecordExpr& constraint : study.outcome_constraints) {
+    std::vector<std::pair<std::string, double>> predicted;
     for (const std::string& name : constraint.expr.names()) {
-      if (!predicted_value(prediction, name)) predictable = false;
+      const MetricInfo* metric = find_metric(name);
+      const std::optional<double> value = metric && metric->predicted ? metric->predicted(prediction) : std::nullopt;
+      if (!value) break;
+      predicted.emplace_back(name, *value);
     }
-    if (!predictable) continue;
-    auto lookup = [&](std::string_view name) { return predicted_value(prediction, name); };
+    if (predicted.size() < constraint.expr.names().size()) continue;
+    auto lookup = [&](std::string_view name) -> std::optional<ExprValue> {
+      for (const auto& [known, value] : predicted) {
+        if (known == name) return ExprValue(value);
+      }
+      return std::nullopt;
+    };
     if (!constraint.expr.test(lookup)) return &constraint;
   }
   return nullptr;
@@ -387,10 +381,9 @@ class Sweep {
       running->second.push_back(std::move(item));
       return;
     }
-    const Prediction prediction = predict(item.config, options_.calibration);
-    item.prediction = to_json(prediction);
+    item.prediction = to_json(predict(item.config, options_.calibration));
     if (options_.prune) {
-      if (const NamedExpr* broken = predicted_violation(study_, prediction)) {
+      if (const RecordExpr* broken = predicted_violation(study_, item.prediction)) {
         TrialRecord pruned;
         pruned.id = item.id;
         pruned.config = to_json(item.config);
@@ -526,20 +519,12 @@ std::vector<TrialRecord> full_length(const std::vector<TrialRecord>& records, in
   return kept;
 }
 
-bool passes_filters(const TrialRecord& record, const std::vector<NamedExpr>& filters) {
-  const NameLookup lookup = record_lookup(record);
-  for (const NamedExpr& filter : filters) {
-    try {
-      if (!filter.expr.test(lookup)) return false;
-    } catch (const InputError&) {
-      return false;  // the record lacks a metric the filter names
-    }
-  }
-  return true;
+bool passes_filters(const TrialRecord& record, const std::vector<RecordExpr>& filters) {
+  return std::ranges::all_of(filters, [&](const RecordExpr& filter) { return filter.holds(record).value_or(false); });
 }
 
 std::vector<size_t> front_of(const std::vector<TrialRecord>& records, const std::vector<Objective>& objectives,
-                             const std::vector<NamedExpr>& filters) {
+                             const std::vector<RecordExpr>& filters) {
   std::vector<ObjectivePoint> points;
   std::vector<size_t> members;
   for (size_t i = 0; i < records.size(); ++i) {
@@ -554,6 +539,18 @@ std::vector<size_t> front_of(const std::vector<TrialRecord>& records, const std:
     return *objective_point(records[a], objectives) < *objective_point(records[b], objectives);
   });
   return front;
+}
+
+std::vector<Objective> recorded_objectives(const ResultsHeader& header) {
+  std::vector<Objective> objectives;
+  const nlohmann::json& spec = header.study_spec;
+  if (!spec.is_object() || !spec.contains("objectives") || !spec["objectives"].is_array()) return objectives;
+  for (const nlohmann::json& objective : spec["objectives"]) {
+    if (!objective.is_object() || !objective.contains("metric") || !objective["metric"].is_string()) continue;
+    objectives.push_back({objective["metric"].get<std::string>(),
+                          objective.value("goal", std::string("min")) == "max" ? Goal::maximize : Goal::minimize});
+  }
+  return objectives;
 }
 
 namespace {

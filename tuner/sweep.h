@@ -123,13 +123,17 @@ class ReplayLauncher final : public Launcher {
 std::vector<TrialRecord> full_length(const std::vector<TrialRecord>& records, int steps);
 
 // Whether a record satisfies every filter; a filter over a metric the record
-// lacks does not hold.
-bool passes_filters(const TrialRecord& record, const std::vector<NamedExpr>& filters);
+// lacks does not hold. (An unknown name was rejected when the filter was made.)
+bool passes_filters(const TrialRecord& record, const std::vector<RecordExpr>& filters);
 
 // The Pareto front of records over objectives, after an optional filter:
 // indices into records, ordered by the first objective.
 std::vector<size_t> front_of(const std::vector<TrialRecord>& records, const std::vector<Objective>& objectives,
-                             const std::vector<NamedExpr>& filters);
+                             const std::vector<RecordExpr>& filters);
+
+// The objectives of the study a results header keeps (its study_spec), as
+// written; empty when it keeps none.
+std::vector<Objective> recorded_objectives(const ResultsHeader& header);
 
 // A table of the front: one row per point with its objectives and the knobs
 // that differ between the records.

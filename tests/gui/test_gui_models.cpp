@@ -15,6 +15,7 @@
 #include "core/pareto.h"
 #include "core/results.h"
 #include "gui/front_analysis.h"
+#include "gui/front_view.h"
 #include "gui/trial_store.h"
 #include "gui/trial_table_model.h"
 
@@ -293,6 +294,15 @@ class TestGuiModels : public QObject {
     QVERIFY(!analysis.error.isEmpty());
     QCOMPARE(analysis.front.size(), size_t{4});
 
+    // An unknown name is reported with the closest known one, not a constraint nothing meets.
+    settings.constraints = {"step_tme < 40ms"};
+    analysis = analyse(store, settings);
+    QCOMPARE(analysis.error, QStringLiteral("constraint 1: unknown metric 'step_tme'; did you mean 'step_time'?"));
+    QCOMPARE(analysis.front.size(), size_t{4});
+    settings.constraints = {"metrics.step_time_s.median < 40ms"};  // the column name pandas shows
+    analysis = analyse(store, settings);
+    QCOMPARE(ids_of(store, analysis.front), (std::vector<std::string>{"d", "c", "a"}));
+
     settings.constraints.clear();
     settings.colour_by = "shard.strategy";
     analysis = analyse(store, settings);
@@ -305,6 +315,16 @@ class TestGuiModels : public QObject {
     QVERIFY(!analysis.shown[5]);
     QCOMPARE(analysis.x[0], 100.0 * 1024 * 1024);
     QVERIFY(std::isnan(analysis.x[5]));
+  }
+
+  void axis_units_come_from_the_registry() {
+    // Bug: any name ending in _s was labelled seconds, so tokens_per_s showed "[s]".
+    QCOMPARE(axis_unit_for("tokens_per_s", 12345).unit, QStringLiteral("tokens/s"));
+    QCOMPARE(axis_unit_for("tokens_per_s", 12345).divisor, 1.0);
+    QCOMPARE(axis_unit_for("gflops", 3).unit, QStringLiteral("GFLOP/s"));
+    QCOMPARE(axis_unit_for("metrics.phase_s.backward", 0.5).unit, QStringLiteral("ms"));
+    QCOMPARE(axis_unit_for("peak_mem", 3.0 * (1 << 20)).unit, QStringLiteral("MiB"));
+    QCOMPARE(axis_unit_for("loss_delta", 0.1).unit, QString());
   }
 
   // Not a pass/fail check: prints how long analyse() and pareto_front take on
