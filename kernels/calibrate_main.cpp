@@ -28,8 +28,8 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/jsonl.h"
 #include "core/results.h"
 #include "core/topology.h"
 #include "kernels/comm.h"
@@ -215,10 +216,10 @@ int main(int argc, char** argv) {
                                       {"link_bytes_per_s", link.bytes_per_s}};
   const std::filesystem::path out(out_path);
   if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-  std::ofstream file(out, std::ios::trunc);
-  file << calibration.dump(2) << '\n';
-  if (!file.flush()) {
-    std::fprintf(stderr, "memfront-calibrate: %s: cannot write the calibration file\n", out_path.c_str());
+  try {
+    replace_file_atomically(out, calibration.dump(2) + "\n");
+  } catch (const std::runtime_error& error) {
+    std::fprintf(stderr, "memfront-calibrate: %s\n", error.what());
     return 2;
   }
   std::printf("GEMM          %8.2f GFLOP/s (one BLAS thread, the medium step's shapes)\n", gemm * 1e-9);

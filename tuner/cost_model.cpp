@@ -31,13 +31,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <vector>
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/jsonl.h"
 #include "core/topology.h"
 
 namespace memfront {
@@ -109,7 +109,7 @@ class StrictObject {
   }
   std::string at(const std::string& key) const { return pointer_ + "/" + key; }
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
-    throw InputError(std::string(where_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+    fail_at(where_, pointer, what);
   }
 
   const json& value_;
@@ -167,21 +167,13 @@ std::filesystem::path default_calibration_path() {
 Calibration load_calibration(const std::filesystem::path& path) {
   std::error_code error;
   if (!std::filesystem::exists(path, error)) return Calibration{};
-  const json j = read_json_file(path, "the calibration file");
+  const json j = read_json_file(path, "calibration file");
   return calibration_from_json(j, path.string());
 }
 
 void save_calibration(const std::filesystem::path& path, const Calibration& calibration) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  // Written beside and renamed over, so that a reader never sees half a file.
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << to_json(calibration).dump(2) << '\n';
-    if (!out.flush()) throw std::runtime_error(temporary.string() + ": cannot write the calibration file");
-  }
-  std::filesystem::rename(temporary, path);
+  replace_file_atomically(path, to_json(calibration).dump(2) + "\n");
 }
 
 // ---------------------------------------------------------------------------

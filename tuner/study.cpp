@@ -47,7 +47,7 @@ std::string pointer_token(std::string_view key) {
 }
 
 [[noreturn]] void fail(std::string_view source, const std::string& pointer, const std::string& what) {
-  throw InputError(std::string(source) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+  fail_at(source, pointer, what);
 }
 
 // One object of the study file. Unknown keys are refused up front, so that a
