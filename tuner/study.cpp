@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <map>
 #include <set>
@@ -266,10 +265,13 @@ KnobKind knob_kind(const json& normalized, const std::string& path, const std::s
 
 // Floating-point steps accumulate error (0.1 + 2 * 0.1 = 0.30000000000000004);
 // twelve significant digits keep the values as a person would write them.
+// to_chars and from_chars, not snprintf and strtod: the same in every locale.
 double tidy(double value) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.12g", value);
-  return std::strtod(text, nullptr);
+  const char* const end = std::to_chars(text, text + sizeof text, value, std::chars_format::general, 12).ptr;
+  double tidied = value;
+  std::from_chars(text, end, tidied);
+  return tidied;
 }
 
 // {"range": [lo, hi], "step": s} or {"range": [lo, hi], "factor": f}.

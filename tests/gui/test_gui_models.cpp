@@ -17,6 +17,7 @@
 #include "gui/front_analysis.h"
 #include "gui/trial_store.h"
 #include "gui/trial_table_model.h"
+#include "tests/comma_locale.h"
 
 using namespace memfront;
 
@@ -305,6 +306,22 @@ class TestGuiModels : public QObject {
     QVERIFY(!analysis.shown[5]);
     QCOMPARE(analysis.x[0], 100.0 * 1024 * 1024);
     QVERIFY(std::isnan(analysis.x[5]));
+  }
+
+  // Qt runs the viewer under the user's locale. Bug: where the decimal mark
+  // is ',', the constraint box read "30.5ms" as 30 ms and d (30 ms) failed it.
+  void front_constraint_under_comma_locale() {
+    test_support::CommaDecimalLocale locale;
+    if (!locale.active()) QSKIP(test_support::kMissingCommaLocale);
+    QTemporaryDir dir;
+    TrialStore store;
+    store.add_file_now(write_results(dir, "front.jsonl", fixture_trials()));
+    FrontSettings settings;
+    settings.objectives = {"peak_mem", "step_time"};
+    settings.constraints = {"step_time < 30.5ms"};
+    const FrontAnalysis analysis = analyse(store, settings);
+    QVERIFY2(analysis.error.isEmpty(), qPrintable(analysis.error));
+    QCOMPARE(ids_of(store, analysis.front), (std::vector<std::string>{"d", "c", "a"}));
   }
 
   // Not a pass/fail check: prints how long analyse() and pareto_front take on
