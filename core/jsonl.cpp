@@ -169,7 +169,7 @@ void replace_file_atomically(const std::filesystem::path& path, std::string_view
   std::filesystem::path temporary = path;
   temporary += ".tmp." + std::to_string(::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw_system_error(temporary, "create the temporary file", errno);
+  if (fd < 0) throw_system_error(path, "create its temporary file " + temporary.filename().string(), errno);
   int error = write_all(fd, content);
   if (error == 0 && ::fsync(fd) != 0) error = errno;
   if (::close(fd) != 0 && error == 0) error = errno;

@@ -373,7 +373,7 @@ TEST(SlurmStateFile, ArraysReadBackAndTheLastSubmissionOfATrialWins) {
     state.load();
     ADD_FAILURE() << "a malformed line was accepted";
   } catch (const InputError& e) {
-    EXPECT_TRUE(contains(e.what(), "state.jsonl:1:2: not valid JSON")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "state.jsonl:1:3: not valid JSON")) << e.what();
   }
 }
 

@@ -127,7 +127,7 @@ class TestGuiModels : public QObject {
     QCOMPARE(scan.skipped, 2);
     QCOMPARE(scan.problems.size(), size_t{2});
     QVERIFY2(QString::fromStdString(scan.problems[0]).contains("middle.jsonl:3: /status"), scan.problems[0].c_str());
-    QVERIFY2(QString::fromStdString(scan.problems[1]).contains("middle.jsonl:4:2: not valid JSON"), scan.problems[1].c_str());
+    QVERIFY2(QString::fromStdString(scan.problems[1]).contains("middle.jsonl:4:3: not valid JSON"), scan.problems[1].c_str());
   }
 
   void scan_broken_files() {
