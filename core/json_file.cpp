@@ -62,6 +62,20 @@ nlohmann::json read_json_file(const std::filesystem::path& path, std::string_vie
   return parse_json_text(read_text_file(path, what), path.string());
 }
 
+std::string json_pointer_token(std::string_view key) {
+  std::string token;
+  for (char c : key) {
+    if (c == '~') {
+      token += "~0";
+    } else if (c == '/') {
+      token += "~1";
+    } else {
+      token += c;
+    }
+  }
+  return token;
+}
+
 void fail_at(std::string_view where, std::string_view pointer, std::string_view what) {
   throw InputError(std::string(where) + ": " + (pointer.empty() ? std::string("/") : std::string(pointer)) + ": " +
                    std::string(what));

@@ -25,6 +25,9 @@ nlohmann::json parse_json_text(std::string_view text, std::string_view source, i
 // read_text_file, then parse_json_text.
 nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view what);
 
+// A key as one JSON pointer token (RFC 6901): "~" and "/" are escaped.
+std::string json_pointer_token(std::string_view key);
+
 // Throws InputError "<where>: <pointer>: <what>" ("/" for the whole document),
 // where `where` is "<file>" or "<file>:<line>".
 [[noreturn]] void fail_at(std::string_view where, std::string_view pointer, std::string_view what);
@@ -35,7 +38,7 @@ nlohmann::json read_json_file(const std::filesystem::path& path, std::string_vie
 template <class T>
 T member_as(const nlohmann::json& object, std::string_view pointer, const std::string& key, std::string_view where,
             std::string_view expected) {
-  const std::string at = std::string(pointer) + "/" + key;
+  const std::string at = std::string(pointer) + "/" + json_pointer_token(key);
   if (!object.is_object()) fail_at(where, pointer, "expected an object, got " + std::string(object.type_name()));
   const auto found = object.find(key);
   if (found == object.end()) fail_at(where, at, "missing (expected " + std::string(expected) + ")");

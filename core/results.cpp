@@ -292,21 +292,6 @@ std::string describe(const json& value) {
   return text;
 }
 
-// RFC 6901: "~" and "/" inside a key are written "~0" and "~1".
-std::string pointer_token(std::string_view key) {
-  std::string token;
-  for (char c : key) {
-    if (c == '~') {
-      token += "~0";
-    } else if (c == '/') {
-      token += "~1";
-    } else {
-      token += c;
-    }
-  }
-  return token;
-}
-
 // One value of a JSON document being read, with the JSON pointer that leads to
 // it. The accessors check presence and type and throw InputError
 // "<where>: <pointer>: <what was expected>", so the readers below only say
@@ -334,7 +319,7 @@ class Field {
   // A member of this object (already checked to be one).
   Field member(std::string_view key, std::string_view expected) const {
     const auto found = value_.find(key);
-    const std::string pointer = pointer_ + "/" + pointer_token(key);
+    const std::string pointer = pointer_ + "/" + json_pointer_token(key);
     if (found == value_.end()) {
       Field(value_, where_, pointer).fail("missing, expected " + std::string(expected));
     }

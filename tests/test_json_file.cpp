@@ -69,5 +69,13 @@ TEST(JsonFile, MembersAreCheckedForTheirExactKind) {
             "f.json: /s: expected an object, got string");
 }
 
+TEST(JsonFile, PointerTokensEscapeTildeAndSlash) {
+  EXPECT_EQ(json_pointer_token("phase_s"), "phase_s");
+  EXPECT_EQ(json_pointer_token("a/b~c"), "a~1b~0c");
+  const json document = json::parse(R"({"a/b": "x"})");
+  EXPECT_EQ(input_error_of([&] { member_as<int>(document, "", "a/b", "f.json", "a count"); }),
+            "f.json: /a~1b: expected a count, got string");
+}
+
 }  // namespace
 }  // namespace memfront

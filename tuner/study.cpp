@@ -30,21 +30,6 @@ std::string type_name(const json& value) {
 
 std::string got(const json& value) { return type_name(value) + " " + value.dump(); }
 
-// A key as one JSON pointer token (RFC 6901): "~" and "/" are escaped.
-std::string pointer_token(std::string_view key) {
-  std::string token;
-  for (char ch : key) {
-    if (ch == '~') {
-      token += "~0";
-    } else if (ch == '/') {
-      token += "~1";
-    } else {
-      token += ch;
-    }
-  }
-  return token;
-}
-
 [[noreturn]] void fail(std::string_view source, const std::string& pointer, const std::string& what) {
   fail_at(source, pointer, what);
 }
@@ -70,7 +55,7 @@ class Fields {
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
     memfront::fail(source_, pointer, what);
   }
-  std::string at(std::string_view key) const { return pointer_ + "/" + pointer_token(key); }
+  std::string at(std::string_view key) const { return pointer_ + "/" + json_pointer_token(key); }
   const std::string& pointer() const { return pointer_; }
 
   // nullptr when the key (or this whole object) is absent.
@@ -145,7 +130,7 @@ void set_path(json& root, std::string_view path, json value) {
 
 std::string dotted_to_pointer(std::string_view path) {
   std::string pointer;
-  for (const std::string& part : split_path(path)) pointer += "/" + pointer_token(part);
+  for (const std::string& part : split_path(path)) pointer += "/" + json_pointer_token(part);
   return pointer;
 }
 
@@ -331,7 +316,7 @@ std::vector<json> range_values(const Fields& spec, KnobKind kind, const std::str
 }
 
 Knob parse_knob(const std::string& path, const json& spec, const json& normalized, std::string_view source) {
-  const std::string pointer = "/space/" + pointer_token(path);
+  const std::string pointer = "/space/" + json_pointer_token(path);
   const KnobKind kind = knob_kind(normalized, path, pointer, source);
   Knob knob{path, {}};
   if (spec.is_object()) {
