@@ -1,5 +1,7 @@
 #include "core/arena.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -143,17 +145,25 @@ std::string format_bytes(uint64_t bytes) {
 }
 
 std::optional<uint64_t> parse_bytes(std::string_view text) {
-  std::string s(text);
-  char* end = nullptr;
-  const double value = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || !(value >= 0)) return std::nullopt;
-  std::string unit(end);
+  // from_chars, not strtod: the viewer runs under the user's locale, where
+  // strtod would read "1.5GiB" as 1 wherever the decimal mark is ','.
+  const size_t first = text.find_first_not_of(' ');
+  if (first == std::string_view::npos) return std::nullopt;
+  const char* const digits = text.data() + first;
+  double value = 0;
+  const auto [end, error] = std::from_chars(digits, text.data() + text.size(), value);
+  if (error != std::errc() || !std::isfinite(value) || !(value >= 0)) return std::nullopt;
+  std::string unit(end, text.data() + text.size());
   std::erase(unit, ' ');
   static const std::pair<const char*, double> units[] = {
       {"", 1.0},         {"B", 1.0},         {"KiB", 0x1p10},  {"MiB", 0x1p20}, {"GiB", 0x1p30},
       {"TiB", 0x1p40},   {"KB", 1e3},        {"MB", 1e6},      {"GB", 1e9},     {"TB", 1e12}};
   for (const auto& [name, scale] : units) {
-    if (unit == name) return static_cast<uint64_t>(value * scale + 0.5);
+    if (unit != name) continue;
+    const double bytes = value * scale + 0.5;
+    // Beyond uint64_t the conversion is undefined; no memory is that large.
+    if (!(bytes < 0x1p64)) return std::nullopt;
+    return static_cast<uint64_t>(bytes);
   }
   return std::nullopt;
 }

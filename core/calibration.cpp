@@ -1,8 +1,8 @@
 #include "core/calibration.h"
 
-#include <fstream>
-#include <stdexcept>
+#include <filesystem>
 
+#include "core/jsonl.h"
 #include "core/strict_json.h"
 
 namespace memfront {
@@ -46,14 +46,7 @@ Calibration calibration_from_json(const json& j, std::string_view where) {
 
 void save_calibration(const std::filesystem::path& path, const Calibration& calibration) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << to_json(calibration).dump(2) << '\n';
-    if (!out.flush()) throw std::runtime_error(temporary.string() + ": cannot write the calibration file");
-  }
-  std::filesystem::rename(temporary, path);
+  replace_file_atomically(path, to_json(calibration).dump(2) + "\n");
 }
 
 }  // namespace memfront

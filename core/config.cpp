@@ -54,7 +54,7 @@ class ObjectReader {
   }
 
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
-    throw InputError(std::string(source_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+    fail_at(source_, pointer, what);
   }
   std::string at(std::string_view key) const { return pointer_ + "/" + std::string(key); }
 

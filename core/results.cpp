@@ -2,16 +2,12 @@
 // documented in results/SCHEMA.md; keep the two (and results/schema.json) in step.
 #include "core/results.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <climits>
 #include <cmath>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +19,8 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json_file.h"
+#include "core/jsonl.h"
 
 namespace memfront {
 
@@ -294,21 +292,6 @@ std::string describe(const json& value) {
   return text;
 }
 
-// RFC 6901: "~" and "/" inside a key are written "~0" and "~1".
-std::string pointer_token(std::string_view key) {
-  std::string token;
-  for (char c : key) {
-    if (c == '~') {
-      token += "~0";
-    } else if (c == '/') {
-      token += "~1";
-    } else {
-      token += c;
-    }
-  }
-  return token;
-}
-
 // One value of a JSON document being read, with the JSON pointer that leads to
 // it. The accessors check presence and type and throw InputError
 // "<where>: <pointer>: <what was expected>", so the readers below only say
@@ -336,7 +319,7 @@ class Field {
   // A member of this object (already checked to be one).
   Field member(std::string_view key, std::string_view expected) const {
     const auto found = value_.find(key);
-    const std::string pointer = pointer_ + "/" + pointer_token(key);
+    const std::string pointer = pointer_ + "/" + json_pointer_token(key);
     if (found == value_.end()) {
       Field(value_, where_, pointer).fail("missing, expected " + std::string(expected));
     }
@@ -595,82 +578,8 @@ TrialRecord record_from_json(const json& document, std::string_view where) {
 // ---------------------------------------------------------------------------
 // Files
 
+
 namespace {
-
-[[noreturn]] void throw_system_error(const std::filesystem::path& path, std::string_view doing,
-                                     int error) {
-  throw std::runtime_error(path.string() + ": cannot " + std::string(doing) + ": " +
-                           std::strerror(error));
-}
-
-// Writes all of `bytes`, retrying after EINTR and short writes, so a line
-// normally goes out in one write() call. Returns 0, or the errno of the failure.
-int write_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t written = ::write(fd, bytes.data(), bytes.size());
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    bytes.remove_prefix(static_cast<size_t>(written));
-  }
-  return 0;
-}
-
-// Returns 0, or the errno of the failure.
-int read_all(int fd, std::string& text) {
-  char buffer[1 << 16];
-  while (true) {
-    const ssize_t count = ::read(fd, buffer, sizeof buffer);
-    if (count < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (count == 0) return 0;
-    text.append(buffer, static_cast<size_t>(count));
-  }
-}
-
-// A file read whole as bytes; InputError naming the file when it cannot be read.
-std::string read_text_file(const std::filesystem::path& path, std::string_view what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " +
-                     std::strerror(errno));
-  }
-  std::string text;
-  const int error = read_all(fd, text);
-  ::close(fd);
-  if (error != 0) {
-    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " +
-                     std::strerror(error));
-  }
-  return text;
-}
-
-// A new or renamed file survives a power cut only once its directory is synced.
-void fsync_directory(const std::filesystem::path& file) {
-  const std::filesystem::path directory =
-      file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_system_error(directory, "open the directory to sync it", errno);
-  const int result = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  if (result != 0) throw_system_error(directory, "sync the directory", error);
-}
-
-// Parses one line or file; InputError "<where>: not valid JSON (...)" otherwise.
-json parse_json(std::string_view text, std::string_view where) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& error) {
-    throw InputError(std::string(where) + ": not valid JSON (syntax error at byte " +
-                     std::to_string(error.byte) + ")");
-  }
-}
-
-bool is_blank(std::string_view line) { return trim(line).empty(); }
 
 // A document is about to be written: check it with the reader first, since a
 // line the reader rejects would make the whole results file unreadable. The
@@ -687,149 +596,76 @@ void check_before_writing(const json& document, const std::string& where, Reader
 std::string dump_line(const json& document) {
   // Invalid UTF-8 (an error message with stray bytes) is replaced rather than
   // losing the record.
-  return document.dump(-1, ' ', false, json::error_handler_t::replace) + '\n';
+  return document.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-struct ParsedResults {
-  ResultsFile file;
-  size_t valid_bytes = 0;              // where a truncated tail starts; the text size if none
-  bool missing_final_newline = false;  // the last line is complete but lacks its '\n'
-};
+// The header of line 1, as its reader finds it.
+ResultsHeader header_of_line(const JsonlLine& line, const std::string& file) {
+  const std::string where = file + ":" + std::to_string(line.number);
+  return header_from_json(parse_json_text(line.text, file, line.number), where);
+}
 
-// The rules of a results file's text (results/SCHEMA.md, "Reading rules"): line 1 is
-// the header, blank lines are skipped, and only the last line may be cut short.
-ParsedResults parse_results_text(std::string_view text, const std::string& file) {
+TrialRecord record_of_line(const JsonlLine& line, const std::string& file) {
+  const std::string where = file + ":" + std::to_string(line.number);
+  return record_from_json(parse_json_text(line.text, file, line.number), where);
+}
+
+// The rules of a results file's text (results/SCHEMA.md, "Reading rules"): the
+// JSON Lines rules (core/jsonl.h), line 1 is the header, blank lines are skipped.
+ResultsFile parse_results_text(std::string_view text, const std::string& file) {
   if (text.empty()) throw InputError(file + ": empty results file (expected a header line)");
-  ParsedResults parsed;
-  parsed.valid_bytes = text.size();
-  size_t start = 0;
-  for (int number = 1; start < text.size(); ++number) {
-    size_t end = text.find('\n', start);
-    const bool terminated = end != std::string_view::npos;
-    if (!terminated) end = text.size();
-    const std::string_view line = text.substr(start, end - start);
-    const std::string where = file + ":" + std::to_string(number);
-
-    // Writers put a line and its '\n' in one write, so a last line without
-    // '\n' that is not JSON either was cut short by a crash.
-    if (!terminated && !json::accept(line)) {
-      if (number == 1) {
-        throw InputError(where + ": truncated header line (a crash while the file was created); "
-                                 "no trial was recorded, delete the file to start again");
-      }
-      parsed.file.truncated_tail = where + ": truncated last line ignored (" +
-                                   std::to_string(line.size()) + " bytes; a crash mid-write)";
-      parsed.valid_bytes = start;
-      break;
+  const JsonlText split = split_jsonl(text);
+  if (split.torn_tail && split.torn_tail->number == 1) {
+    throw InputError(file + ":1: truncated header line (a crash while the file was created); "
+                            "no trial was recorded, delete the file to start again");
+  }
+  ResultsFile parsed;
+  for (const JsonlLine& line : split.lines) {
+    if (line.number == 1) {
+      if (is_blank_line(line.text)) throw InputError(file + ":1: expected the header line, got an empty line");
+      parsed.header = header_of_line(line, file);
+    } else if (!is_blank_line(line.text)) {
+      parsed.trials.push_back(record_of_line(line, file));
     }
-    parsed.missing_final_newline = !terminated;
-    if (number == 1) {
-      if (is_blank(line)) throw InputError(where + ": expected the header line, got an empty line");
-      parsed.file.header = header_from_json(parse_json(line, where), where);
-    } else if (!is_blank(line)) {
-      parsed.file.trials.push_back(record_from_json(parse_json(line, where), where));
-    }
-    start = end + 1;
+  }
+  if (split.torn_tail) {
+    parsed.truncated_tail = file + ":" + std::to_string(split.torn_tail->number) + ": truncated last line ignored (" +
+                            std::to_string(split.torn_tail->text.size()) + " bytes; a crash mid-write)";
   }
   return parsed;
 }
 
 }  // namespace
 
-ResultsWriter::ResultsWriter(std::filesystem::path path, int fd, bool repaired_tail)
-    : path_(std::move(path)), fd_(fd), repaired_tail_(repaired_tail) {}
-
-ResultsWriter::ResultsWriter(ResultsWriter&& other) noexcept
-    : path_(std::move(other.path_)),
-      fd_(std::exchange(other.fd_, -1)),
-      repaired_tail_(other.repaired_tail_) {}
-
-ResultsWriter& ResultsWriter::operator=(ResultsWriter&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    path_ = std::move(other.path_);
-    fd_ = std::exchange(other.fd_, -1);
-    repaired_tail_ = other.repaired_tail_;
-  }
-  return *this;
-}
-
-ResultsWriter::~ResultsWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+ResultsWriter::ResultsWriter(JsonlAppender appender) : appender_(std::move(appender)) {}
 
 ResultsWriter ResultsWriter::create(const std::filesystem::path& path,
                                     const ResultsHeader& header) {
   const json document = to_json(header);
   check_before_writing(document, path.string() + ": header to write", header_from_json);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      throw InputError(path.string() +
-                       ": results file already exists (open it to append, or choose a new name)");
-    }
-    throw_system_error(path, "create the results file", errno);
+  std::optional<JsonlAppender> appender = JsonlAppender::create_new(path, dump_line(document));
+  if (!appender) {
+    throw InputError(path.string() + ": results file already exists (open it to append, or choose a new name)");
   }
-  ResultsWriter writer(path, fd, false);
-  int error = write_all(fd, dump_line(document));
-  if (error == 0 && ::fsync(fd) != 0) error = errno;
-  if (error != 0) {
-    // Without its header the file is useless, and it would block a retry.
-    ::unlink(path.c_str());
-    throw_system_error(path, "write the results header", error);
-  }
-  fsync_directory(path);
-  return writer;
+  return ResultsWriter(std::move(*appender));
 }
 
 ResultsWriter ResultsWriter::open_append(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
-  if (fd < 0) throw_system_error(path, "open the results file", errno);
-  ResultsWriter writer(path, fd, false);
-
-  std::string text;
-  if (const int error = read_all(fd, text); error != 0) {
-    throw_system_error(path, "read the results file", error);
-  }
   // Every line is checked, not only the header: appending to a file that
   // readers reject would only bury the fault deeper.
-  const ParsedResults parsed = parse_results_text(text, path.string());
-  if (parsed.file.truncated_tail) {
-    if (::ftruncate(fd, static_cast<off_t>(parsed.valid_bytes)) != 0 || ::fsync(fd) != 0) {
-      throw_system_error(path, "cut off the truncated last line", errno);
-    }
-    writer.repaired_tail_ = true;
-  } else if (parsed.missing_final_newline) {
-    // A complete last line that lacks only its '\n' is kept, as readers keep it.
-    if (const int error = write_all(fd, "\n"); error != 0 || ::fsync(fd) != 0) {
-      throw_system_error(path, "end the last line", error != 0 ? error : errno);
-    }
-    writer.repaired_tail_ = true;
-  }
-  return writer;
+  return ResultsWriter(JsonlAppender::open(path, false, [&](std::string_view text) {
+    parse_results_text(text, path.string());
+  }));
 }
 
 void ResultsWriter::append(const TrialRecord& record) {
   const json document = to_json(record);
-  check_before_writing(document, path_.string() + ": record to append", record_from_json);
-  const std::string line = dump_line(document);
-
-  struct stat before {};
-  if (::fstat(fd_, &before) != 0) throw_system_error(path_, "append a trial record", errno);
-  if (const int error = write_all(fd_, line); error != 0) {
-    // Cut off whatever part of the line got written, so the file stays valid.
-    // This assumes one writer per results file (the sweep).
-    if (::ftruncate(fd_, before.st_size) != 0) {
-      throw_system_error(path_, "append a trial record (and the partial line could not be cut off)",
-                         error);
-    }
-    throw_system_error(path_, "append a trial record", error);
-  }
-  if (::fsync(fd_) != 0) throw_system_error(path_, "sync the appended trial record", errno);
+  check_before_writing(document, path().string() + ": record to append", record_from_json);
+  appender_.append(dump_line(document));
 }
 
 ResultsFile read_results(const std::filesystem::path& path) {
-  return parse_results_text(read_text_file(path, "results file"), path.string()).file;
+  return parse_results_text(read_text_file(path, "results file"), path.string());
 }
 
 ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
@@ -853,68 +689,44 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
     scan.problems.push_back(file + ": empty results file (expected a header line)");
     return scan;
   }
-  const std::string_view all(text);
-  // The line at `start`, and whether its '\n' is there.
-  struct Line {
-    std::string_view text;
-    size_t next;  // where the following line starts
-    bool terminated;
-  };
-  const auto line_at = [&](size_t start) {
-    const size_t end = all.find('\n', start);
-    if (end == std::string_view::npos) return Line{all.substr(start), all.size(), false};
-    return Line{all.substr(start, end - start), end + 1, true};
-  };
-  // Writers put a line and its '\n' in one write, so a last line without '\n'
-  // that is not JSON either is not complete (yet).
-  const auto incomplete = [&](const Line& line, int number) {
-    if (line.terminated || json::accept(line.text)) return false;
-    scan.file.truncated_tail = file + ":" + std::to_string(number) + ": incomplete last line (" +
-                               std::to_string(line.text.size()) +
+  // Without a header, line 1 is read as the header and the trials from the
+  // line after it (or from `offset`, when that is further on).
+  const JsonlText split = split_jsonl(text, header ? offset : 0);
+  if (split.torn_tail) {
+    scan.file.truncated_tail = file + ":" + std::to_string(split.torn_tail->number) + ": incomplete last line (" +
+                               std::to_string(split.torn_tail->text.size()) +
                                " bytes; still being written, or cut short by a crash)";
-    return true;
-  };
-
-  size_t start = offset;
+  }
+  auto line = split.lines.begin();
   if (header) {
     scan.file.header = std::move(*header);
   } else {
-    const Line line = line_at(0);
-    const std::string where = file + ":1";
-    if (incomplete(line, 1)) return scan;
+    if (line == split.lines.end()) return scan;  // the header line is incomplete
     try {
-      scan.file.header = header_from_json(parse_json(line.text, where), where);
+      scan.file.header = header_of_line(*line, file);
     } catch (const std::exception& error) {
       // Nothing after a foreign or broken header can be trusted to be of this schema.
       scan.problems.push_back(error.what());
       return scan;
     }
-    start = std::max<size_t>(start, line.next);
+    scan.bytes_consumed = std::max<uint64_t>(offset, line->next);
+    ++line;
+    while (line != split.lines.end() && line->begin < offset) ++line;
   }
-  scan.bytes_consumed = start;
 
   // First the complete lines (cheap), then their JSON on every core: parsing
   // is nearly all of the time it takes to open a large file.
-  struct Pending {
-    std::string_view text;
-    int number;  // from the start of the file, also when reading from an offset
-  };
-  std::vector<Pending> pending;
-  int number = 1 + static_cast<int>(std::count(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(start), '\n'));
-  for (; start < all.size(); ++number) {
-    const Line line = line_at(start);
-    if (incomplete(line, number)) break;
-    if (!is_blank(line.text)) pending.push_back({line.text, number});
-    start = line.next;
-    scan.bytes_consumed = start;
+  std::vector<JsonlLine> pending;
+  for (; line != split.lines.end(); ++line) {
+    if (!is_blank_line(line->text)) pending.push_back(*line);
+    scan.bytes_consumed = line->next;
   }
   std::vector<std::optional<TrialRecord>> records(pending.size());
   std::vector<std::string> errors(pending.size());
   const auto parse_lines = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
-      const std::string where = file + ":" + std::to_string(pending[i].number);
       try {
-        records[i] = record_from_json(parse_json(pending[i].text, where), where);
+        records[i] = record_of_line(pending[i], file);
       } catch (const std::exception& error) {
         errors[i] = error.what();
       }
@@ -943,27 +755,12 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
 void write_record_file(const std::filesystem::path& path, const TrialRecord& record) {
   const json document = to_json(record);
   check_before_writing(document, path.string() + ": record to write", record_from_json);
-  const std::string text = document.dump(2, ' ', false, json::error_handler_t::replace) + '\n';
-
-  // Readers see the old file or the new one, never a part: write beside it, then rename.
-  std::filesystem::path temporary = path;
-  temporary += ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw_system_error(temporary, "create the temporary record file", errno);
-  int error = write_all(fd, text);
-  if (error == 0 && ::fsync(fd) != 0) error = errno;
-  if (::close(fd) != 0 && error == 0) error = errno;
-  if (error == 0 && ::rename(temporary.c_str(), path.c_str()) != 0) error = errno;
-  if (error != 0) {
-    ::unlink(temporary.c_str());
-    throw_system_error(path, "write the trial record", error);
-  }
-  fsync_directory(path);
+  replace_file_atomically(path, document.dump(2, ' ', false, json::error_handler_t::replace) + '\n');
 }
 
 TrialRecord read_record_file(const std::filesystem::path& path) {
   const std::string where = path.string();
-  return record_from_json(parse_json(read_text_file(path, "trial record"), where), where);
+  return record_from_json(read_json_file(path, "trial record"), where);
 }
 
 }  // namespace memfront

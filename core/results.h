@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/jsonl.h"
 
 namespace memfront {
 
@@ -130,31 +131,27 @@ nlohmann::json to_json(const TrialRecord& record);
 ResultsHeader header_from_json(const nlohmann::json& json, std::string_view where);
 TrialRecord record_from_json(const nlohmann::json& json, std::string_view where);
 
-// Appends to a results file. Each append writes one complete line with a single
-// write() and fsyncs it.
+// Appends to a results file, by the JSON Lines rules of core/jsonl.h: each
+// append writes one complete line with a single write() and fsyncs it.
 class ResultsWriter {
  public:
   // New file with the header line; InputError if the file exists.
   static ResultsWriter create(const std::filesystem::path& path, const ResultsHeader& header);
-  // Existing results file: checks the header; a truncated last line (a crash
+  // Existing results file: checks every line; a truncated last line (a crash
   // mid-write) is cut off so the file stays valid, and repaired_tail() says so.
   static ResultsWriter open_append(const std::filesystem::path& path);
-
-  ResultsWriter(ResultsWriter&& other) noexcept;
-  ResultsWriter& operator=(ResultsWriter&& other) noexcept;
-  ~ResultsWriter();
 
   // std::invalid_argument, before writing anything, for a record that would
   // not read back (e.g. provenance that is not an object).
   void append(const TrialRecord& record);
-  bool repaired_tail() const { return repaired_tail_; }
-  const std::filesystem::path& path() const { return path_; }
+  bool repaired_tail() const { return appender_.repaired().has_value(); }
+  // What open_append repaired, as one line naming the file and line.
+  const std::optional<std::string>& repair() const { return appender_.repaired(); }
+  const std::filesystem::path& path() const { return appender_.path(); }
 
  private:
-  ResultsWriter(std::filesystem::path path, int fd, bool repaired_tail);
-  std::filesystem::path path_;
-  int fd_ = -1;
-  bool repaired_tail_ = false;
+  explicit ResultsWriter(JsonlAppender appender);
+  JsonlAppender appender_;
 };
 
 struct ResultsFile {
@@ -189,7 +186,7 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset = 0,
                          std::optional<ResultsHeader> header = std::nullopt);
 
 // A single trial record as one JSON document (memfront-trial --out), written
-// atomically (temporary file, fsync, rename).
+// with replace_file_atomically (core/jsonl.h).
 void write_record_file(const std::filesystem::path& path, const TrialRecord& record);
 TrialRecord read_record_file(const std::filesystem::path& path);
 

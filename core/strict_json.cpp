@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
+#include "core/json_file.h"
 
 namespace memfront {
 
@@ -65,7 +65,7 @@ StrictObject StrictObject::object(const char* key, std::initializer_list<const c
 }
 
 void StrictObject::fail(const std::string& pointer, const std::string& what) const {
-  throw InputError(std::string(where_) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+  fail_at(where_, pointer, what);
 }
 
 const json& StrictObject::member(const char* key, const std::string& expected) const {

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

@@ -13,6 +13,7 @@
 #include "core/arena.h"
 #include "core/error.h"
 #include "core/exit_code.h"
+#include "core/json_file.h"
 #include "kernels/data.h"
 #include "kernels/comm.h"
 #include "kernels/model.h"
@@ -87,15 +88,17 @@ nlohmann::json to_json(const RankResult& r) {
           {"flops_per_step", r.flops_per_step}};
 }
 
-RankResult rank_result_from_json(const nlohmann::json& j, int rank) {
+RankResult rank_result_from_json(std::string_view text, int rank) {
   const std::string where = "rank " + std::to_string(rank) + " result";
+  const nlohmann::json j = parse_json_text(text, where);
   RankResult r;
-  r.metrics = rank_metrics_from_json(j.at("rank"), where);
-  r.step_seconds = j.at("step_seconds").get<std::vector<double>>();
-  r.phase_samples = j.at("phase_samples").get<std::map<std::string, std::vector<double>>>();
-  r.loss_curve = j.at("loss_curve").get<std::vector<double>>();
-  r.final_loss = j.at("final_loss").get<double>();
-  r.flops_per_step = j.at("flops_per_step").get<double>();
+  r.metrics = rank_metrics_from_json(member_as<nlohmann::json>(j, "", "rank", where, "an object"), where);
+  r.step_seconds = member_as<std::vector<double>>(j, "", "step_seconds", where, "a list of seconds");
+  r.phase_samples = member_as<std::map<std::string, std::vector<double>>>(j, "", "phase_samples", where,
+                                                                          "seconds by phase");
+  r.loss_curve = member_as<std::vector<double>>(j, "", "loss_curve", where, "a list of losses");
+  r.final_loss = member_as<double>(j, "", "final_loss", where, "a number");
+  r.flops_per_step = member_as<double>(j, "", "flops_per_step", where, "a number");
   return r;
 }
 
@@ -375,7 +378,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   if (comm) {
     const std::vector<std::string> gathered = all_gather_text(to_json(mine).dump());
     all.clear();
-    for (int r = 0; r < comm->world(); ++r) all.push_back(rank_result_from_json(nlohmann::json::parse(gathered[r]), r));
+    for (int r = 0; r < comm->world(); ++r) all.push_back(rank_result_from_json(gathered[r], r));
   }
   record.status = mine.status;
   record.error = mine.error;

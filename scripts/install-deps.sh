@@ -17,7 +17,22 @@ packages=(
   libqcustomplot-dev         # its plots (the Qt 6 build: libQCustomPlotQt6)
   libgl-dev                  # Qt6Gui's CMake package asks for OpenGL headers
   slurm-wlm                  # Slurm sweeps: the tests run a local cluster (scripts/slurm-local.sh)
+  locales                    # de_DE.UTF-8, below
 )
+
+# The tests run the number parsers under a comma-decimal locale; Debian
+# generates only the locales /etc/locale.gen names.
+comma_locale=de_DE.UTF-8
+ensure_comma_locale() {
+  if locale -a 2>/dev/null | grep -qix 'de_DE.utf-\?8'; then return 0; fi
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: locale $comma_locale missing; run as root to generate it (its tests skip until then)" >&2
+    return 0
+  fi
+  echo "install-deps: generating locale $comma_locale"
+  sed -i "s/^# *\($comma_locale UTF-8\)/\1/" /etc/locale.gen
+  locale-gen >/dev/null
+}
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -27,6 +42,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
+  ensure_comma_locale
   exit 0
 fi
 
@@ -39,3 +55,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+ensure_comma_locale

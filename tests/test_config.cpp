@@ -131,7 +131,7 @@ TEST(Config, InvalidCombinationsNameTheKnobs) {
 
 TEST(Config, NotJsonNamesTheFile) {
   std::string e = error_of("{\"model\": ");
-  EXPECT_EQ(e.rfind("c.json: not valid JSON: ", 0), 0u) << e;
+  EXPECT_EQ(e.rfind("c.json:1:11: not valid JSON: ", 0), 0u) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << "one line";
 }
 
@@ -140,7 +140,7 @@ TEST(Config, MissingFileNamesIt) {
     memfront::load_config("/nonexistent/x.json");
     FAIL() << "expected an InputError";
   } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "/nonexistent/x.json: cannot open config file");
+    EXPECT_STREQ(e.what(), "/nonexistent/x.json: cannot read the config file: No such file or directory");
   }
 }
 

@@ -526,7 +526,7 @@ TEST_F(ResultsFileTest, CorruptMiddleLineIsAnError) {
   // Not JSON: a line cut short that is not the last one.
   write_text(path, text.substr(0, line3 + 40) + "\n" + text.substr(line3));
   std::string message = input_error_of([&] { read_results(path); });
-  EXPECT_NE(message.find(path.string() + ":3: not valid JSON"), std::string::npos) << message;
+  EXPECT_EQ(message.rfind(path.string() + ":3:41: not valid JSON: ", 0), 0u) << message;
 
   // JSON, but a field of the wrong type.
   json record = to_json(sample_record("b"));
@@ -546,7 +546,7 @@ TEST_F(ResultsFileTest, MalformedLastLineWithNewlineIsAnError) {
   // Ending in '\n', the line was written whole: not a crash, so not forgiven.
   write_text(path, text + "{\"kind\":\"trial\"\n");
   const std::string message = input_error_of([&] { read_results(path); });
-  EXPECT_NE(message.find(path.string() + ":5: not valid JSON"), std::string::npos) << message;
+  EXPECT_EQ(message.rfind(path.string() + ":5:16: not valid JSON: ", 0), 0u) << message;
 }
 
 TEST_F(ResultsFileTest, BlankLinesAreSkipped) {
@@ -604,8 +604,8 @@ TEST_F(ResultsFileTest, RecordFileRoundTrip) {
 TEST_F(ResultsFileTest, RecordFileErrorsNameTheFile) {
   const fs::path path = temp_path(".json");
   write_text(path, "{\"kind\": \"trial\",");
-  EXPECT_NE(input_error_of([&] { read_record_file(path); }).find(path.string() + ": not valid JSON"),
-            std::string::npos);
+  const std::string syntax = input_error_of([&] { read_record_file(path); });
+  EXPECT_EQ(syntax.rfind(path.string() + ":1:18: not valid JSON: ", 0), 0u) << syntax;
 
   json record = to_json(sample_record("0123456789abcdef"));
   record["metrics"]["tokens_per_s"] = "many";

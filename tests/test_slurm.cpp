@@ -441,7 +441,46 @@ TEST(SlurmStateFile, ArraysReadBackAndTheLastSubmissionOfATrialWins) {
     state.load();
     ADD_FAILURE() << "a malformed line was accepted";
   } catch (const InputError& e) {
-    EXPECT_TRUE(contains(e.what(), "state.jsonl:1: not valid JSON")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "state.jsonl:1:3: not valid JSON")) << e.what();
+  }
+}
+
+// Bug: the state's own appender cut off any last line without its '\n',
+// while load() kept such a line when it was complete JSON, so an append lost
+// an array that a load had just read. One set of JSON Lines rules now serves
+// both (core/jsonl.h).
+TEST(SlurmStateFile, ACompleteLastLineWithoutNewlineSurvivesAnAppend) {
+  const fs::path dir = fresh_dir("state-newline");
+  SlurmState state(dir / "r.jsonl");
+  state.append(array_of("20", {tiny_config()}));
+  const fs::path file = state.folder() / "state.jsonl";
+  std::string text = read(file);
+  text.pop_back();  // the '\n'
+  write(file, text);
+  state.load();
+  ASSERT_EQ(state.arrays().size(), 1u);
+  Config other = tiny_config();
+  other.checkpoint.every = 1;
+  state.append(array_of("21", {other}));
+  state.load();
+  ASSERT_EQ(state.arrays().size(), 2u);
+  EXPECT_EQ(state.arrays()[0].job_id, "20");
+  EXPECT_EQ(state.arrays()[1].job_id, "21");
+}
+
+TEST(SlurmStateFile, AMalformedArrayNamesItsLineAndField) {
+  const fs::path dir = fresh_dir("state-field");
+  SlurmState state(dir / "r.jsonl");
+  state.append(array_of("30", {tiny_config()}));
+  const fs::path file = state.folder() / "state.jsonl";
+  nlohmann::json line = nlohmann::json::parse(read(file));
+  line["trials"][0]["id"] = 7;
+  write(file, line.dump() + "\n");
+  try {
+    state.load();
+    ADD_FAILURE() << "a malformed array was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), file.string() + ":1: /trials/0/id: expected the trial id, got number");
   }
 }
 

@@ -489,13 +489,13 @@ TEST(Study, LoadErrorsNameTheFile) {
     load_study(kStudies + "/not-json.json");
     FAIL() << "no error";
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(kStudies + "/not-json.json: not valid JSON: parse error", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind(kStudies + "/not-json.json:2:1: not valid JSON: syntax error", 0), 0u) << e.what();
   }
   try {
     load_study(kStudies + "/missing.json");
     FAIL() << "no error";
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()), kStudies + "/missing.json: cannot open study file");
+    EXPECT_EQ(std::string(e.what()), kStudies + "/missing.json: cannot read the study file: No such file or directory");
   }
 }
 

@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "core/metric_registry.h"
+#include "core/json_file.h"
 #include "core/results.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
@@ -95,6 +96,17 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun exported = run_command("'" + kTool + "' export '" + results.string() + "' --pick best:peak_mem --format deepspeed");
   EXPECT_EQ(exported.exit_code, 0) << exported.output;
   EXPECT_NE(exported.output.find("zero_optimization"), std::string::npos) << exported.output;
+  // --out writes the file whole (core/jsonl.h's atomic replace). Bug: a file
+  // that could not be written was reported as exported, with status 0.
+  const fs::path export_path = dir / "ds.json";
+  const std::string export_command =
+      "'" + kTool + "' export '" + results.string() + "' --pick best:peak_mem --format deepspeed --out ";
+  CommandRun written = run_command(export_command + "'" + export_path.string() + "'");
+  EXPECT_EQ(written.exit_code, 0) << written.output;
+  EXPECT_NE(read_text_file(export_path, "export").find("zero_optimization"), std::string::npos);
+  CommandRun unwritable = run_command(export_command + "'" + (dir / "missing" / "ds.json").string() + "'");
+  EXPECT_NE(unwritable.exit_code, 0) << unwritable.output;
+  EXPECT_NE(unwritable.output.find("missing/ds.json: cannot"), std::string::npos) << unwritable.output;
   CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
   EXPECT_NE(status.output.find("4 trials recorded (4 ok)"), std::string::npos) << status.output;
   CommandRun again = run_command(sweep_command(study, results));

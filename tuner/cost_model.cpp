@@ -67,7 +67,7 @@ std::filesystem::path default_calibration_path() {
 Calibration load_calibration(const std::filesystem::path& path) {
   std::error_code error;
   if (!std::filesystem::exists(path, error)) return Calibration{};
-  const json j = read_json_file(path, "the calibration file");
+  const json j = read_json_file(path, "calibration file");
   return calibration_from_json(j, path.string());
 }
 

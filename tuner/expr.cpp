@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 #include <utility>
 
@@ -144,8 +143,11 @@ class Lexer {
     const size_t unit_start = pos_;
     while (pos_ < text_.size() && is_name_char(text_[pos_])) ++pos_;
     const std::string unit(text_.substr(unit_start, pos_ - unit_start));
-    return {Token::Kind::number, digits_text + unit, std::strtod(digits_text.c_str(), nullptr) * scale(unit, unit_start),
-            column(start)};
+    // from_chars, not strtod: the viewer runs under the user's locale, where
+    // strtod would stop at the '.' of "1.5" wherever the decimal mark is ','.
+    double value = 0;
+    std::from_chars(digits_text.data(), digits_text.data() + digits_text.size(), value);
+    return {Token::Kind::number, digits_text + unit, value * scale(unit, unit_start), column(start)};
   }
 
   double scale(const std::string& unit, size_t pos) const {
@@ -493,14 +495,19 @@ const std::string& Expr::text() const { return text_; }
 // print quoted, as they are written in an expression.
 std::string to_string(const ExprValue& value) {
   if (const double* number = std::get_if<double>(&value)) {
+    // to_chars and from_chars, as "%.0f", "%.15g" and "%.17g" in the C locale
+    // whatever the user's locale (the viewer runs under it).
     char text[64];
+    const auto print = [&](double x, std::chars_format format, int precision) {
+      return std::string(text, std::to_chars(text, text + sizeof text, x, format, precision).ptr);
+    };
     if (std::isfinite(*number) && *number == std::trunc(*number) && std::fabs(*number) < 1e15) {
-      std::snprintf(text, sizeof text, "%.0f", *number == 0 ? 0.0 : *number);  // no "-0"
-      return text;
+      return print(*number == 0 ? 0.0 : *number, std::chars_format::fixed, 0);  // no "-0"
     }
-    std::snprintf(text, sizeof text, "%.15g", *number);
-    if (std::strtod(text, nullptr) != *number) std::snprintf(text, sizeof text, "%.17g", *number);
-    return text;
+    const std::string shorter = print(*number, std::chars_format::general, 15);
+    double read_back = 0;
+    std::from_chars(shorter.data(), shorter.data() + shorter.size(), read_back);
+    return read_back == *number ? shorter : print(*number, std::chars_format::general, 17);
   }
   if (const std::string* string = std::get_if<std::string>(&value)) return "\"" + *string + "\"";
   return std::get<bool>(value) ? "true" : "false";

@@ -15,7 +15,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -25,6 +24,7 @@
 #include "core/error.h"
 #include "core/exit_code.h"
 #include "core/json_file.h"
+#include "core/jsonl.h"
 #include "core/pareto.h"
 #include "tuner/cost_model.h"
 #include "tuner/export.h"
@@ -417,7 +417,7 @@ int main(int argc, char** argv) {
       if (out_path.empty()) {
         std::cout << text;
       } else {
-        std::ofstream(out_path) << text;
+        replace_file_atomically(out_path, text);
         std::cerr << "memfront: exported trial " << record.id << " as " << format << " to " << out_path << "\n";
       }
       return 0;

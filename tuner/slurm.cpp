@@ -66,12 +66,10 @@ std::optional<std::pair<std::string, int>> array_element_id(std::string_view job
 }
 
 std::vector<std::string> string_list(const json& node, const std::string& pointer, std::string_view where) {
-  if (!node.is_array()) throw InputError(std::string(where) + ": " + pointer + ": expected a list of strings");
+  if (!node.is_array()) fail_at(where, pointer, "expected a list of strings");
   std::vector<std::string> list;
   for (size_t i = 0; i < node.size(); ++i) {
-    if (!node[i].is_string()) {
-      throw InputError(std::string(where) + ": " + pointer + "/" + std::to_string(i) + ": expected a string");
-    }
+    if (!node[i].is_string()) fail_at(where, pointer + "/" + std::to_string(i), "expected a string");
     list.push_back(node[i].get<std::string>());
   }
   return list;
@@ -106,18 +104,19 @@ json to_json(const SlurmOptions& options) {
   return out;
 }
 
-SlurmOptions slurm_options_from_json(const json& node, std::string_view where) {
-  if (!node.is_object()) throw InputError(std::string(where) + ": expected the Slurm options as an object");
+SlurmOptions slurm_options_from_json(const json& node, std::string_view where, std::string_view pointer) {
+  if (!node.is_object()) fail_at(where, pointer, "expected the Slurm options as an object");
+  const std::string at = std::string(pointer) + "/";
   SlurmOptions options;
   auto text = [&](const char* key) {
     const json& value = node.contains(key) ? node[key] : json("");
-    if (!value.is_string()) throw InputError(std::string(where) + ": /" + key + ": expected a string");
+    if (!value.is_string()) fail_at(where, at + key, "expected a string");
     return value.get<std::string>();
   };
   auto count = [&](const char* key) -> std::optional<int> {
     if (!node.contains(key) || node[key].is_null()) return std::nullopt;
     if (!node[key].is_number_integer() || node[key].get<int>() < 1) {
-      throw InputError(std::string(where) + ": /" + key + ": expected a positive integer or null");
+      fail_at(where, at + key, "expected a positive integer or null");
     }
     return node[key].get<int>();
   };
@@ -126,8 +125,8 @@ SlurmOptions slurm_options_from_json(const json& node, std::string_view where) {
   options.time = text("time");
   options.gpus_per_node = count("gpus_per_node");
   options.max_parallel = count("max_parallel");
-  if (node.contains("sbatch_args")) options.sbatch_args = string_list(node["sbatch_args"], "/sbatch_args", where);
-  if (node.contains("srun_args")) options.srun_args = string_list(node["srun_args"], "/srun_args", where);
+  if (node.contains("sbatch_args")) options.sbatch_args = string_list(node["sbatch_args"], at + "sbatch_args", where);
+  if (node.contains("srun_args")) options.srun_args = string_list(node["srun_args"], at + "srun_args", where);
   return options;
 }
 
@@ -383,37 +382,31 @@ std::string joined(const std::set<std::string>& words, char separator) {
 }
 
 EndFile read_end_file(const fs::path& path) {
-  const json document = read_json_file(path, "the end file");
-  auto fail = [&](const std::string& what) -> EndFile { throw InputError(path.string() + ": " + what); };
-  if (!document.is_object() || !document.contains("runs") || !document["runs"].is_array()) {
-    return fail("expected an object with a list of runs");
-  }
+  const json document = read_json_file(path, "end file");
+  const std::string where = path.string();
+  const json runs = member_as<json>(document, "", "runs", where, "the list of runs");
+  if (!runs.is_array()) fail_at(where, "/runs", "expected the list of runs, got " + std::string(runs.type_name()));
   EndFile end;
-  for (size_t i = 0; i < document["runs"].size(); ++i) {
-    const json& run = document["runs"][i];
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const json& run = runs[i];
     const std::string pointer = "/runs/" + std::to_string(i);
     if (!run.is_object() || !run.contains("exit") || !run["exit"].is_number_integer()) {
-      return fail(pointer + "/exit: expected the run's exit status");
+      fail_at(where, pointer + "/exit", "expected the run's exit status");
     }
     EndFile::Run parsed;
     parsed.exit_code = run["exit"].get<int>();
     for (auto [key, field] : {std::pair("started", &parsed.started), std::pair("ended", &parsed.ended)}) {
       if (!run.contains(key) || !run[key].is_number()) {
-        return fail(pointer + "/" + key + ": expected seconds since the epoch");
+        fail_at(where, pointer + "/" + key, "expected seconds since the epoch");
       }
       *field = run[key].get<double>();
     }
     end.runs.push_back(parsed);
   }
-  if (end.runs.empty()) return fail("/runs: no run is listed");
-  if (!document.contains("nodes") || !document["nodes"].is_string()) return fail("/nodes: expected the node list");
-  end.nodes = document["nodes"].get<std::string>();
-  if (!document.contains("job") || !document["job"].is_string()) return fail("/job: expected the array job id");
-  end.job_id = document["job"].get<std::string>();
-  if (!document.contains("task") || !document["task"].is_number_integer()) {
-    return fail("/task: expected the array index");
-  }
-  end.task = document["task"].get<int>();
+  if (end.runs.empty()) fail_at(where, "/runs", "no run is listed");
+  end.nodes = member_as<std::string>(document, "", "nodes", where, "the node list");
+  end.job_id = member_as<std::string>(document, "", "job", where, "the array job id");
+  end.task = member_as<int>(document, "", "task", where, "the array index");
   return end;
 }
 

@@ -38,7 +38,8 @@ struct SlurmOptions {
 
 nlohmann::json to_json(const SlurmOptions& options);
 // InputError "<where>: <json pointer>: <what was expected>".
-SlurmOptions slurm_options_from_json(const nlohmann::json& json, std::string_view where);
+SlurmOptions slurm_options_from_json(const nlohmann::json& json, std::string_view where,
+                                     std::string_view pointer = "");
 
 // What a trial asks of its allocation; trials of one shape share an array.
 struct ArrayShape {

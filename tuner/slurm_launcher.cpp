@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "core/jsonl.h"
 #include "tuner/launcher.h"
 #include "tuner/slurm_classify.h"
 #include "tuner/slurm_records.h"
@@ -31,13 +32,6 @@ constexpr auto kQueueFailureLimit = std::chrono::minutes(5);
 constexpr size_t kMaxArrayElements = 1000;
 
 [[noreturn]] void fail(const std::string& message) { throw std::runtime_error("slurm: " + message); }
-
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) fail("cannot write " + path.string());
-}
 
 }  // namespace
 
@@ -184,7 +178,7 @@ void SlurmRunner::submit_array(const ArrayShape& shape, const std::vector<Pendin
       fs::remove(state_.stderr_path(id, run), ignored);
     }
     fs::remove(state_.end_path(id), ignored);
-    write_file(state_.config_path(id), to_json(request.config).dump(2) + "\n");
+    replace_file_atomically(state_.config_path(id), to_json(request.config).dump(2) + "\n");
     // The compute nodes see the same file system, not this process's PATH or working folder.
     const auto trial_exe = find_program(request.trial_exe.string());
     if (!trial_exe) fail("no executable memfront-trial at '" + request.trial_exe.string() + "'");
@@ -200,7 +194,7 @@ void SlurmRunner::submit_array(const ArrayShape& shape, const std::vector<Pendin
                             shell_command(srun_line)});
   }
   const fs::path script_path = fs::path("arrays") / (std::to_string(array.number) + ".sbatch");
-  write_file(state_.folder() / script_path, batch_script(script));
+  replace_file_atomically(state_.folder() / script_path, batch_script(script));
 
   SbatchInput sbatch;
   sbatch.job_name = settings_.job_name;

@@ -8,11 +8,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "core/error.h"
+#include "core/json_file.h"
+#include "core/jsonl.h"
 
 namespace memfront {
 
@@ -39,21 +39,26 @@ json to_json(const SlurmState::Array& array) {
 
 SlurmState::Array array_from_json(const json& line, const std::string& where) {
   SlurmState::Array array;
-  try {
-    array.number = line.at("array").get<int>();
-    array.job_id = line.at("job_id").get<std::string>();
-    array.submitted = line.at("submitted").get<std::string>();
-    array.options = slurm_options_from_json(line.at("options"), where + ": /options");
-    array.repeats = line.at("repeats").get<int>();
-    array.timeout_s = line.at("timeout_s").get<double>();
-    for (const json& trial : line.at("trials")) {
-      array.trials.push_back({trial.at("id").get<std::string>(), trial.at("config"),
-                              trial.at("reference").get<std::string>(), trial.at("prediction"),
-                              trial.at("command").get<std::string>()});
-      if (!array.trials.back().config.is_object()) throw InputError(where + ": a trial's config is not an object");
+  array.number = member_as<int>(line, "", "array", where, "the array's number");
+  array.job_id = member_as<std::string>(line, "", "job_id", where, "the Slurm job id");
+  array.submitted = member_as<std::string>(line, "", "submitted", where, "the submission time");
+  array.options = slurm_options_from_json(member_as<json>(line, "", "options", where, "the Slurm options"), where,
+                                          "/options");
+  array.repeats = member_as<int>(line, "", "repeats", where, "the number of repeats");
+  array.timeout_s = member_as<double>(line, "", "timeout_s", where, "seconds");
+  const json trials = member_as<json>(line, "", "trials", where, "the list of trials");
+  if (!trials.is_array()) fail_at(where, "/trials", "expected the list of trials, got " + std::string(trials.type_name()));
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const std::string pointer = "/trials/" + std::to_string(i);
+    const json& trial = trials[i];
+    array.trials.push_back({member_as<std::string>(trial, pointer, "id", where, "the trial id"),
+                            member_as<json>(trial, pointer, "config", where, "the trial's config"),
+                            member_as<std::string>(trial, pointer, "reference", where, "the reference's trial id"),
+                            member_as<json>(trial, pointer, "prediction", where, "the prediction"),
+                            member_as<std::string>(trial, pointer, "command", where, "the trial's command")});
+    if (!array.trials.back().config.is_object()) {
+      fail_at(where, pointer + "/config", "expected the trial's config as an object");
     }
-  } catch (const json::exception& e) {
-    throw InputError(where + ": not an array of this sweep: " + e.what());
   }
   return array;
 }
@@ -83,24 +88,14 @@ fs::path SlurmState::log_path(const Element& element) const {
 void SlurmState::load() {
   arrays_.clear();
   const fs::path path = folder_ / "state.jsonl";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
-  size_t start = 0;
-  for (int line_number = 1; start < text.size(); ++line_number) {
-    const size_t end = text.find('\n', start);
-    const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    const std::string where = path.string() + ":" + std::to_string(line_number);
-    json parsed = json::parse(line, nullptr, false);
-    if (parsed.is_discarded()) {
-      if (end == std::string::npos) return;  // cut short while being written: that array never was
-      throw InputError(where + ": not valid JSON");
-    }
-    arrays_.push_back(array_from_json(parsed, where));
-    if (end == std::string::npos) return;
-    start = end + 1;
+  if (!fs::exists(path)) return;
+  const std::string text = read_text_file(path, "Slurm state");
+  // A torn last line is an array whose submission the driver never finished
+  // recording: that array never was.
+  for (const JsonlLine& line : split_jsonl(text).lines) {
+    if (is_blank_line(line.text)) continue;
+    const std::string where = path.string() + ":" + std::to_string(line.number);
+    arrays_.push_back(array_from_json(parse_json_text(line.text, path.string(), line.number), where));
   }
 }
 
@@ -114,34 +109,9 @@ std::map<std::string, SlurmState::Element> SlurmState::latest_elements() const {
 
 const SlurmState::Array& SlurmState::append(Array array) {
   fs::create_directories(folder_);
-  const fs::path path = folder_ / "state.jsonl";
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot open " + path.string() + ": " + std::strerror(errno));
-  // A line cut short by a driver that died while writing it goes first, so
+  // A line torn by a driver that died while writing it is cut off first, so
   // that it cannot become a malformed line in the middle.
-  const off_t size = ::lseek(fd, 0, SEEK_END);
-  if (size > 0) {
-    std::string text(static_cast<size_t>(size), '\0');
-    if (::pread(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()) && text.back() != '\n') {
-      const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
-      if (::ftruncate(fd, static_cast<off_t>(keep)) != 0) fail("cannot repair " + path.string());
-    }
-  }
-  const std::string line = to_json(array).dump() + "\n";
-  ::lseek(fd, 0, SEEK_END);
-  size_t written = 0;
-  while (written < line.size()) {
-    const ssize_t n = ::write(fd, line.data() + written, line.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      fail("cannot write " + path.string() + ": " + std::strerror(errno));
-    }
-    written += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced) fail("cannot sync " + path.string());
+  JsonlAppender::open(folder_ / "state.jsonl", true).append(to_json(array).dump());
   arrays_.push_back(std::move(array));
   return arrays_.back();
 }

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <map>
 #include <set>
@@ -31,23 +30,8 @@ std::string type_name(const json& value) {
 
 std::string got(const json& value) { return type_name(value) + " " + value.dump(); }
 
-// A key as one JSON pointer token (RFC 6901): "~" and "/" are escaped.
-std::string pointer_token(std::string_view key) {
-  std::string token;
-  for (char ch : key) {
-    if (ch == '~') {
-      token += "~0";
-    } else if (ch == '/') {
-      token += "~1";
-    } else {
-      token += ch;
-    }
-  }
-  return token;
-}
-
 [[noreturn]] void fail(std::string_view source, const std::string& pointer, const std::string& what) {
-  throw InputError(std::string(source) + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+  fail_at(source, pointer, what);
 }
 
 // One object of the study file. Unknown keys are refused up front, so that a
@@ -71,7 +55,7 @@ class Fields {
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
     memfront::fail(source_, pointer, what);
   }
-  std::string at(std::string_view key) const { return pointer_ + "/" + pointer_token(key); }
+  std::string at(std::string_view key) const { return pointer_ + "/" + json_pointer_token(key); }
   const std::string& pointer() const { return pointer_; }
 
   // nullptr when the key (or this whole object) is absent.
@@ -146,7 +130,7 @@ void set_path(json& root, std::string_view path, json value) {
 
 std::string dotted_to_pointer(std::string_view path) {
   std::string pointer;
-  for (const std::string& part : split_path(path)) pointer += "/" + pointer_token(part);
+  for (const std::string& part : split_path(path)) pointer += "/" + json_pointer_token(part);
   return pointer;
 }
 
@@ -266,10 +250,13 @@ KnobKind knob_kind(const json& normalized, const std::string& path, const std::s
 
 // Floating-point steps accumulate error (0.1 + 2 * 0.1 = 0.30000000000000004);
 // twelve significant digits keep the values as a person would write them.
+// to_chars and from_chars, not snprintf and strtod: the same in every locale.
 double tidy(double value) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.12g", value);
-  return std::strtod(text, nullptr);
+  const char* const end = std::to_chars(text, text + sizeof text, value, std::chars_format::general, 12).ptr;
+  double tidied = value;
+  std::from_chars(text, end, tidied);
+  return tidied;
 }
 
 // {"range": [lo, hi], "step": s} or {"range": [lo, hi], "factor": f}.
@@ -329,7 +316,7 @@ std::vector<json> range_values(const Fields& spec, KnobKind kind, const std::str
 }
 
 Knob parse_knob(const std::string& path, const json& spec, const json& normalized, std::string_view source) {
-  const std::string pointer = "/space/" + pointer_token(path);
+  const std::string pointer = "/space/" + json_pointer_token(path);
   const KnobKind kind = knob_kind(normalized, path, pointer, source);
   Knob knob{path, {}};
   if (spec.is_object()) {

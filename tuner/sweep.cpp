@@ -96,7 +96,7 @@ const RecordExpr* predicted_violation(const Study& study, const nlohmann::json& 
 // Keeps the results file and the ids it already holds.
 class Recorder {
  public:
-  Recorder(const Study& study, const SweepOptions& options) {
+  Recorder(const Study& study, const SweepOptions& options, std::ostream& log) {
     if (options.results.empty()) return;
     const auto& path = options.results;
     if (std::filesystem::exists(path)) {
@@ -112,6 +112,7 @@ class Recorder {
         known_[id] = std::move(record);
       }
       writer_.emplace(ResultsWriter::open_append(path));
+      if (const auto& repair = writer_->repair()) log << "memfront: warning: " << *repair << "\n";
     } else {
       if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
       ResultsHeader header;
@@ -290,7 +291,7 @@ class Sweep {
       : study_(study),
         options_(options),
         runner_(runner),
-        recorder_(study, options),
+        recorder_(study, options, log),
         candidates_(enumerate_space(study)),
         strategy_(make_strategy(study, candidates_, study.search.budget_trials)),
         progress_(options, log, expected_trials()) {

@@ -18,6 +18,7 @@
 #include "gui/front_view.h"
 #include "gui/trial_store.h"
 #include "gui/trial_table_model.h"
+#include "tests/comma_locale.h"
 
 using namespace memfront;
 
@@ -127,7 +128,7 @@ class TestGuiModels : public QObject {
     QCOMPARE(scan.skipped, 2);
     QCOMPARE(scan.problems.size(), size_t{2});
     QVERIFY2(QString::fromStdString(scan.problems[0]).contains("middle.jsonl:3: /status"), scan.problems[0].c_str());
-    QVERIFY2(QString::fromStdString(scan.problems[1]).contains("middle.jsonl:4: not valid JSON"), scan.problems[1].c_str());
+    QVERIFY2(QString::fromStdString(scan.problems[1]).contains("middle.jsonl:4:3: not valid JSON"), scan.problems[1].c_str());
   }
 
   void scan_broken_files() {
@@ -325,6 +326,22 @@ class TestGuiModels : public QObject {
     QCOMPARE(axis_unit_for("metrics.phase_s.backward", 0.5).unit, QStringLiteral("ms"));
     QCOMPARE(axis_unit_for("peak_mem", 3.0 * (1 << 20)).unit, QStringLiteral("MiB"));
     QCOMPARE(axis_unit_for("loss_delta", 0.1).unit, QString());
+  }
+
+  // Qt runs the viewer under the user's locale. Bug: where the decimal mark
+  // is ',', the constraint box read "30.5ms" as 30 ms and d (30 ms) failed it.
+  void front_constraint_under_comma_locale() {
+    test_support::CommaDecimalLocale locale;
+    if (!locale.active()) QSKIP(test_support::kMissingCommaLocale);
+    QTemporaryDir dir;
+    TrialStore store;
+    store.add_file_now(write_results(dir, "front.jsonl", fixture_trials()));
+    FrontSettings settings;
+    settings.objectives = {"peak_mem", "step_time"};
+    settings.constraints = {"step_time < 30.5ms"};
+    const FrontAnalysis analysis = analyse(store, settings);
+    QVERIFY2(analysis.error.isEmpty(), qPrintable(analysis.error));
+    QCOMPARE(ids_of(store, analysis.front), (std::vector<std::string>{"d", "c", "a"}));
   }
 
   // Not a pass/fail check: prints how long analyse() and pareto_front take on

@@ -1,0 +1,184 @@
+#include "core/jsonl.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace memfront {
+
+namespace {
+
+[[noreturn]] void throw_system_error(const std::filesystem::path& path, std::string_view doing, int error) {
+  throw std::runtime_error(path.string() + ": cannot " + std::string(doing) + ": " + std::strerror(error));
+}
+
+// Writes all of `bytes`, retrying after EINTR and short writes, so a line
+// normally goes out in one write() call. Returns 0, or the errno of the failure.
+int write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    bytes.remove_prefix(static_cast<size_t>(written));
+  }
+  return 0;
+}
+
+// A new or renamed file survives a power cut only once its directory is synced.
+void fsync_directory(const std::filesystem::path& file) {
+  const std::filesystem::path directory = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_system_error(directory, "open the directory to sync it", errno);
+  const int result = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (result != 0) throw_system_error(directory, "sync the directory", error);
+}
+
+}  // namespace
+
+bool is_blank_line(std::string_view line) { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
+
+JsonlText split_jsonl(std::string_view text, size_t offset) {
+  JsonlText split;
+  split.complete_bytes = text.size();
+  int number = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
+  for (size_t begin = offset; begin < text.size(); ++number) {
+    const size_t end = text.find('\n', begin);
+    if (end == std::string_view::npos) {
+      const JsonlLine last{text.substr(begin), number, begin, text.size()};
+      if (nlohmann::json::accept(last.text)) {
+        split.lines.push_back(last);
+        split.missing_final_newline = true;
+      } else {
+        split.torn_tail = last;
+        split.complete_bytes = begin;
+      }
+      break;
+    }
+    split.lines.push_back({text.substr(begin, end - begin), number, begin, end + 1});
+    begin = end + 1;
+  }
+  return split;
+}
+
+// --- JsonlAppender -------------------------------------------------------------
+
+JsonlAppender::JsonlAppender(JsonlAppender&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), repaired_(std::move(other.repaired_)) {}
+
+JsonlAppender& JsonlAppender::operator=(JsonlAppender&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    repaired_ = std::move(other.repaired_);
+  }
+  return *this;
+}
+
+JsonlAppender::~JsonlAppender() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<JsonlAppender> JsonlAppender::create_new(const std::filesystem::path& path,
+                                                       std::string_view first_line) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) return std::nullopt;
+  if (fd < 0) throw_system_error(path, "create the file", errno);
+  JsonlAppender appender(path, fd);
+  try {
+    appender.append(first_line);
+    fsync_directory(path);
+  } catch (...) {
+    // Without its first line the file is useless, and it would block a retry.
+    ::unlink(path.c_str());
+    throw;
+  }
+  return appender;
+}
+
+JsonlAppender JsonlAppender::open_file(const std::filesystem::path& path, bool create_if_missing) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC | (create_if_missing ? O_CREAT : 0), 0644);
+  if (fd < 0) throw_system_error(path, "open the file to append to it", errno);
+  JsonlAppender appender(path, fd);
+  if (create_if_missing) fsync_directory(path);
+  return appender;
+}
+
+std::string JsonlAppender::read_all() const {
+  std::string text;
+  char buffer[1 << 16];
+  for (off_t at = 0;;) {
+    const ssize_t count = ::pread(fd_, buffer, sizeof buffer, at);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) throw_system_error(path_, "read the file", errno);
+    if (count == 0) return text;
+    text.append(buffer, static_cast<size_t>(count));
+    at += count;
+  }
+}
+
+void JsonlAppender::repair_tail(std::string_view text) {
+  const JsonlText split = split_jsonl(text);
+  const std::string where = path_.string() + ":";
+  if (split.torn_tail) {
+    if (::ftruncate(fd_, static_cast<off_t>(split.complete_bytes)) != 0 || ::fsync(fd_) != 0) {
+      throw_system_error(path_, "cut off the torn last line", errno);
+    }
+    repaired_ = where + std::to_string(split.torn_tail->number) + ": cut off a torn last line (" +
+                std::to_string(split.torn_tail->text.size()) + " bytes; a crash mid-write)";
+  } else if (split.missing_final_newline) {
+    if (const int error = write_all(fd_, "\n"); error != 0 || ::fsync(fd_) != 0) {
+      throw_system_error(path_, "end the last line", error != 0 ? error : errno);
+    }
+    repaired_ = where + std::to_string(split.lines.back().number) + ": ended the last line with its missing newline";
+  }
+}
+
+void JsonlAppender::append(std::string_view line) {
+  if (line.find('\n') != std::string_view::npos) {
+    throw std::invalid_argument(path_.string() + ": a JSON Lines line to append holds a newline");
+  }
+  std::string bytes(line);
+  bytes += '\n';
+  struct stat before {};
+  if (::fstat(fd_, &before) != 0) throw_system_error(path_, "append a line", errno);
+  if (const int error = write_all(fd_, bytes); error != 0) {
+    if (::ftruncate(fd_, before.st_size) != 0) {
+      throw_system_error(path_, "append a line (and the partial line could not be cut off)", error);
+    }
+    throw_system_error(path_, "append a line", error);
+  }
+  if (::fsync(fd_) != 0) throw_system_error(path_, "sync the appended line", errno);
+}
+
+// --- atomic replace --------------------------------------------------------------
+
+void replace_file_atomically(const std::filesystem::path& path, std::string_view content) {
+  std::filesystem::path temporary = path;
+  temporary += ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_system_error(path, "create its temporary file " + temporary.filename().string(), errno);
+  int error = write_all(fd, content);
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error == 0 && ::rename(temporary.c_str(), path.c_str()) != 0) error = errno;
+  if (error != 0) {
+    ::unlink(temporary.c_str());
+    throw_system_error(path, "write the file", error);
+  }
+  fsync_directory(path);
+}
+
+}  // namespace memfront

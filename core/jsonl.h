@@ -1,0 +1,93 @@
+#pragma once
+// JSON Lines files and durable writes: the one place that knows the line rules
+// of memfront's JSONL files (results, the Slurm state) and how a file is
+// written so that a crash or a power cut cannot leave it corrupt.
+//
+// The line rules: every line ends with '\n'. A writer puts a line and its
+// '\n' in one write() and fsyncs it, so a crash leaves at worst a torn last
+// line: one without its '\n' that is not JSON either. Readers leave a torn
+// tail out (and say so); a complete last line that lacks only its '\n' is kept.
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace memfront {
+
+struct JsonlLine {
+  std::string_view text;  // without its '\n'
+  int number = 0;         // 1-based, counted from the start of the file
+  size_t begin = 0;       // byte offset of the line in the file
+  size_t next = 0;        // byte offset of the line after it
+};
+
+struct JsonlText {
+  std::vector<JsonlLine> lines;        // the complete lines, blank ones included
+  std::optional<JsonlLine> torn_tail;  // a last line cut short (or still being written)
+  size_t complete_bytes = 0;           // where the complete lines end (the torn tail begins)
+  bool missing_final_newline = false;  // the last line is complete JSON but lacks its '\n'
+};
+
+// The lines of `text` from byte `offset` on, which must be the start of a line.
+JsonlText split_jsonl(std::string_view text, size_t offset = 0);
+
+// True for a line of spaces, tabs and '\r' only (readers skip them).
+bool is_blank_line(std::string_view line);
+
+// Appends lines to one JSONL file, one complete fsynced line per write().
+// Errors are std::runtime_error "<file>: cannot <what it was doing>: <reason>".
+class JsonlAppender {
+ public:
+  // A new file holding `first_line` (synced, with its directory); nullopt when
+  // the file exists already.
+  static std::optional<JsonlAppender> create_new(const std::filesystem::path& path, std::string_view first_line);
+  // An existing file (or a new empty one with `create_if_missing`). `check`
+  // sees the file's text first and may throw to refuse it; then a torn tail is
+  // cut off, or a last line lacking its '\n' gets one, and repaired() says so.
+  template <class Check>
+  static JsonlAppender open(const std::filesystem::path& path, bool create_if_missing, Check check) {
+    JsonlAppender appender = open_file(path, create_if_missing);
+    const std::string text = appender.read_all();
+    check(std::string_view(text));
+    appender.repair_tail(text);
+    return appender;
+  }
+  static JsonlAppender open(const std::filesystem::path& path, bool create_if_missing) {
+    return open(path, create_if_missing, [](std::string_view) {});
+  }
+
+  JsonlAppender(JsonlAppender&& other) noexcept;
+  JsonlAppender& operator=(JsonlAppender&& other) noexcept;
+  JsonlAppender(const JsonlAppender&) = delete;
+  JsonlAppender& operator=(const JsonlAppender&) = delete;
+  ~JsonlAppender();
+
+  // Appends `line` (no '\n' inside; std::invalid_argument otherwise) and its
+  // '\n' with one write(), then fsyncs. On a failed write the part written is
+  // cut off again (one writer per file), so the file stays valid.
+  void append(std::string_view line);
+  // "<file>:<line>: cut off a torn last line (<n> bytes)" or "...: ended the
+  // last line with its missing newline" when open() repaired the file.
+  const std::optional<std::string>& repaired() const { return repaired_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  JsonlAppender(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd) {}
+  static JsonlAppender open_file(const std::filesystem::path& path, bool create_if_missing);
+  std::string read_all() const;
+  void repair_tail(std::string_view text);
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::optional<std::string> repaired_;
+};
+
+// Replaces the file's content atomically and durably: readers see the old
+// file or the new one, never a part, and after a power cut the new one is
+// there. Writes a temporary file beside it, fsyncs it, renames it over the
+// file and fsyncs the directory. std::runtime_error as JsonlAppender's.
+void replace_file_atomically(const std::filesystem::path& path, std::string_view content);
+
+}  // namespace memfront
