@@ -95,6 +95,12 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun exported = run_command("'" + kTool + "' export '" + results.string() + "' --pick best:peak_mem --format deepspeed");
   EXPECT_EQ(exported.exit_code, 0) << exported.output;
   EXPECT_NE(exported.output.find("zero_optimization"), std::string::npos) << exported.output;
+  CommandRun unknown_format = run_command("'" + kTool + "' export '" + results.string() + "' --format slurm");
+  EXPECT_EQ(unknown_format.exit_code, 2) << unknown_format.output;
+  EXPECT_NE(unknown_format.output.find(
+                "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)"),
+            std::string::npos)
+      << unknown_format.output;
   CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
   EXPECT_NE(status.output.find("4 trials recorded (4 ok)"), std::string::npos) << status.output;
   CommandRun again = run_command(sweep_command(study, results));
