@@ -80,7 +80,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   std::set<std::string> ids;
   for (const TrialRecord& r : file.trials) {
     EXPECT_EQ(r.status, TrialStatus::ok) << r.error;
-    EXPECT_TRUE(r.prediction.is_object()) << "every record carries the cost model's prediction";
+    EXPECT_TRUE(r.prediction) << "every record carries the cost model's prediction";
     ASSERT_TRUE(r.metrics && r.metrics->loss_delta);
     ids.insert(r.id);
   }
@@ -201,7 +201,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
     EXPECT_EQ(r.status, TrialStatus::pruned);
     EXPECT_FALSE(r.metrics);
     EXPECT_NE(r.error.find("/outcome_constraints/0"), std::string::npos) << r.error;
-    EXPECT_TRUE(r.prediction.is_object());
+    EXPECT_TRUE(r.prediction);
   }
   const fs::path unpruned = dir / "unpruned.jsonl";
   CommandRun no_prune = run_command(sweep_command(study, unpruned, "--no-prune"));

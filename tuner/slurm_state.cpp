@@ -29,7 +29,7 @@ json to_json(const SlurmState::Array& array) {
     trials.push_back({{"id", trial.id},
                       {"config", trial.config},
                       {"reference", trial.reference_id},
-                      {"prediction", trial.prediction},
+                      {"prediction", trial.prediction ? to_json(*trial.prediction) : json(nullptr)},
                       {"command", trial.command}});
   }
   return {{"array", array.number},       {"job_id", array.job_id},   {"submitted", array.submitted},
@@ -46,9 +46,15 @@ SlurmState::Array array_from_json(const json& line, const std::string& where) {
     array.options = slurm_options_from_json(line.at("options"), where + ": /options");
     array.repeats = line.at("repeats").get<int>();
     array.timeout_s = line.at("timeout_s").get<double>();
-    for (const json& trial : line.at("trials")) {
+    const json& trials = line.at("trials");
+    for (size_t i = 0; i < trials.size(); ++i) {
+      const json& trial = trials.at(i);
+      std::optional<Prediction> prediction;
+      if (const json& written = trial.at("prediction"); !written.is_null()) {
+        prediction = prediction_from_json(written, where, "/trials/" + std::to_string(i) + "/prediction");
+      }
       array.trials.push_back({trial.at("id").get<std::string>(), trial.at("config"),
-                              trial.at("reference").get<std::string>(), trial.at("prediction"),
+                              trial.at("reference").get<std::string>(), std::move(prediction),
                               trial.at("command").get<std::string>()});
       if (!array.trials.back().config.is_object()) throw InputError(where + ": a trial's config is not an object");
     }
