@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -36,7 +37,21 @@ std::string_view to_string(CollectiveAlgo v) {
 std::string_view to_string(Backend v) { return v == Backend::cpu ? "cpu" : "cuda"; }
 std::string_view to_string(DataSource v) { return v == DataSource::synthetic ? "synthetic" : "file"; }
 
+std::string ConfigViolation::message() const { return pointed_message(source, pointer, expected); }
+
 namespace {
+
+// What parse_config throws: an InputError with the one-line message, carrying
+// the violation for check_config to hand back as data.
+class ConfigViolationError : public InputError {
+ public:
+  explicit ConfigViolationError(ConfigViolation violation)
+      : InputError(violation.message()), violation_(std::move(violation)) {}
+  const ConfigViolation& violation() const { return violation_; }
+
+ private:
+  ConfigViolation violation_;
+};
 
 std::string type_name(const json& value) {
   if (value.is_number_integer() || value.is_number_unsigned()) return "integer";
@@ -54,7 +69,7 @@ class ObjectReader {
   }
 
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
-    fail_at(source_, pointer, what);
+    throw ConfigViolationError({std::string(source_), pointer.empty() ? "/" : pointer, what});
   }
   std::string at(std::string_view key) const { return pointer_ + "/" + std::string(key); }
 
@@ -358,6 +373,14 @@ Config parse_config(const json& j, std::string_view source) {
   root.reject_unknown_keys();
   validate_combinations(c, root);
   return c;
+}
+
+std::variant<Config, ConfigViolation> check_config(const json& j, std::string_view source) {
+  try {
+    return parse_config(j, source);
+  } catch (const ConfigViolationError& e) {
+    return e.violation();
+  }
 }
 
 Config parse_config_text(std::string_view text, std::string_view source) {

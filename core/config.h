@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -131,6 +132,21 @@ struct Config {
 
 // Parses and validates; `source` names the file (or "<string>") in errors.
 Config parse_config(const nlohmann::json& json, std::string_view source);
+
+// The first rule of the config that a JSON value breaks, as data: callers that
+// count or group invalid configs (enumerate_space) read the pointer instead of
+// taking an error message apart.
+struct ConfigViolation {
+  std::string source;    // the file, or what the config was made from
+  std::string pointer;   // JSON pointer of the knob the rule names, "/shard/group"; "/" for the whole config
+  std::string expected;  // what was expected, and what was found
+  // "<source>: <pointer>: <expected>": the one line of parse_config's InputError.
+  std::string message() const;
+};
+
+// Parses and validates like parse_config; a broken rule comes back as the
+// violation instead of being thrown.
+std::variant<Config, ConfigViolation> check_config(const nlohmann::json& json, std::string_view source);
 Config parse_config_text(std::string_view text, std::string_view source);
 Config load_config(const std::filesystem::path& path);
 

@@ -76,9 +76,13 @@ std::string json_pointer_token(std::string_view key) {
   return token;
 }
 
+std::string pointed_message(std::string_view where, std::string_view pointer, std::string_view what) {
+  return std::string(where) + ": " + (pointer.empty() ? std::string("/") : std::string(pointer)) + ": " +
+         std::string(what);
+}
+
 void fail_at(std::string_view where, std::string_view pointer, std::string_view what) {
-  throw InputError(std::string(where) + ": " + (pointer.empty() ? std::string("/") : std::string(pointer)) + ": " +
-                   std::string(what));
+  throw InputError(pointed_message(where, pointer, what));
 }
 
 }  // namespace memfront

@@ -28,8 +28,11 @@ nlohmann::json read_json_file(const std::filesystem::path& path, std::string_vie
 // A key as one JSON pointer token (RFC 6901): "~" and "/" are escaped.
 std::string json_pointer_token(std::string_view key);
 
-// Throws InputError "<where>: <pointer>: <what>" ("/" for the whole document),
-// where `where` is "<file>" or "<file>:<line>".
+// "<where>: <pointer>: <what>" ("/" for the whole document), where `where` is
+// "<file>" or "<file>:<line>": the one format of a content error.
+std::string pointed_message(std::string_view where, std::string_view pointer, std::string_view what);
+
+// Throws InputError(pointed_message(where, pointer, what)).
 [[noreturn]] void fail_at(std::string_view where, std::string_view pointer, std::string_view what);
 
 // The member `key` of the object at `pointer` ("" for the document) as a T;

@@ -15,15 +15,6 @@ namespace {
 using json = nlohmann::json;
 using Reading = std::optional<double>;
 
-// The number at a dotted path of the record's prediction object (free-form
-// JSON the tuner writes: tuner/cost_model.h to_json(Prediction)).
-Reading prediction_number(const json& prediction, const json::json_pointer& pointer) {
-  if (!prediction.is_object() || !prediction.contains(pointer)) return std::nullopt;
-  const json& node = prediction.at(pointer);
-  if (node.is_number()) return node.get<double>();
-  return std::nullopt;
-}
-
 json::json_pointer pointer_of(std::string_view dotted) {
   std::string pointer;
   size_t start = 0;
@@ -34,11 +25,6 @@ json::json_pointer pointer_of(std::string_view dotted) {
     if (dot == std::string_view::npos) return json::json_pointer(pointer);
     start = dot + 1;
   }
-}
-
-// A metric the cost model predicts at `path` of the prediction object.
-std::function<Reading(const json&)> predicted_at(const std::string& path) {
-  return [pointer = pointer_of(path)](const json& prediction) { return prediction_number(prediction, pointer); };
 }
 
 double as_number(uint64_t value) { return static_cast<double>(value); }
@@ -55,36 +41,33 @@ std::vector<MetricInfo> build_registry() {
   add({"peak_mem", bytes, min, "metrics.peak_bytes.total", "prediction.peak_bytes.total",
        "max over ranks of the arena's peak of all categories together, per rank",
        [](const TrialMetrics& m) -> Reading { return as_number(m.peak_total_max); },
-       predicted_at("peak_bytes.total")}, true);
+       [](const Prediction& p) -> Reading { return as_number(p.peak_total); }}, true);
   for (MemCategory category : kAllMemCategories) {
     const std::string name(to_string(category));
     add({"peak_" + name, bytes, min, "metrics.peak_bytes." + name, "prediction.peak_bytes." + name,
          "max over ranks of the arena's peak of " + name + ", per rank",
          [index = static_cast<int>(category)](const TrialMetrics& m) -> Reading { return as_number(m.peak_max[index]); },
-         predicted_at("peak_bytes." + name)});
+         [index = static_cast<int>(category)](const Prediction& p) -> Reading { return as_number(p.peak[index]); }});
   }
   add({"step_time", seconds, min, "metrics.step_time_s.median", "prediction.step_time_s",
        "median seconds per timed step (none when no step was timed)",
        [](const TrialMetrics& m) -> Reading {
          return m.step_time_s.count > 0 ? Reading(m.step_time_s.median) : std::nullopt;
        },
-       predicted_at("step_time_s")}, true);
+       [](const Prediction& p) -> Reading { return p.step_time_s; }}, true);
   add({"comm_bytes", bytes, min, "metrics.comm.bytes_intra_node + metrics.comm.bytes_inter_node",
        "prediction.comm.bytes_intra_node + prediction.comm.bytes_inter_node",
        "bytes one step sends, all ranks together",
        [](const TrialMetrics& m) -> Reading { return as_number(m.bytes_intra_node + m.bytes_inter_node); },
-       [intra = pointer_of("comm.bytes_intra_node"), inter = pointer_of("comm.bytes_inter_node")](const json& p) {
-         const Reading a = prediction_number(p, intra), b = prediction_number(p, inter);
-         return a || b ? Reading(a.value_or(0) + b.value_or(0)) : std::nullopt;
-       }}, true);
+       [](const Prediction& p) -> Reading { return as_number(p.bytes_intra_node + p.bytes_inter_node); }}, true);
   add({"inter_node_bytes", bytes, min, "metrics.comm.bytes_inter_node", "prediction.comm.bytes_inter_node",
        "the part of comm_bytes sent between nodes",
        [](const TrialMetrics& m) -> Reading { return as_number(m.bytes_inter_node); },
-       predicted_at("comm.bytes_inter_node")}, true);
+       [](const Prediction& p) -> Reading { return as_number(p.bytes_inter_node); }}, true);
   add({"intra_node_bytes", bytes, min, "metrics.comm.bytes_intra_node", "prediction.comm.bytes_intra_node",
        "the part of comm_bytes sent within a node",
        [](const TrialMetrics& m) -> Reading { return as_number(m.bytes_intra_node); },
-       predicted_at("comm.bytes_intra_node")});
+       [](const Prediction& p) -> Reading { return as_number(p.bytes_intra_node); }});
   add({"tokens_per_s", tokens_per_s, max, "metrics.tokens_per_s", "", "training tokens per second, all ranks together",
        [](const TrialMetrics& m) -> Reading { return m.tokens_per_s; }, {}}, true);
   add({"gflops", gflop_per_s, max, "metrics.gflops", "", "FLOP per step the kernels counted, per median step second, / 1e9",
@@ -96,10 +79,12 @@ std::vector<MetricInfo> build_registry() {
        [](const TrialMetrics& m) -> Reading { return m.loss_delta; }, {}}, true);
   add({"compute_time", seconds, min, "metrics.breakdown_s.compute", "prediction.compute_s",
        "median seconds per step of compute (forward, backward, recompute, optimizer, quantize, topk)",
-       [](const TrialMetrics& m) -> Reading { return m.compute_s; }, predicted_at("compute_s")});
+       [](const TrialMetrics& m) -> Reading { return m.compute_s; },
+       [](const Prediction& p) -> Reading { return p.compute_s; }});
   add({"comm_time", seconds, min, "metrics.breakdown_s.comm", "prediction.comm_s",
        "median seconds per step in communication",
-       [](const TrialMetrics& m) -> Reading { return m.comm_s; }, predicted_at("comm_s")});
+       [](const TrialMetrics& m) -> Reading { return m.comm_s; },
+       [](const Prediction& p) -> Reading { return p.comm_s; }});
   add({"exposed_comm_time", seconds, min, "metrics.breakdown_s.exposed_comm", "",
        "the part of comm_time that compute does not hide",
        [](const TrialMetrics& m) -> Reading { return m.exposed_comm_s; }, {}});
@@ -326,7 +311,9 @@ MetricResolution resolve_metric(std::string_view name) {
   if (name.starts_with("predicted_")) {
     if (const MetricInfo* info = find_metric(name.substr(10)); info && info->predicted) {
       return {MetricRef{std::string(name), info->unit, info,
-                        [info](const TrialRecord& record) { return info->predicted(record.prediction); }},
+                        [info](const TrialRecord& record) -> std::optional<double> {
+                          return record.prediction ? info->predicted(*record.prediction) : std::nullopt;
+                        }},
               ""};
     }
   }

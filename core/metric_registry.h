@@ -45,8 +45,8 @@ struct MetricInfo {
   std::string description;     // one line
   // The measured value; nullopt when the metrics lack it.
   std::function<std::optional<double>(const TrialMetrics&)> measured;
-  // The predicted value from the record's prediction object; empty when predicted_path is.
-  std::function<std::optional<double>(const nlohmann::json& prediction)> predicted;
+  // The cost model's value from the record's prediction; empty when predicted_path is.
+  std::function<std::optional<double>(const Prediction&)> predicted;
   bool summary = false;  // among the few figures that sum a trial up (the viewer's compare dialog)
 };
 

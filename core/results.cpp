@@ -268,7 +268,7 @@ json to_json(const TrialRecord& record) {
           {"status", to_string(record.status)},
           {"error", record.error},
           {"metrics", record.metrics ? to_json(*record.metrics) : json(nullptr)},
-          {"prediction", record.prediction},
+          {"prediction", record.prediction ? to_json(*record.prediction) : json(nullptr)},
           {"trace", record.trace},
           {"provenance", record.provenance}};
 }
@@ -394,7 +394,7 @@ class Field {
     if (field.is_null()) return std::nullopt;
     return field.as_real();
   }
-  // An object or null, as JSON: the free-form members (prediction).
+  // An object or null, as JSON: the free-form members (a rank's gpu).
   json optional_object_at(std::string_view key) const {
     const Field field = member(key, "an object or null");
     if (!field.is_null() && !field.value_.is_object()) field.fail_expected("an object or null");
@@ -569,7 +569,8 @@ TrialRecord record_from_json(const json& document, std::string_view where) {
   record.error = root.string_at("error");
   const Field metrics = root.member("metrics", "an object or null");
   if (!metrics.is_null()) record.metrics = metrics_from_json(metrics.expect_object());
-  record.prediction = root.optional_object_at("prediction");
+  const Field prediction = root.member("prediction", "an object or null");
+  if (!prediction.is_null()) record.prediction = prediction_from_json(prediction.value(), where, "/prediction");
   record.trace = root.string_at("trace");
   record.provenance = root.object_at("provenance").value();
   return record;

@@ -19,6 +19,7 @@
 
 #include "core/arena.h"
 #include "core/jsonl.h"
+#include "core/prediction.h"
 
 namespace memfront {
 
@@ -117,7 +118,7 @@ struct TrialRecord {
   TrialStatus status = TrialStatus::ok;
   std::string error;           // one line; empty when ok
   std::optional<TrialMetrics> metrics;  // absent when nothing was measured
-  nlohmann::json prediction;   // cost-model prediction beside the measurement; null until the tuner
+  std::optional<Prediction> prediction;  // the cost model's, beside the measurement; none until the tuner
   std::string trace;           // path of the trace file, relative to the results file; empty if none
   nlohmann::json provenance;   // object: memfront version, host, command line, start time, ...
 };

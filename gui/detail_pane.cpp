@@ -359,11 +359,11 @@ void DetailPane::fill_loss() {
 void DetailPane::fill_prediction() {
   prediction_table_->setRowCount(0);
   const TrialRecord* record = trial_ >= 0 ? &store_.trial(trial_) : nullptr;
-  if (!record || record->prediction.is_null()) return;
+  if (!record || !record->prediction) return;
   // Every metric the cost model predicts, beside its measurement.
   for (const MetricInfo& metric : metric_registry()) {
     if (!metric.predicted) continue;
-    const std::optional<double> predicted = metric.predicted(record->prediction);
+    const std::optional<double> predicted = metric.predicted(*record->prediction);
     if (!predicted) continue;
     const std::optional<double> measured = record->metrics ? metric.measured(*record->metrics) : std::nullopt;
     const int row = prediction_table_->rowCount();

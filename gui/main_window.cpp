@@ -37,17 +37,6 @@ namespace {
 
 constexpr int kMaxRecent = 10;
 const char* const kRecentKey = "recent_files";
-const char* const kFormats[] = {"memfront", "deepspeed", "fsdp", "sbatch"};
-
-QString suffix_for(ExportFormat format) {
-  switch (format) {
-    case ExportFormat::memfront:
-    case ExportFormat::deepspeed: return QStringLiteral("json");
-    case ExportFormat::fsdp: return QStringLiteral("py");
-    case ExportFormat::sbatch: return QStringLiteral("sh");
-  }
-  return QStringLiteral("txt");
-}
 
 }  // namespace
 
@@ -286,13 +275,13 @@ void MainWindow::export_selected() {
     return;
   }
   QStringList formats;
-  for (const char* format : kFormats) formats << QString::fromUtf8(format);
+  for (const ExportFormatName& entry : kExportFormats) formats << QString::fromUtf8(entry.name.data(), static_cast<qsizetype>(entry.name.size()));
   bool ok = false;
   const QString name = QInputDialog::getItem(this, tr("Export trial"), tr("Format:"), formats, 1, false, &ok);
   if (!ok) return;
   const ExportFormat format = *parse_export_format(name.toStdString());
-  const QString suggested =
-      QStringLiteral("%1-%2.%3").arg(QString::fromStdString(store_->trial(selected_).id), name, suffix_for(format));
+  const QString suggested = QStringLiteral("%1-%2.%3").arg(QString::fromStdString(store_->trial(selected_).id), name,
+                                                          QString::fromUtf8(export_format_name(format).suffix.data()));
   const QString path = QFileDialog::getSaveFileName(this, tr("Export trial"), suggested);
   if (path.isEmpty()) return;
   const QString error = export_trial_to(selected_, format, path);

@@ -1,6 +1,7 @@
 // Config parsing, normalization, ids and the one-line error messages.
 #include <filesystem>
 #include <fstream>
+#include <variant>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -127,6 +128,27 @@ TEST(Config, InvalidCombinationsNameTheKnobs) {
             "c.json: /placement/order: node 0 holds 3 ranks, placement.ranks_per_node=2 expected");
   EXPECT_EQ(error_of(R"({"data": {"source": "file"}})"),
             "c.json: /data/path: data.source=file needs a path to a flat uint16 token file");
+}
+
+TEST(Config, CheckConfigGivesTheBrokenRuleAsData) {
+  const json hybrid = json::parse(R"({"world": 4, "shard": {"strategy": "hybrid", "group": 3}})");
+  const auto checked = memfront::check_config(hybrid, "c.json");
+  const auto* violation = std::get_if<memfront::ConfigViolation>(&checked);
+  ASSERT_NE(violation, nullptr);
+  EXPECT_EQ(violation->source, "c.json");
+  EXPECT_EQ(violation->pointer, "/shard/group");
+  EXPECT_EQ(violation->expected, "must divide world=4 for shard.strategy=hybrid, got 3");
+  // The one line that parse_config throws is built from the same data.
+  EXPECT_EQ(violation->message(), error_of(hybrid.dump()));
+
+  // A rule about the whole config names the root.
+  const auto not_object = memfront::check_config(json::array(), "c.json");
+  ASSERT_TRUE(std::holds_alternative<memfront::ConfigViolation>(not_object));
+  EXPECT_EQ(std::get<memfront::ConfigViolation>(not_object).pointer, "/");
+
+  const auto valid = memfront::check_config(json::parse(R"({"world": 4})"), "c.json");
+  ASSERT_TRUE(std::holds_alternative<Config>(valid));
+  EXPECT_EQ(std::get<Config>(valid).world, 4);
 }
 
 TEST(Config, NotJsonNamesTheFile) {

@@ -181,6 +181,21 @@ TEST(ExportFormatTest, ParsesTheFourNames) {
   EXPECT_EQ(parse_export_format(""), std::nullopt);
 }
 
+TEST(ExportFormatTest, OneNameTableReadBothWays) {
+  for (const ExportFormatName& entry : kExportFormats) {
+    EXPECT_EQ(parse_export_format(to_string(entry.format)), entry.format);
+  }
+  EXPECT_EQ(export_format_name(ExportFormat::fsdp).suffix, "py");
+  EXPECT_EQ(export_format_list(), "memfront, deepspeed, fsdp or sbatch");
+  EXPECT_EQ(export_format_named("sbatch", "--format"), ExportFormat::sbatch);
+  try {
+    export_format_named("slurm", "--format");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)");
+  }
+}
+
 TEST(ExportGoldenTest, Zero3FourRanks) {
   const TrialRecord record = zero3_record();
   for (ExportFormat format : kFormats) {

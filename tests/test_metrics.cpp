@@ -33,7 +33,10 @@ TrialRecord measured_record() {
   m.phase_s["backward"] = 0.011;
   m.comm_s = 0.002;
   r.metrics = m;
-  r.prediction = {{"peak_bytes", {{"total", 3000000}}}, {"step_time_s", 0.02}};
+  Prediction p;
+  p.peak_total = 3000000;
+  p.step_time_s = 0.02;
+  r.prediction = p;
   return r;
 }
 

@@ -303,9 +303,41 @@ TEST(Results, TrialLayout) {
 TEST(Results, TrialRoundTrip) {
   TrialRecord record = sample_record("0123456789abcdef");
   record.metrics->loss_delta = -0.125;
-  record.prediction = {{"peak_bytes", 20480}, {"step_time_s", 0.011}};
+  Prediction prediction;
+  prediction.peak[static_cast<int>(MemCategory::activations)] = 4096;
+  prediction.peak_total = 20480;
+  prediction.step_time_s = 0.011;
+  prediction.calibrated = true;
+  record.prediction = prediction;
   const TrialRecord back = record_from_json(to_json(record), "r");
   expect_same_record(back, record);
+}
+
+// The prediction is read once, typed: what memfront writes reads back the
+// same and writes the same bytes; anything else is an error at its pointer.
+TEST(Results, PredictionIsReadTypedAndErrorsNameItsPointer) {
+  TrialRecord record = sample_record("0123456789abcdef");
+  Prediction prediction;
+  prediction.peak_total = 123456789;
+  prediction.bytes_inter_node = 24;
+  prediction.flops_per_step = 1.5e9;
+  prediction.step_time_s = 0.0125;
+  record.prediction = prediction;
+  const json line = to_json(record);
+  const TrialRecord back = record_from_json(line, "r");
+  EXPECT_EQ(back.prediction, prediction);
+  EXPECT_EQ(to_json(back).dump(), line.dump());
+
+  json without = line;
+  without["prediction"] = nullptr;
+  EXPECT_FALSE(record_from_json(without, "r").prediction);
+  EXPECT_EQ(record_error_after([](json& l) {
+              l["prediction"] = to_json(Prediction{});
+              l["prediction"]["comm"]["bytes_inter_node"] = -1;
+            }),
+            "r.jsonl:7: /prediction/comm/bytes_inter_node: expected a non-negative integer, got -1");
+  EXPECT_EQ(record_error_after([](json& l) { l["prediction"] = {{"peak_bytes", 20480}}; }),
+            "r.jsonl:7: /prediction/peak_bytes: expected an object, got number");
 }
 
 TEST(Results, TrialWithoutMetricsRoundTrip) {

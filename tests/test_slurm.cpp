@@ -393,7 +393,7 @@ SlurmState::Array array_of(const std::string& job_id, const std::vector<Config>&
   array.options.max_parallel = 2;
   array.timeout_s = 30;
   for (const Config& config : configs) {
-    array.trials.push_back({config_id(config), to_json(config), config_id(config), json{{"peak_total", 1}},
+    array.trials.push_back({config_id(config), to_json(config), config_id(config), Prediction{.peak_total = 1},
                             "srun memfront-trial"});
   }
   return array;

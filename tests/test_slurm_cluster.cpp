@@ -200,7 +200,7 @@ TEST_F(SlurmCluster, ASmallSweepRunsEndToEnd) {
     ASSERT_TRUE(record.metrics && record.metrics->loss_delta);
     EXPECT_EQ(static_cast<int>(record.metrics->ranks.size()), record.config["world"].get<int>())
         << "srun started every rank of the trial";
-    EXPECT_TRUE(record.prediction.is_object());
+    EXPECT_TRUE(record.prediction);
   }
   EXPECT_EQ(*file.trials[0].metrics->loss_delta, 0.0) << "the reference comes first";
 

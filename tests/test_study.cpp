@@ -1,6 +1,7 @@
 #include "tuner/study.h"
 
 #include <string>
+#include <variant>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -350,6 +351,13 @@ TEST(Study, SkipsInvalidConfigsAndFailedConstraints) {
   for (const Candidate& c : enumerate_space(study)) points.push_back(c.point);
   EXPECT_EQ(points, (std::vector<Point>{{0, 0}, {0, 1}, {2, 1}}));
   EXPECT_THROW(config_at(study, {2, 0}), InputError);
+  // The same point checked gives the rule it breaks as data, which
+  // enumerate_space counts invalid points by.
+  const std::variant<Config, ConfigViolation> invalid = check_config_at(study, {2, 0});
+  ASSERT_TRUE(std::holds_alternative<ConfigViolation>(invalid));
+  EXPECT_EQ(std::get<ConfigViolation>(invalid).pointer, "/checkpoint/every");
+  EXPECT_EQ(std::get<ConfigViolation>(invalid).message(), "s point [2,0]: /checkpoint/every: must be 0..4 (L=4), got 8");
+  EXPECT_EQ(std::get<Config>(check_config_at(study, {2, 1})), config_at(study, {2, 1}));
   EXPECT_FALSE(satisfies_constraints(study, config_at(study, {1, 0})));
   EXPECT_TRUE(satisfies_constraints(study, config_at(study, {2, 1})));
 }

@@ -81,7 +81,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   std::set<std::string> ids;
   for (const TrialRecord& r : file.trials) {
     EXPECT_EQ(r.status, TrialStatus::ok) << r.error;
-    EXPECT_TRUE(r.prediction.is_object()) << "every record carries the cost model's prediction";
+    EXPECT_TRUE(r.prediction) << "every record carries the cost model's prediction";
     ASSERT_TRUE(r.metrics && r.metrics->loss_delta);
     ids.insert(r.id);
   }
@@ -107,6 +107,12 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun unwritable = run_command(export_command + "'" + (dir / "missing" / "ds.json").string() + "'");
   EXPECT_NE(unwritable.exit_code, 0) << unwritable.output;
   EXPECT_NE(unwritable.output.find("missing/ds.json: cannot"), std::string::npos) << unwritable.output;
+  CommandRun unknown_format = run_command("'" + kTool + "' export '" + results.string() + "' --format slurm");
+  EXPECT_EQ(unknown_format.exit_code, 2) << unknown_format.output;
+  EXPECT_NE(unknown_format.output.find(
+                "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)"),
+            std::string::npos)
+      << unknown_format.output;
   CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
   EXPECT_NE(status.output.find("4 trials recorded (4 ok)"), std::string::npos) << status.output;
   CommandRun again = run_command(sweep_command(study, results));
@@ -207,7 +213,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
     EXPECT_EQ(r.status, TrialStatus::pruned);
     EXPECT_FALSE(r.metrics);
     EXPECT_NE(r.error.find("/outcome_constraints/0"), std::string::npos) << r.error;
-    EXPECT_TRUE(r.prediction.is_object());
+    EXPECT_TRUE(r.prediction);
   }
   const fs::path unpruned = dir / "unpruned.jsonl";
   CommandRun no_prune = run_command(sweep_command(study, unpruned, "--no-prune"));

@@ -21,6 +21,7 @@
 #include "core/arena.h"
 #include "core/calibration.h"
 #include "core/config.h"
+#include "core/prediction.h"
 
 namespace memfront {
 
@@ -30,21 +31,6 @@ namespace memfront {
 std::filesystem::path default_calibration_path();
 // Missing file: defaults (measured = false). Malformed file: InputError.
 Calibration load_calibration(const std::filesystem::path& path);
-
-struct Prediction {
-  BytesByCategory peak{};     // per rank, the largest over ranks, by category
-  uint64_t peak_total = 0;    // per rank, the largest over ranks
-  uint64_t bytes_intra_node = 0;  // per step, all ranks together
-  uint64_t bytes_inter_node = 0;
-  double flops_per_step = 0;  // all ranks together
-  double compute_s = 0;       // per step
-  double comm_s = 0;
-  double step_time_s = 0;     // compute + comm (memfront's collectives do not overlap)
-  bool calibrated = false;    // from a measured calibration
-};
-
-nlohmann::json to_json(const Prediction& prediction);
-Prediction prediction_from_json(const nlohmann::json& json, std::string_view where);
 
 // Predicts the trial of `config` (its world, placement and knobs as given).
 Prediction predict(const Config& config, const Calibration& calibration);

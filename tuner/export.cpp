@@ -31,12 +31,33 @@
 
 namespace memfront {
 
+static_assert([] {
+  for (size_t i = 0; i < kExportFormats.size(); ++i) {
+    if (static_cast<size_t>(kExportFormats[i].format) != i) return false;
+  }
+  return true;
+}(), "kExportFormats must list the formats in enum order: export_format_name() indexes it");
+
 std::optional<ExportFormat> parse_export_format(std::string_view name) {
-  if (name == "memfront") return ExportFormat::memfront;
-  if (name == "deepspeed") return ExportFormat::deepspeed;
-  if (name == "fsdp") return ExportFormat::fsdp;
-  if (name == "sbatch") return ExportFormat::sbatch;
+  for (const ExportFormatName& entry : kExportFormats) {
+    if (entry.name == name) return entry.format;
+  }
   return std::nullopt;
+}
+
+std::string export_format_list() {
+  std::string list;
+  for (size_t i = 0; i < kExportFormats.size(); ++i) {
+    if (i > 0) list += i + 1 == kExportFormats.size() ? " or " : ", ";
+    list += kExportFormats[i].name;
+  }
+  return list;
+}
+
+ExportFormat export_format_named(std::string_view name, std::string_view where) {
+  if (std::optional<ExportFormat> format = parse_export_format(name)) return *format;
+  throw InputError(std::string(where) + ": unknown export format '" + std::string(name) + "' (expected " +
+                   export_format_list() + ")");
 }
 
 namespace {

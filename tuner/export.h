@@ -4,6 +4,7 @@
 // or a Slurm batch script. Every export carries provenance (results file,
 // trial id, machine, measured figures), and a knob with no equivalent in the
 // target is named in a comment there, never dropped silently.
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -14,7 +15,31 @@
 namespace memfront {
 
 enum class ExportFormat { memfront, deepspeed, fsdp, sbatch };
+
+// Each format's name, as `memfront export --format` and the viewer's export
+// dialog spell it, and the suffix of the file it makes. Listed in enum order.
+struct ExportFormatName {
+  ExportFormat format;
+  std::string_view name;
+  std::string_view suffix;
+};
+inline constexpr std::array<ExportFormatName, 4> kExportFormats = {{
+    {ExportFormat::memfront, "memfront", "json"},
+    {ExportFormat::deepspeed, "deepspeed", "json"},
+    {ExportFormat::fsdp, "fsdp", "py"},
+    {ExportFormat::sbatch, "sbatch", "sh"},
+}};
+constexpr const ExportFormatName& export_format_name(ExportFormat format) {
+  return kExportFormats[static_cast<size_t>(format)];
+}
+constexpr std::string_view to_string(ExportFormat format) { return export_format_name(format).name; }
+
 std::optional<ExportFormat> parse_export_format(std::string_view name);
+// "memfront, deepspeed, fsdp or sbatch": the names, for help and errors.
+std::string export_format_list();
+// The format a name spells; an unknown name throws InputError
+// "<where>: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)".
+ExportFormat export_format_named(std::string_view name, std::string_view where);
 
 struct ExportSource {
   std::filesystem::path results_file;  // as the user named it

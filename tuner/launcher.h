@@ -32,7 +32,7 @@ struct LaunchRequest {
   bool trace = false;                 // the trial writes a trace to <work_dir>/<id>.trace.json
   // What the sweep adds to the record once the trial has ended, for runners
   // that keep trials to be finished later by another process (memfront collect).
-  nlohmann::json prediction;          // the cost model's
+  std::optional<Prediction> prediction;  // the cost model's
   std::string reference_id;           // the study reference's id at this config's steps (its own for the reference)
 };
 

@@ -347,8 +347,7 @@ int main(int argc, char** argv) {
   std::string pick = "knee", format = "memfront", out_path;
   exporter->add_option("results", results_path, "results file (JSONL)")->required();
   exporter->add_option("--pick", pick, "knee, best:<metric> or id:<id> (default knee)");
-  exporter->add_option("--format", format, "memfront, deepspeed, fsdp or sbatch")
-      ->check(CLI::IsMember({"memfront", "deepspeed", "fsdp", "sbatch"}));
+  exporter->add_option("--format", format, export_format_list());
   exporter->add_option("--where", wheres, "consider only trials where EXPR holds");
   exporter->add_option("--objectives", objectives_flag, "objectives for knee/front (default: the study's)");
   exporter->add_option("--out", out_path, "write here instead of standard output");
@@ -409,11 +408,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (exporter->parsed()) {
+      const ExportFormat export_format = export_format_named(format, "--format");
       ResultsFile file = read_with_warning(results_path);
       const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header, results_path);
       const std::vector<TrialRecord> trials = pick.rfind("id:", 0) == 0 ? file.trials : comparable_trials(file);
       const TrialRecord& record = pick_record(trials, pick, objectives, filters_for(wheres));
-      const std::string text = export_trial(record, *parse_export_format(format), {results_path, file.header});
+      const std::string text = export_trial(record, export_format, {results_path, file.header});
       if (out_path.empty()) {
         std::cout << text;
       } else {

@@ -29,7 +29,7 @@ json to_json(const SlurmState::Array& array) {
     trials.push_back({{"id", trial.id},
                       {"config", trial.config},
                       {"reference", trial.reference_id},
-                      {"prediction", trial.prediction},
+                      {"prediction", trial.prediction ? to_json(*trial.prediction) : json(nullptr)},
                       {"command", trial.command}});
   }
   return {{"array", array.number},       {"job_id", array.job_id},   {"submitted", array.submitted},
@@ -51,10 +51,13 @@ SlurmState::Array array_from_json(const json& line, const std::string& where) {
   for (size_t i = 0; i < trials.size(); ++i) {
     const std::string pointer = "/trials/" + std::to_string(i);
     const json& trial = trials[i];
+    std::optional<Prediction> prediction;
+    const json written = member_as<json>(trial, pointer, "prediction", where, "the prediction");
+    if (!written.is_null()) prediction = prediction_from_json(written, where, pointer + "/prediction");
     array.trials.push_back({member_as<std::string>(trial, pointer, "id", where, "the trial id"),
                             member_as<json>(trial, pointer, "config", where, "the trial's config"),
                             member_as<std::string>(trial, pointer, "reference", where, "the reference's trial id"),
-                            member_as<json>(trial, pointer, "prediction", where, "the prediction"),
+                            std::move(prediction),
                             member_as<std::string>(trial, pointer, "command", where, "the trial's command")});
     if (!array.trials.back().config.is_object()) {
       fail_at(where, pointer + "/config", "expected the trial's config as an object");

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/prediction.h"
 #include "core/time_limits.h"
 #include "tuner/slurm.h"
 
@@ -23,7 +24,7 @@ class SlurmState {
     std::string id;
     nlohmann::json config;      // normalized
     std::string reference_id;   // the study reference's id at this trial's steps (its own for the reference)
-    nlohmann::json prediction;  // the cost model's, for the record
+    std::optional<Prediction> prediction;  // the cost model's, for the record
     std::string command;        // the srun command line of a run, for the record's provenance
   };
   struct Array {

@@ -172,13 +172,17 @@ void reject_study_settings(const json& config, const std::string& pointer, std::
   }
 }
 
-// Writes the study's steps, warmup and link into a config JSON and parses it.
-Config finish_config(const Study& study, json config, const std::string& source) {
+// Writes the study's steps, warmup and link into a config JSON.
+json with_study_settings(const Study& study, json config) {
   set_path(config, "train.steps", study.steps);
   set_path(config, "train.warmup", study.warmup);
   set_path(config, "placement.link_latency_us", study.link_latency_us);
   set_path(config, "placement.link_bandwidth_gbps", study.link_bandwidth_gbps);
-  return parse_config(config, source);
+  return config;
+}
+
+Config finish_config(const Study& study, json config, const std::string& source) {
+  return parse_config(with_study_settings(study, std::move(config)), source);
 }
 
 // What a knob's values must be, from the JSON type of its normalized default:
@@ -569,7 +573,7 @@ Study load_study(const std::filesystem::path& path) {
 // placement.ranks_per_node in the base, both follow the world (one group, one
 // node); a base that sets them fixes them, and the points where they do not
 // divide the world are invalid configs that enumerate_space skips.
-Config config_at(const Study& study, const Point& point) {
+std::variant<Config, ConfigViolation> check_config_at(const Study& study, const Point& point) {
   if (point.size() != study.space.size()) {
     throw std::out_of_range("config_at: a point of " + std::to_string(point.size()) + " indices for " +
                             std::to_string(study.space.size()) + " knobs");
@@ -586,7 +590,15 @@ Config config_at(const Study& study, const Point& point) {
     if (k) indices += ',';
     indices += std::to_string(point[k]);
   }
-  return finish_config(study, std::move(config), study.name + " point [" + indices + "]");
+  return check_config(with_study_settings(study, std::move(config)), study.name + " point [" + indices + "]");
+}
+
+Config config_at(const Study& study, const Point& point) {
+  std::variant<Config, ConfigViolation> config = check_config_at(study, point);
+  if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&config)) {
+    throw InputError(violation->message());
+  }
+  return std::get<Config>(std::move(config));
 }
 
 bool satisfies_constraints(const Study& study, const Config& config) {
@@ -606,24 +618,19 @@ std::vector<Candidate> enumerate_space(const Study& study) {
   for (uint64_t n = 0; n < total; ++n) {
     // Only the config's own rules count as invalid points; an error in a
     // constraint (a type error, say) is the study's and goes to the caller.
-    std::optional<Config> config;
-    try {
-      config = config_at(study, point);
-    } catch (const InputError& e) {
-      // "<study> point [i,j]: /shard/group: must divide ...": the pointer names the rule.
-      const std::string message = e.what();
-      const size_t rule_start = message.find("]: ") + 3;
-      ++invalid_by_rule[message.substr(rule_start, message.find(": ", rule_start) - rule_start)];
-      if (first_invalid.empty()) first_invalid = message;
-    }
-    if (config) {
+    std::variant<Config, ConfigViolation> checked = check_config_at(study, point);
+    if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&checked)) {
+      ++invalid_by_rule[violation->pointer];
+      if (first_invalid.empty()) first_invalid = violation->message();
+    } else {
+      const Config& config = std::get<Config>(checked);
       ++valid;
-      if (std::optional<size_t> failed = failed_constraint(study, to_json(*config))) {
+      if (std::optional<size_t> failed = failed_constraint(study, to_json(config))) {
         ++removed_by[*failed];
-      } else if (ids.insert(config_id(*config)).second) {
+      } else if (ids.insert(config_id(config)).second) {
         // Points that normalize to a config already listed (shard.group under
         // ddp, say) are the same trial: only the first is kept.
-        candidates.push_back({point, *config});
+        candidates.push_back({point, config});
       }
     }
     // The next point: the last knob varies fastest.

@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -105,6 +106,9 @@ using Point = std::vector<int>;
 // the study's steps, warmup and link. Throws InputError (from parse_config) when
 // the knobs do not combine into a valid config.
 Config config_at(const Study& study, const Point& point);
+// The same config, or the config rule its knobs break as data (out_of_range
+// still throws: a point that does not fit the space is the caller's bug).
+std::variant<Config, ConfigViolation> check_config_at(const Study& study, const Point& point);
 
 // Whether the point passes every parameter constraint. Names in constraints
 // are knob paths or any path of the normalized config (e.g. world,

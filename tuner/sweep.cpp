@@ -72,7 +72,7 @@ Config with_steps(Config config, int steps) {
 // The first outcome constraint the prediction breaks. A constraint is judged
 // only when the cost model predicts every metric it names (the registry's
 // predicted counterparts, core/metric_registry.h): not over loss, say.
-const RecordExpr* predicted_violation(const Study& study, const nlohmann::json& prediction) {
+const RecordExpr* predicted_violation(const Study& study, const Prediction& prediction) {
   for (const RecordExpr& constraint : study.outcome_constraints) {
     std::vector<std::pair<std::string, double>> predicted;
     for (const std::string& name : constraint.expr.names()) {
@@ -251,7 +251,7 @@ bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done don
 // Each trial ended inside start, whose false already told the sweep of an interrupt.
 TrialRunner::RoundEnd SequentialRunner::finish_round() { return {}; }
 
-TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const nlohmann::json& prediction,
+TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const std::optional<Prediction>& prediction,
                            bool is_reference, std::optional<double> reference_loss,
                            const std::filesystem::path& results) {
   std::sort(runs.begin(), runs.end(), [](const LaunchOutcome& a, const LaunchOutcome& b) {
@@ -319,7 +319,7 @@ class Sweep {
     std::string id;
     bool is_reference = false;
     std::optional<size_t> proposal;  // index into the round's batch
-    nlohmann::json prediction;
+    Prediction prediction;
   };
 
   // Trials to expect, the reference included (halving's total depends on its rounds).
@@ -382,7 +382,7 @@ class Sweep {
       running->second.push_back(std::move(item));
       return;
     }
-    item.prediction = to_json(predict(item.config, options_.calibration));
+    item.prediction = predict(item.config, options_.calibration);
     if (options_.prune) {
       if (const RecordExpr* broken = predicted_violation(study_, item.prediction)) {
         TrialRecord pruned;

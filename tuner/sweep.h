@@ -99,7 +99,7 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, TrialRun
 // model's prediction, loss_delta against the reference's final loss (0 for
 // the reference itself; none when the reference did not end ok), and its
 // trace named relative to the results file.
-TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const nlohmann::json& prediction,
+TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const std::optional<Prediction>& prediction,
                            bool is_reference, std::optional<double> reference_loss,
                            const std::filesystem::path& results);
 
