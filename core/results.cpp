@@ -304,13 +304,7 @@ class Field {
   const json& value() const { return value_; }
   bool is_null() const { return value_.is_null(); }
 
-  [[noreturn]] void fail(std::string_view what) const {
-    std::string message(where_);
-    if (!pointer_.empty()) message += ": " + pointer_;
-    message += ": ";
-    message += what;
-    throw InputError(message);
-  }
+  [[noreturn]] void fail(std::string_view what) const { fail_at(where_, pointer_, what); }
   [[noreturn]] void fail_expected(std::string_view expected) const {
     fail("expected " + std::string(expected) + ", got " + describe(value_));
   }

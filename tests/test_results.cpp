@@ -431,7 +431,7 @@ TEST(Results, BadValuesAreNamed) {
   EXPECT_EQ(record_error_after([](json& line) { line["metrics"]["phase_s"]["comm/ring"] = true; }),
             "r.jsonl:7: /metrics/phase_s/comm~1ring: expected a number, got boolean true");
   EXPECT_EQ(input_error_of([] { record_from_json(json::array(), "r.jsonl:7"); }),
-            "r.jsonl:7: expected an object, got array");
+            "r.jsonl:7: /: expected an object, got array");
 }
 
 TEST(Results, WrongSchemaVersionIsRejected) {
