@@ -261,7 +261,7 @@ TEST(Process, ExitCodesHaveOneNameEach) {
   for (const ExitCodeName& entry : kExitCodeNames) EXPECT_EQ(exit_code_named(code(entry.exit_code)), entry.exit_code);
 }
 
-// The bug: calibrate ran a hard-coded `mpirun -np 2 --oversubscribe` line
+// Calibrate used to run a hard-coded `mpirun -np 2 --oversubscribe` line
 // through std::system (a shell). Its argv now comes from the same
 // mpirun_command as the local launcher's trials.
 TEST(CalibrateCommand, UsesTheLaunchersMpirunLineAsArgvWords) {

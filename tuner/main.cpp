@@ -146,12 +146,13 @@ int run_sweep_command(const SweepFlags& flags) {
     options.results = flags.results;  // replays record only when asked
     SweepSummary summary = run_sweep(study, options, launcher, std::cout);
     // Hypervolume reached against the recorded sweep's front.
+    const ObjectiveScorer score(study.objectives);
     std::vector<ObjectivePoint> all_points, reached;
     for (const TrialRecord& r : recorded.trials) {
-      if (auto p = objective_point(r, study.objectives); p && meets_outcome_constraints(r, study)) all_points.push_back(*p);
+      if (auto p = score(r); p && meets_outcome_constraints(r, study)) all_points.push_back(*p);
     }
     for (const TrialRecord& r : full_length(summary.records, study.steps)) {
-      if (auto p = objective_point(r, study.objectives); p && meets_outcome_constraints(r, study)) reached.push_back(*p);
+      if (auto p = score(r); p && meets_outcome_constraints(r, study)) reached.push_back(*p);
     }
     ObjectivePoint reference(study.objectives.size(), -1e300);
     for (const auto& p : all_points) {
@@ -247,8 +248,9 @@ const TrialRecord& pick_record(const std::vector<TrialRecord>& records, const st
   const std::vector<size_t> front = front_of(records, objectives, filters);
   if (front.empty()) throw InputError("--pick: no ok trial passes the filters");
   if (pick == "knee") {
+    const ObjectiveScorer score(objectives);
     std::vector<ObjectivePoint> points;
-    for (size_t i : front) points.push_back(*objective_point(records[i], objectives));
+    for (size_t i : front) points.push_back(*score(records[i]));
     return records[front[knee_point(points)]];
   }
   if (pick.rfind("best:", 0) == 0) {

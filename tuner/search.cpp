@@ -12,15 +12,25 @@
 
 namespace memfront {
 
-std::optional<ObjectivePoint> objective_point(const TrialRecord& record, const std::vector<Objective>& objectives) {
+ObjectiveScorer::ObjectiveScorer(const std::vector<Objective>& objectives) {
+  for (const Objective& objective : objectives) {
+    objectives_.emplace_back(resolve_metric_or_throw(objective.metric, "objective"), objective.goal);
+  }
+}
+
+std::optional<ObjectivePoint> ObjectiveScorer::operator()(const TrialRecord& record) const {
   if (record.status != TrialStatus::ok) return std::nullopt;
   ObjectivePoint point;
-  for (const Objective& objective : objectives) {
-    const std::optional<double> value = metric_value(record, objective.metric);
+  for (const auto& [metric, goal] : objectives_) {
+    const std::optional<double> value = metric(record);
     if (!value || !std::isfinite(*value)) return std::nullopt;
-    point.push_back(objective.goal == Goal::minimize ? *value : -*value);
+    point.push_back(goal == Goal::minimize ? *value : -*value);
   }
   return point;
+}
+
+std::optional<ObjectivePoint> objective_point(const TrialRecord& record, const std::vector<Objective>& objectives) {
+  return ObjectiveScorer(objectives)(record);
 }
 
 bool meets_outcome_constraints(const TrialRecord& record, const Study& study) {
@@ -33,11 +43,12 @@ std::vector<double> selection_scores(const std::vector<const TrialRecord*>& reco
   // Score = tier * big + non-dominated rank - crowding share: lower is better.
   constexpr double kTier = 1e6;
   std::vector<double> scores(records.size(), 3 * kTier);
+  const ObjectiveScorer score(study.objectives);
   for (int tier = 0; tier < 2; ++tier) {
     std::vector<ObjectivePoint> points;
     std::vector<size_t> members;
     for (size_t i = 0; i < records.size(); ++i) {
-      auto point = objective_point(*records[i], study.objectives);
+      auto point = score(*records[i]);
       if (!point) continue;
       const bool feasible = meets_outcome_constraints(*records[i], study);
       if (feasible == (tier == 0)) {

@@ -16,8 +16,10 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
+#include "core/metric_registry.h"
 #include "core/pareto.h"
 #include "core/results.h"
 #include "tuner/study.h"
@@ -30,7 +32,18 @@ struct Proposal {
 };
 
 // A record's objectives as a point to minimize (maximized objectives negated),
-// or nullopt when it did not end ok or lacks one of them.
+// or nullopt when it did not end ok or lacks one of them. The metric names are
+// resolved once, when the scorer is made, not once per record.
+class ObjectiveScorer {
+ public:
+  explicit ObjectiveScorer(const std::vector<Objective>& objectives);
+  std::optional<ObjectivePoint> operator()(const TrialRecord& record) const;
+
+ private:
+  std::vector<std::pair<MetricRef, Goal>> objectives_;
+};
+
+// ObjectiveScorer(objectives)(record), for one record.
 std::optional<ObjectivePoint> objective_point(const TrialRecord& record, const std::vector<Objective>& objectives);
 
 // Whether a record meets every outcome constraint of the study. A constraint

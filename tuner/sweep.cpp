@@ -526,19 +526,19 @@ bool passes_filters(const TrialRecord& record, const std::vector<RecordExpr>& fi
 
 std::vector<size_t> front_of(const std::vector<TrialRecord>& records, const std::vector<Objective>& objectives,
                              const std::vector<RecordExpr>& filters) {
+  const ObjectiveScorer score(objectives);
   std::vector<ObjectivePoint> points;
   std::vector<size_t> members;
   for (size_t i = 0; i < records.size(); ++i) {
-    auto point = objective_point(records[i], objectives);
+    auto point = score(records[i]);
     if (!point || !passes_filters(records[i], filters)) continue;
     points.push_back(*point);
     members.push_back(i);
   }
+  std::vector<size_t> on_front = pareto_front(points);  // indices into points
+  std::sort(on_front.begin(), on_front.end(), [&](size_t a, size_t b) { return points[a] < points[b]; });
   std::vector<size_t> front;
-  for (size_t j : pareto_front(points)) front.push_back(members[j]);
-  std::sort(front.begin(), front.end(), [&](size_t a, size_t b) {
-    return *objective_point(records[a], objectives) < *objective_point(records[b], objectives);
-  });
+  for (size_t j : on_front) front.push_back(members[j]);
   return front;
 }
 
