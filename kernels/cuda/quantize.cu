@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/closed_forms.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
@@ -202,8 +203,6 @@ void dequantize_rows(cudaStream_t stream, float* dst, const void* codes, const f
 
 namespace {
 
-__host__ __device__ uint64_t block_count(uint64_t n, int block) { return (n + block - 1) / static_cast<uint64_t>(block); }
-
 struct MaxBits {
   __device__ uint32_t operator()(uint32_t a, uint32_t b) const { return a > b ? a : b; }
 };
@@ -234,8 +233,8 @@ __global__ void bf16_payload_encode_kernel(unsigned char* payload, const float* 
 }
 
 // codes (n bytes) after the scales.
-__global__ void int8_payload_encode_kernel(unsigned char* payload, const float* x, uint64_t n, int block) {
-  unsigned char* codes = payload + block_count(n, block) * sizeof(float);
+__global__ void int8_payload_encode_kernel(const unsigned char* payload, unsigned char* codes, const float* x, uint64_t n,
+                                           int block) {
   for (uint64_t i = global_thread(); i < n; i += global_thread_count()) {
     codes[i] = static_cast<uint8_t>(static_cast<int8_t>(symmetric_code(x[i], block_scale(payload, i, block), kInt8Limit)));
   }
@@ -243,8 +242,8 @@ __global__ void int8_payload_encode_kernel(unsigned char* payload, const float* 
 
 // codes ((n+1)/2 bytes) after the scales: element 2j in the low nibble of byte j,
 // 2j+1 in the high one (0 past the end), two's-complement nibbles.
-__global__ void int4_payload_encode_kernel(unsigned char* payload, const float* x, uint64_t n, int block) {
-  unsigned char* codes = payload + block_count(n, block) * sizeof(float);
+__global__ void int4_payload_encode_kernel(const unsigned char* payload, unsigned char* codes, const float* x, uint64_t n,
+                                           int block) {
   const uint64_t bytes = (n + 1) / 2;
   for (uint64_t j = global_thread(); j < bytes; j += global_thread_count()) {
     const uint64_t low = 2 * j;
@@ -273,18 +272,16 @@ __global__ void bf16_payload_decode_kernel(float* x, const unsigned char* payloa
   }
 }
 
-__global__ void int8_payload_decode_kernel(float* x, const unsigned char* payload, uint64_t n, int block,
-                                           Delivery delivery) {
-  const unsigned char* codes = payload + block_count(n, block) * sizeof(float);
+__global__ void int8_payload_decode_kernel(float* x, const unsigned char* payload, const unsigned char* codes, uint64_t n,
+                                           int block, Delivery delivery) {
   for (uint64_t i = global_thread(); i < n; i += global_thread_count()) {
     const int code = static_cast<int8_t>(codes[i]);
     deliver(x[i], __fmul_rn(static_cast<float>(code), block_scale(payload, i, block)), delivery);
   }
 }
 
-__global__ void int4_payload_decode_kernel(float* x, const unsigned char* payload, uint64_t n, int block,
-                                           Delivery delivery) {
-  const unsigned char* codes = payload + block_count(n, block) * sizeof(float);
+__global__ void int4_payload_decode_kernel(float* x, const unsigned char* payload, const unsigned char* codes, uint64_t n,
+                                           int block, Delivery delivery) {
   for (uint64_t i = global_thread(); i < n; i += global_thread_count()) {
     const uint8_t byte = codes[i / 2];
     // Sign-extend the nibble: move it to the top of an int8 and shift back.
@@ -299,19 +296,13 @@ __global__ void rounding_error_kernel(float* residual, const float* x, uint64_t 
   for (uint64_t i = global_thread(); i < n; i += global_thread_count()) residual[i] = x[i] - residual[i];
 }
 
-void check_blockwise_arguments(DType format, int block) {
-  if (block < 1) {
-    throw std::invalid_argument("blockwise quantization needs a block size >= 1, got " + std::to_string(block));
-  }
-  if (format == DType::fp8e4m3) {
-    throw std::invalid_argument("blockwise quantization does not support format " + std::string(to_string(format)));
-  }
-}
+// The payload's codes, after its block scales (core/closed_forms.h).
+uint64_t scale_bytes(uint64_t n, int block) { return blockwise_block_count(n, block) * sizeof(float); }
 
 }  // namespace
 
 void encode_blockwise(cudaStream_t stream, void* payload, const float* x, uint64_t n, DType format, int block) {
-  check_blockwise_arguments(format, block);
+  check_blockwise_format(format, block);
   if (n == 0) return;
   auto* bytes = static_cast<unsigned char*>(payload);
   switch (format) {
@@ -323,27 +314,29 @@ void encode_blockwise(cudaStream_t stream, void* payload, const float* x, uint64
       check_launch("bf16_payload_encode");
       return;
     case DType::int8:
-      block_scales_kernel<<<warp_per_row_blocks(block_count(n, block)), kThreads, 0, stream>>>(bytes, x, n, block,
-                                                                                             kInt8Limit);
+      block_scales_kernel<<<warp_per_row_blocks(blockwise_block_count(n, block)), kThreads, 0, stream>>>(
+          bytes, x, n, block, kInt8Limit);
       check_launch("block_scales");
-      int8_payload_encode_kernel<<<elementwise_blocks(n), kThreads, 0, stream>>>(bytes, x, n, block);
+      int8_payload_encode_kernel<<<elementwise_blocks(n), kThreads, 0, stream>>>(bytes, bytes + scale_bytes(n, block), x, n,
+                                                                                 block);
       check_launch("int8_payload_encode");
       return;
     case DType::int4:
-      block_scales_kernel<<<warp_per_row_blocks(block_count(n, block)), kThreads, 0, stream>>>(bytes, x, n, block,
-                                                                                             kInt4Limit);
+      block_scales_kernel<<<warp_per_row_blocks(blockwise_block_count(n, block)), kThreads, 0, stream>>>(
+          bytes, x, n, block, kInt4Limit);
       check_launch("block_scales");
-      int4_payload_encode_kernel<<<elementwise_blocks((n + 1) / 2), kThreads, 0, stream>>>(bytes, x, n, block);
+      int4_payload_encode_kernel<<<elementwise_blocks((n + 1) / 2), kThreads, 0, stream>>>(
+          bytes, bytes + scale_bytes(n, block), x, n, block);
       check_launch("int4_payload_encode");
       return;
     case DType::fp8e4m3:
-      return;  // rejected by check_blockwise_arguments
+      return;  // rejected by check_blockwise_format
   }
 }
 
 void decode_blockwise(cudaStream_t stream, float* x, const void* payload, uint64_t n, DType format, int block,
                       Delivery delivery) {
-  check_blockwise_arguments(format, block);
+  check_blockwise_format(format, block);
   if (n == 0) return;
   const auto* bytes = static_cast<const unsigned char*>(payload);
   switch (format) {
@@ -360,15 +353,17 @@ void decode_blockwise(cudaStream_t stream, float* x, const void* payload, uint64
       check_launch("bf16_payload_decode");
       return;
     case DType::int8:
-      int8_payload_decode_kernel<<<elementwise_blocks(n), kThreads, 0, stream>>>(x, bytes, n, block, delivery);
+      int8_payload_decode_kernel<<<elementwise_blocks(n), kThreads, 0, stream>>>(x, bytes, bytes + scale_bytes(n, block), n,
+                                                                                 block, delivery);
       check_launch("int8_payload_decode");
       return;
     case DType::int4:
-      int4_payload_decode_kernel<<<elementwise_blocks(n), kThreads, 0, stream>>>(x, bytes, n, block, delivery);
+      int4_payload_decode_kernel<<<elementwise_blocks(n), kThreads, 0, stream>>>(x, bytes, bytes + scale_bytes(n, block), n,
+                                                                                 block, delivery);
       check_launch("int4_payload_decode");
       return;
     case DType::fp8e4m3:
-      return;  // rejected by check_blockwise_arguments
+      return;  // rejected by check_blockwise_format
   }
 }
 
@@ -379,7 +374,7 @@ void encode_blockwise_with_feedback(cudaStream_t stream, void* payload, float* x
     encode_blockwise(stream, payload, x, n, format, block);
     return;
   }
-  check_blockwise_arguments(format, block);
+  check_blockwise_format(format, block);
   add(stream, x, residual, n);
   encode_blockwise(stream, payload, x, n, format, block);
   decode_blockwise(stream, residual, payload, n, format, block, Delivery::overwrite);
