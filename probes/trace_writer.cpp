@@ -1,10 +1,10 @@
 #include "probes/trace_writer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <stdexcept>
 
 #include "core/annotate.h"
+#include "core/jsonl.h"
 
 namespace memfront {
 
@@ -152,10 +152,8 @@ void TraceRecorder::write_trace(const std::filesystem::path& path, const std::ve
   const nlohmann::json trace = {
       {"traceEvents", std::move(trace_events)}, {"displayTimeUnit", "ms"}, {"metadata", std::move(meta)}};
 
-  std::ofstream out(path);
-  if (!out) throw std::runtime_error("cannot write the trace " + path.string());
-  out << trace.dump() << "\n";
-  if (!out.flush()) throw std::runtime_error("cannot write the trace " + path.string());
+  // Whole or not at all: the viewer may open the trace while a sweep runs.
+  replace_file_atomically(path, trace.dump() + "\n");
 }
 
 }  // namespace memfront

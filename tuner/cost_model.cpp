@@ -36,6 +36,8 @@
 #include <functional>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/closed_forms.h"
 #include "core/error.h"
 #include "core/json_file.h"

@@ -16,8 +16,6 @@
 #include <filesystem>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "core/arena.h"
 #include "core/calibration.h"
 #include "core/config.h"

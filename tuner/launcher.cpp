@@ -18,13 +18,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
 
 #include "core/exit_code.h"
+#include "core/jsonl.h"
 
 namespace memfront {
 namespace {
@@ -172,11 +172,10 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   const fs::path record_path = request.work_dir / (id + ".record.json");
   const fs::path stderr_path = request.work_dir / (id + ".stderr");
   const fs::path trace_path = request.work_dir / (id + ".trace.json");
-  {
-    std::ofstream out(config_path, std::ios::trunc);
-    out << to_json(config).dump(2) << '\n';
-    out.close();
-    if (!out) fail("cannot write " + config_path.string());
+  try {
+    replace_file_atomically(config_path, to_json(config).dump(2) + "\n");
+  } catch (const std::runtime_error& e) {
+    fail(e.what());
   }
   // A record or stderr left by an earlier run of this config must not pass
   // for this one's (a run interrupted before its start writes neither).
