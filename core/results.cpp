@@ -215,6 +215,7 @@ json to_json(const RankMetrics& rank) {
             {"comm", {{"bytes_intra_node", rank.bytes_intra_node}, {"bytes_inter_node", rank.bytes_inter_node}}},
             {"step_time_median_s", real_to_json(rank.step_time_median_s)}};
   if (!rank.gpu.is_null()) j["gpu"] = rank.gpu;
+  if (rank.timing) j["timing"] = to_json(*rank.timing);
   return j;
 }
 
@@ -223,7 +224,7 @@ json to_json(const TrialMetrics& metrics) {
   for (const RankMetrics& rank : metrics.ranks) ranks.push_back(to_json(rank));
   json phases = json::object();
   for (const auto& [phase, seconds] : metrics.phase_s) phases[phase] = real_to_json(seconds);
-  return {
+  json j = {
       {"ranks", std::move(ranks)},
       {"peak_bytes", peak_bytes_to_json(metrics.peak_max, metrics.peak_total_max)},
       {"peak_min_bytes", peak_bytes_to_json(metrics.peak_min, metrics.peak_total_min)},
@@ -247,6 +248,8 @@ json to_json(const TrialMetrics& metrics) {
         {"floor", optional_real_to_json(metrics.loss_floor)},
         {"delta", optional_real_to_json(metrics.loss_delta)}}},
   };
+  if (metrics.timing) j["timing"] = to_json(*metrics.timing);
+  return j;
 }
 
 }  // namespace
@@ -302,6 +305,8 @@ class Field {
       : value_(value), where_(where), pointer_(std::move(pointer)) {}
 
   const json& value() const { return value_; }
+  std::string_view where() const { return where_; }
+  const std::string& pointer() const { return pointer_; }
   bool is_null() const { return value_.is_null(); }
 
   [[noreturn]] void fail(std::string_view what) const { fail_at(where_, pointer_, what); }
@@ -452,6 +457,10 @@ RankMetrics rank_from_json(const Field& object) {
   rank.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
   rank.step_time_median_s = object.real_at("step_time_median_s");
   if (object.has("gpu")) rank.gpu = object.optional_object_at("gpu");
+  if (object.has("timing")) {
+    const Field timing = object.member("timing", "an object");
+    rank.timing = rank_timing_from_json(timing.value(), timing.where(), timing.pointer());
+  }
   return rank;
 }
 
@@ -498,6 +507,10 @@ TrialMetrics metrics_from_json(const Field& object) {
   metrics.final_loss = loss.real_at("final");
   metrics.loss_floor = loss.optional_real_at("floor");
   metrics.loss_delta = loss.optional_real_at("delta");
+  if (object.has("timing")) {
+    const Field timing = object.member("timing", "an object");
+    metrics.timing = timing_quality_from_json(timing.value(), timing.where(), timing.pointer());
+  }
   return metrics;
 }
 

@@ -20,6 +20,7 @@
 #include "core/arena.h"
 #include "core/jsonl.h"
 #include "core/prediction.h"
+#include "core/timing.h"
 
 namespace memfront {
 
@@ -76,6 +77,9 @@ struct RankMetrics {
   uint64_t bytes_intra_node = 0;  // bytes this rank sent per step, by link class
   uint64_t bytes_inter_node = 0;
   double step_time_median_s = 0;  // this rank's own median step time
+  // What the timed steps cost this rank beside wall time (core/timing.h);
+  // absent in records written before the timing protocol.
+  std::optional<RankTiming> timing;
   // CUDA backend only (null on the CPU): the device-memory cross-checks of the
   // arena (memory pool and driver) and the CUPTI probe's summary; its fields
   // are listed in results/SCHEMA.md. Absent from the JSON when null.
@@ -89,6 +93,9 @@ struct TrialMetrics {
   BytesByCategory peak_min{};   // per category, min over ranks: the spread is max - min
   uint64_t peak_total_min = 0;
   Spread step_time_s;           // timed steps only (rank 0's; the ranks step together)
+  // Whether step_time_s measures the configuration or the machine's load
+  // (core/timing.h); absent in records written before the timing protocol.
+  std::optional<TimingQuality> timing;
   std::map<std::string, double> phase_s;  // median seconds per step by phase (forward, backward, ...)
   // The step split by what it waits for (medians per step, rank 0): compute
   // (forward, backward, recompute, optimizer, quantize, topk), communication,

@@ -40,6 +40,11 @@ double StrictObject::non_negative(const char* key) const {
   return x;
 }
 
+std::optional<double> StrictObject::optional_non_negative(const char* key) const {
+  if (member(key, "a number or null").is_null()) return std::nullopt;
+  return non_negative(key);
+}
+
 uint64_t StrictObject::count(const char* key) const {
   const json& v = member(key, "a non-negative integer");
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {

@@ -5,6 +5,7 @@
 // expected>".
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,7 @@ class StrictObject {
   double positive(const char* key) const;      // finite and > 0
   double non_negative(const char* key) const;  // finite and >= 0
   uint64_t count(const char* key) const;       // an integer >= 0
+  std::optional<double> optional_non_negative(const char* key) const;  // null, or as non_negative
   bool boolean(const char* key) const;
   std::string text(const char* key) const;
   StrictObject object(const char* key, std::initializer_list<const char*> keys) const;

@@ -79,16 +79,17 @@ std::vector<int> detect_physical_nodes() {
   return node_of_rank;
 }
 
-int node_local_rank() {
+NodePlace node_place() {
   int initialized = 0;
   MPI_Initialized(&initialized);
-  if (!initialized) return 0;
+  if (!initialized) return {};
   MPI_Comm node_comm = MPI_COMM_NULL;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_comm);
-  int local_rank = 0;
-  MPI_Comm_rank(node_comm, &local_rank);
+  NodePlace place;
+  MPI_Comm_rank(node_comm, &place.local_rank);
+  MPI_Comm_size(node_comm, &place.local_ranks);
   MPI_Comm_free(&node_comm);
-  return local_rank;
+  return place;
 }
 
 std::vector<std::string> all_gather_text(const std::string& text) {

@@ -35,10 +35,14 @@ class MpiSession {
 // over MPI_COMM_WORLD: every rank must call it.
 std::vector<int> detect_physical_nodes();
 
-// This rank's position among the job's ranks on its machine (0 when MPI is
-// not initialized): which of the machine's GPUs it uses. Collective over
-// MPI_COMM_WORLD.
-int node_local_rank();
+// This rank's position among the job's ranks on its machine, and how many
+// they are (0 of 1 when MPI is not initialized): which of the machine's GPUs
+// and cores it uses. Collective over MPI_COMM_WORLD.
+struct NodePlace {
+  int local_rank = 0;
+  int local_ranks = 1;
+};
+NodePlace node_place();
 
 // Every rank's text, on every rank, in rank order. Collective over
 // MPI_COMM_WORLD. It moves a trial's results and traces after the measured

@@ -74,6 +74,11 @@ struct RankResult {
   RankMetrics metrics;
   std::vector<double> step_seconds;
   std::map<std::string, std::vector<double>> phase_samples;
+  // The same timed steps as seen by the scheduler (probes/host_probe.h).
+  std::vector<double> step_cpu_s, step_run_delay_s, step_switches;
+  bool has_run_delay = true;
+  std::optional<double> load_start, load_end;  // rank 0 only
+  int local_ranks = 1;                          // ranks on this rank's machine
   std::vector<double> loss_curve;
   double final_loss = 0;
   double flops_per_step = 0;
@@ -159,6 +164,8 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
       if (profiled) gpu_probe->begin_profiled_step();
       const double flops_before = model.flops();
       phases.take();
+      if (step == 0 && rank == 0) result.load_start = load_average();
+      const CpuCounters cpu_before = read_cpu_counters();
       const auto start = std::chrono::steady_clock::now();
       double loss = 0;
       {
@@ -175,6 +182,7 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
         ops.synchronize();  // a GPU step ends when its queued work does
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const CpuCounters cpu_after = read_cpu_counters();
       if (profiled) gpu_probe->end_profiled_step();
       if (gpu_probe) gpu_probe->flush();  // bounds the probe's buffers; the work is done
       loss /= accum;
@@ -187,11 +195,16 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
       }
       if (step >= config.train.warmup) {
         result.step_seconds.push_back(seconds);
+        result.step_cpu_s.push_back(cpu_after.cpu_s - cpu_before.cpu_s);
+        result.step_run_delay_s.push_back(cpu_after.run_delay_s - cpu_before.run_delay_s);
+        result.step_switches.push_back(double(cpu_after.involuntary_switches - cpu_before.involuntary_switches));
+        result.has_run_delay = result.has_run_delay && cpu_after.has_run_delay && cpu_before.has_run_delay;
         for (const auto& [name, s] : phases.take()) result.phase_samples[name].push_back(s);
         result.flops_per_step = model.flops() - flops_before;
       }
     }
     if (comm) timed_end = comm->counters();
+    if (rank == 0) result.load_end = load_average();
     if (result.status == TrialStatus::ok) {
       // Every rank evaluates the same held-out batches (zero3 needs every rank
       // for its gathers anyway); they agree, and rank 0 reports.
@@ -221,6 +234,13 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
   }
   m.step_time_median_s = spread_of(result.step_seconds).median;
   if (!result.step_seconds.empty()) {
+    RankTiming& timing = m.timing.emplace();
+    timing.cpu_s = spread_of(result.step_cpu_s).median;
+    if (result.has_run_delay) timing.run_delay_s = spread_of(result.step_run_delay_s).median;
+    timing.involuntary_switches = spread_of(result.step_switches).median;
+    timing.affinity_cpus = affinity_cpu_count();
+  }
+  if (!result.step_seconds.empty()) {
     const uint64_t steps = result.step_seconds.size();
     m.bytes_intra_node = (timed_end.intra_node_bytes - timed_start.intra_node_bytes) / steps;
     m.bytes_inter_node = (timed_end.inter_node_bytes - timed_start.inter_node_bytes) / steps;
@@ -228,8 +248,10 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
   return result;
 }
 
-// Rank 0's view of the whole trial from every rank's result.
-TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks, const Topology& topology) {
+// Rank 0's view of the whole trial from every rank's result (`own` is rank
+// 0's, which alone read the machine's load).
+TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks, const RankResult& own,
+                     const Topology& topology) {
   TrialMetrics m;
   const RankResult& first = ranks.front();
   m.peak_min = first.metrics.peak;
@@ -251,6 +273,20 @@ TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks,
   m.emulated = topology.emulated;
 
   m.step_time_s = spread_of(first.step_seconds);
+  if (first.metrics.timing) {
+    TimingEvidence evidence;
+    evidence.cores = detect_machine().cores;
+    for (const RankResult& r : ranks) {
+      if (r.metrics.timing) evidence.ranks.push_back(*r.metrics.timing);
+    }
+    evidence.ranks_on_machine = own.local_ranks;
+    evidence.step_median_s = m.step_time_s.median;
+    evidence.step_p10_s = m.step_time_s.p10;
+    evidence.step_p90_s = m.step_time_s.p90;
+    evidence.load_start = own.load_start;
+    evidence.load_end = own.load_end;
+    m.timing = assess_timing(evidence);
+  }
   for (const auto& [name, samples] : first.phase_samples) m.phase_s[name] = spread_of(samples).median;
   for (const auto& [name, seconds] : m.phase_s) {
     if (name == "comm") {
@@ -327,9 +363,19 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   TrialRecord record = new_record(config, options);
   openblas_set_num_threads(config.train.threads);
 
+  // Where this rank runs on its machine. By the timing protocol each rank
+  // gets cores of its own (train.threads of them) when the machine has enough
+  // for all its ranks: then no rank's step time includes another's turn. A
+  // launcher may have bound the rank already (srun --cpu-bind, mpirun --bind-to).
+  const NodePlace place = node_place();
+  const int allowed_cpus = affinity_cpu_count();
+  const bool bound = (allowed_cpus > 0 && allowed_cpus <= config.train.threads) ||
+                     (options.bind && place.local_ranks * config.train.threads <= allowed_cpus &&
+                      bind_to_cpu_slot(place.local_rank, config.train.threads));
+
   // The backend first: the arena holds its device's memory. On the GPU, rank
   // r uses the device of its machine that its node-local rank picks.
-  const int local_rank = config.backend == Backend::cuda ? node_local_rank() : 0;
+  const int local_rank = config.backend == Backend::cuda ? place.local_rank : 0;
   const std::unique_ptr<Ops> ops = make_ops(config, local_rank, options.config_source);
   record.provenance["device"] = ops->device_name();
   Arena arena(options.mem_cap_bytes, ops->make_memory());
@@ -357,6 +403,8 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
 
   RankResult mine =
       train_on_this_rank(config, options, *source, *ops, arena, comm.get(), gpu_probe ? &*gpu_probe : nullptr);
+  if (mine.metrics.timing) mine.metrics.timing->bound = bound;
+  mine.local_ranks = place.local_ranks;
   if (trace) trace->stop();
   if (mine.status != TrialStatus::ok && comm) {
     // The other ranks cannot finish this step without this one: say what
@@ -382,7 +430,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   }
   record.status = mine.status;
   record.error = mine.error;
-  record.metrics = combine(config, all, topology);
+  record.metrics = combine(config, all, mine, topology);
   record.metrics->loss_floor = source->entropy_rate();
   if (trace) {
     const std::string events =
@@ -450,6 +498,7 @@ std::string format_summary(const TrialRecord& record) {
     }
     add("throughput %.0f tokens/s   %.2f GFLOP/s achieved (%.3g FLOP per step)\n", m.tokens_per_s, m.gflops,
         m.flops_per_step);
+    if (m.timing) out += timing_line(*m.timing) + "\n";
   }
   if (!m.loss_curve.empty()) {
     add("loss       first step %.4f  last step %.4f  held-out %.4f", m.loss_curve.front(), m.loss_curve.back(),

@@ -33,6 +33,8 @@ struct TrialOptions {
   // backend=cuda: run the CUPTI probe (activity records of the whole trial,
   // DRAM bytes per kernel on the last warmup step) into the record's gpu field.
   bool cupti = true;
+  // Bind each rank to cores of its own when its machine has enough (core/timing.h).
+  bool bind = true;
   // Fault injection, for testing failure handling: rank `crash_rank` exits
   // abruptly (no MPI_Finalize) at the start of step `crash_step`.
   int crash_rank = -1;

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   std::string config_path, out_path, trace_path, mem_cap_text, crash_at;
   std::optional<int> steps, warmup, threads;
   double timeout_s = kDefaultCommTimeoutS;
-  bool quiet = false, no_cupti = false;
+  bool quiet = false, no_cupti = false, no_bind = false;
   app.add_option("--config", config_path, "trial config (JSON)")->required();
   app.add_option("--out", out_path, "write the trial record (JSON) here");
   app.add_option("--trace", trace_path,
@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   app.add_option("--crash", crash_at, "fault injection for testing: RANK:STEP exits that rank abruptly at that step");
   app.add_flag("--quiet", quiet, "print nothing but errors");
   app.add_flag("--no-cupti", no_cupti, "backend=cuda: run without the CUPTI probe (no kernel records or DRAM bytes)");
+  app.add_flag("--no-bind", no_bind, "leave the ranks unbound (by default each gets cores of its own when there are enough)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   options.out = out_path;
   options.trace = trace_path;
   options.cupti = !no_cupti;
+  options.bind = !no_bind;
   options.comm_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (!mem_cap_text.empty()) {
     auto parsed = parse_bytes(mem_cap_text);

@@ -1,6 +1,12 @@
 #include "probes/host_probe.h"
 
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <ctime>
+#include <filesystem>
 #include <fstream>
+#include <locale>
 #include <sstream>
 
 #include "core/annotate.h"
@@ -42,6 +48,64 @@ uint64_t rss_peak_bytes() {
     }
   }
   return 0;
+}
+
+CpuCounters read_cpu_counters() {
+  CpuCounters counters;
+  timespec cpu{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0) counters.cpu_s = double(cpu.tv_sec) + double(cpu.tv_nsec) * 1e-9;
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) counters.involuntary_switches = usage.ru_nivcsw;
+  // schedstat: "<ns on a CPU> <ns waiting for one> <time slices>", per thread.
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    std::ifstream schedstat(task.path() / "schedstat");
+    uint64_t on_cpu_ns = 0, waiting_ns = 0;
+    if (!(schedstat >> on_cpu_ns >> waiting_ns)) continue;
+    counters.run_delay_s += double(waiting_ns) * 1e-9;
+    counters.has_run_delay = true;
+  }
+  return counters;
+}
+
+int affinity_cpu_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+bool bind_to_cpu_slot(int slot, int count) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (slot < 0 || count < 1 || sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+  cpu_set_t chosen;
+  CPU_ZERO(&chosen);
+  int seen = 0, taken = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE && taken < count; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (seen++ >= slot * count) {
+      CPU_SET(cpu, &chosen);
+      ++taken;
+    }
+  }
+  if (taken < count) return false;
+  // Threads started before the call (BLAS, MPI progress) are bound too.
+  bool bound = true;
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    const pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    bound = sched_setaffinity(tid, sizeof(chosen), &chosen) == 0 && bound;
+  }
+  return bound && !error;
+}
+
+std::optional<double> load_average() {
+  std::ifstream loadavg("/proc/loadavg");
+  loadavg.imbue(std::locale::classic());
+  double one_minute = 0;
+  if (!(loadavg >> one_minute)) return std::nullopt;
+  return one_minute;
 }
 
 }  // namespace memfront

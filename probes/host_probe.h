@@ -7,8 +7,14 @@
 //   to the step and "backward" means backward computation without its comm.
 // - rss_peak_bytes() reads the process's resident high-water mark, the
 //   operating system's cross-check of the arena's peak.
+// - CpuCounters say what a stretch of wall time cost this process's threads:
+//   CPU time, the time they were ready to run but waited for a CPU (the
+//   scheduler's run delay: another process had the core), and involuntary
+//   context switches. Run delay is the direct sign of a contended measurement;
+//   sleeping in a communication wait is not run delay.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,5 +39,26 @@ class PhaseTimer {
 
 // VmHWM of this process (bytes); 0 where /proc is not available.
 uint64_t rss_peak_bytes();
+
+struct CpuCounters {
+  double cpu_s = 0;             // CPU time of every thread of the process
+  double run_delay_s = 0;       // summed over the process's threads (/proc/self/task/*/schedstat)
+  bool has_run_delay = false;   // false where the kernel keeps no schedstat
+  int64_t involuntary_switches = 0;
+};
+// The process's counters now; differences of two readings cost a stretch of time.
+CpuCounters read_cpu_counters();
+
+// CPUs this process may run on (its affinity mask); 0 if it cannot be read.
+int affinity_cpu_count();
+
+// Binds every thread of this process to `count` CPUs of those it may run on
+// now: the `slot`-th group of `count` in the affinity mask's order, so ranks
+// with slots 0, 1, ... get disjoint cores of a cgroup's or a job's allocation.
+// False (and nothing changed) when the mask has too few CPUs for that group.
+bool bind_to_cpu_slot(int slot, int count);
+
+// The 1-minute load average (/proc/loadavg); nullopt where it cannot be read.
+std::optional<double> load_average();
 
 }  // namespace memfront

@@ -702,11 +702,16 @@ void expect_required_keys_match(const json& schema, const json& node, const json
     }
   }
   if (value.is_object()) {
+    // Every required member is written, and every member written is one the
+    // schema describes (required, or optional like ranks[i].gpu).
     if (described->contains("required")) {
-      const auto required = (*described)["required"].get<std::set<std::string>>();
-      std::set<std::string> written;
-      for (const auto& item : value.items()) written.insert(item.key());
-      EXPECT_EQ(required, written) << "at " << pointer;
+      for (const std::string& key : (*described)["required"].get<std::set<std::string>>()) {
+        EXPECT_TRUE(value.contains(key)) << "at " << pointer << ": required member " << key << " not written";
+      }
+      for (const auto& item : value.items()) {
+        EXPECT_TRUE(described->contains("properties") && (*described)["properties"].contains(item.key()))
+            << "at " << pointer << ": member " << item.key() << " written but not in the schema";
+      }
     }
     for (const auto& item : value.items()) {
       const std::string child = pointer + "/" + item.key();
@@ -744,6 +749,33 @@ TEST(Results, SchemaFileMatchesWhatIsWritten) {
   for (MemCategory category : kAllMemCategories) categories.insert(std::string(to_string(category)));
   categories.insert("total");
   EXPECT_EQ(schema["$defs"]["peak_bytes"]["required"].get<std::set<std::string>>(), categories);
+}
+
+TEST(Results, TimingOfTheProtocolRoundTripsAndMatchesTheSchema) {
+  TrialRecord record = sample_record("0123456789abcdef");
+  RankTiming rank;
+  rank.cpu_s = 0.0123;
+  rank.run_delay_s = 0.0004;
+  rank.involuntary_switches = 2;
+  rank.affinity_cpus = 1;
+  rank.bound = true;
+  for (RankMetrics& r : record.metrics->ranks) r.timing = rank;
+  TimingEvidence evidence;
+  evidence.cores = 8;
+  evidence.ranks_on_machine = static_cast<int>(record.metrics->ranks.size());
+  evidence.ranks.assign(record.metrics->ranks.size(), rank);
+  evidence.step_median_s = 0.0125;
+  evidence.step_p10_s = 0.012;
+  evidence.step_p90_s = 0.013;
+  record.metrics->timing = assess_timing(evidence);
+
+  const TrialRecord back = record_from_json(to_json(record), "r");
+  ASSERT_TRUE(back.metrics && back.metrics->timing);
+  EXPECT_EQ(*back.metrics->timing, *record.metrics->timing);
+  EXPECT_EQ(back.metrics->ranks[0].timing, rank);
+
+  const json schema = json::parse(read_text(kSourceRoot / "results" / "schema.json"));
+  expect_required_keys_match(schema, schema["$defs"]["trial"], to_json(record), "");
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+#include "core/timing.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "core/strict_json.h"
+
+namespace memfront {
+
+using nlohmann::json;
+
+namespace {
+
+std::string percent(double fraction) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.0f%%", fraction * 100);
+  return text;
+}
+
+json or_null(const std::optional<double>& value) { return value ? json(*value) : json(nullptr); }
+
+}  // namespace
+
+TimingQuality assess_timing(const TimingEvidence& e) {
+  TimingQuality q;
+  q.cores = e.cores;
+  q.ranks_on_machine = e.ranks_on_machine;
+  q.oversubscribed = e.cores > 0 && q.ranks_on_machine > e.cores;
+  q.bound = !e.ranks.empty() &&
+            std::all_of(e.ranks.begin(), e.ranks.end(), [](const RankTiming& r) { return r.bound; });
+  q.load_start = e.load_start;
+  q.load_end = e.load_end;
+  q.step_spread = e.step_median_s > 0 ? (e.step_p90_s - e.step_p10_s) / e.step_median_s : 0;
+
+  int most_delayed = -1;
+  q.cpu_per_wall = e.ranks.empty() || e.step_median_s <= 0 ? 0 : 1e300;
+  for (size_t r = 0; r < e.ranks.size() && e.step_median_s > 0; ++r) {
+    q.cpu_per_wall = std::min(q.cpu_per_wall, e.ranks[r].cpu_s / e.step_median_s);
+    if (!e.ranks[r].run_delay_s) continue;
+    const double fraction = *e.ranks[r].run_delay_s / e.step_median_s;
+    if (!q.run_delay_fraction || fraction > *q.run_delay_fraction) {
+      q.run_delay_fraction = fraction;
+      most_delayed = static_cast<int>(r);
+    }
+  }
+
+  if (q.oversubscribed) {
+    q.contended = true;
+    q.reason = std::to_string(q.ranks_on_machine) + " ranks on " + std::to_string(q.cores) +
+               " cores: ranks take turns, and waiting for a core is timed as work";
+  } else if (q.run_delay_fraction && *q.run_delay_fraction > kContendedRunDelayFraction) {
+    q.contended = true;
+    q.reason = "rank " + std::to_string(most_delayed) + " waited for a CPU " + percent(*q.run_delay_fraction) +
+               " of its step: another process had its core";
+  }
+  return q;
+}
+
+std::string timing_line(const TimingQuality& q) {
+  std::string line = q.contended ? "timing     CONTENDED (" + q.reason + "): " : "timing     trusted: ";
+  line += q.run_delay_fraction ? "run delay " + percent(*q.run_delay_fraction) + " of the step, "
+                               : "run delay not available, ";
+  line += "step spread " + percent(q.step_spread) + ", " + "ranks " + std::to_string(q.ranks_on_machine) + " on " +
+          std::to_string(q.cores) + " cores" + (q.bound ? ", bound" : ", not bound");
+  if (q.load_start && q.load_end) {
+    char load[64];
+    std::snprintf(load, sizeof(load), ", load %.2f -> %.2f", *q.load_start, *q.load_end);
+    line += load;
+  }
+  return line;
+}
+
+json to_json(const RankTiming& t) {
+  return {{"cpu_s", t.cpu_s},
+          {"run_delay_s", or_null(t.run_delay_s)},
+          {"involuntary_switches", t.involuntary_switches},
+          {"affinity_cpus", t.affinity_cpus},
+          {"bound", t.bound}};
+}
+
+json to_json(const TimingQuality& q) {
+  return {{"cores", q.cores},
+          {"ranks_on_machine", q.ranks_on_machine},
+          {"oversubscribed", q.oversubscribed},
+          {"bound", q.bound},
+          {"load_start", or_null(q.load_start)},
+          {"load_end", or_null(q.load_end)},
+          {"run_delay_fraction", or_null(q.run_delay_fraction)},
+          {"cpu_per_wall", q.cpu_per_wall},
+          {"step_spread", q.step_spread},
+          {"contended", q.contended},
+          {"reason", q.reason}};
+}
+
+RankTiming rank_timing_from_json(const json& j, std::string_view where, std::string pointer) {
+  const StrictObject o(j, where, std::move(pointer), {"cpu_s", "run_delay_s", "involuntary_switches", "affinity_cpus", "bound"});
+  RankTiming t;
+  t.cpu_s = o.non_negative("cpu_s");
+  t.run_delay_s = o.optional_non_negative("run_delay_s");
+  t.involuntary_switches = o.non_negative("involuntary_switches");
+  t.affinity_cpus = static_cast<int>(std::min<uint64_t>(o.count("affinity_cpus"), 1 << 20));
+  t.bound = o.boolean("bound");
+  return t;
+}
+
+TimingQuality timing_quality_from_json(const json& j, std::string_view where, std::string pointer) {
+  const StrictObject o(j, where, std::move(pointer),
+                       {"cores", "ranks_on_machine", "oversubscribed", "bound", "load_start", "load_end",
+                        "run_delay_fraction", "cpu_per_wall", "step_spread", "contended", "reason"});
+  TimingQuality q;
+  q.cores = static_cast<int>(std::min<uint64_t>(o.count("cores"), 1 << 20));
+  q.ranks_on_machine = static_cast<int>(std::min<uint64_t>(o.count("ranks_on_machine"), 1 << 20));
+  q.oversubscribed = o.boolean("oversubscribed");
+  q.bound = o.boolean("bound");
+  q.load_start = o.optional_non_negative("load_start");
+  q.load_end = o.optional_non_negative("load_end");
+  q.run_delay_fraction = o.optional_non_negative("run_delay_fraction");
+  q.cpu_per_wall = o.non_negative("cpu_per_wall");
+  q.step_spread = o.non_negative("step_spread");
+  q.contended = o.boolean("contended");
+  q.reason = o.text("reason");
+  return q;
+}
+
+}  // namespace memfront
