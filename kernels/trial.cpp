@@ -364,14 +364,15 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
   openblas_set_num_threads(config.train.threads);
 
   // Where this rank runs on its machine. By the timing protocol each rank
-  // gets cores of its own (train.threads of them) when the machine has enough
-  // for all its ranks: then no rank's step time includes another's turn. A
-  // launcher may have bound the rank already (srun --cpu-bind, mpirun --bind-to).
+  // gets cores of its own (train.threads of them) that no other memfront
+  // process holds, when the machine has enough for all its ranks: then no
+  // rank's step time includes another's turn. A launcher may have bound the
+  // rank already (srun --cpu-bind, mpirun --bind-to).
   const NodePlace place = node_place();
   const int allowed_cpus = affinity_cpu_count();
   const bool bound = (allowed_cpus > 0 && allowed_cpus <= config.train.threads) ||
                      (options.bind && place.local_ranks * config.train.threads <= allowed_cpus &&
-                      bind_to_cpu_slot(place.local_rank, config.train.threads));
+                      bind_to_free_cpus(config.train.threads));
 
   // The backend first: the arena holds its device's memory. On the GPU, rank
   // r uses the device of its machine that its node-local rank picks.

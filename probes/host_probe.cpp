@@ -1,13 +1,19 @@
 #include "probes/host_probe.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <locale>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/annotate.h"
 
@@ -75,29 +81,59 @@ int affinity_cpu_count() {
   return CPU_COUNT(&set);
 }
 
-bool bind_to_cpu_slot(int slot, int count) {
+namespace {
+
+std::filesystem::path cpu_lock_folder() {
+  const char* folder = std::getenv("MEMFRONT_CPU_LOCKS");
+  return folder && *folder ? std::filesystem::path(folder) : std::filesystem::path("/tmp/memfront-cpu-locks");
+}
+
+// The lock of one CPU, held (and its descriptor kept open) on success.
+bool claim_cpu(const std::filesystem::path& folder, int cpu, std::vector<int>& held) {
+  const std::string path = (folder / ("cpu" + std::to_string(cpu) + ".lock")).string();
+  // Read-only is enough for flock, so a lock file another user made serves too.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  held.push_back(fd);
+  return true;
+}
+
+}  // namespace
+
+bool bind_to_free_cpus(int count) {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
-  if (slot < 0 || count < 1 || sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+  if (count < 1 || sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+  const std::filesystem::path folder = cpu_lock_folder();
+  std::error_code error;
+  if (std::filesystem::create_directories(folder, error)) {
+    // Shared by every user of the machine, like /tmp itself.
+    std::filesystem::permissions(folder, std::filesystem::perms::all | std::filesystem::perms::sticky_bit, error);
+  }
   cpu_set_t chosen;
   CPU_ZERO(&chosen);
-  int seen = 0, taken = 0;
-  for (int cpu = 0; cpu < CPU_SETSIZE && taken < count; ++cpu) {
-    if (!CPU_ISSET(cpu, &allowed)) continue;
-    if (seen++ >= slot * count) {
-      CPU_SET(cpu, &chosen);
-      ++taken;
+  std::vector<int> held;
+  for (int cpu = 0; cpu < CPU_SETSIZE && static_cast<int>(held.size()) < count; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed) && claim_cpu(folder, cpu, held)) CPU_SET(cpu, &chosen);
+  }
+  bool bound = static_cast<int>(held.size()) == count;
+  if (bound) {
+    // Threads started before the call (BLAS, MPI progress) are bound too.
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+      const pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+      bound = sched_setaffinity(tid, sizeof(chosen), &chosen) == 0 && bound;
     }
   }
-  if (taken < count) return false;
-  // Threads started before the call (BLAS, MPI progress) are bound too.
-  bool bound = true;
-  std::error_code error;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
-    const pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
-    bound = sched_setaffinity(tid, sizeof(chosen), &chosen) == 0 && bound;
+  // Unbound, the claims are given back; bound, they are held for the process's
+  // life (the descriptors stay open; the kernel releases them at exit).
+  if (!bound) {
+    for (int fd : held) ::close(fd);
   }
-  return bound && !error;
+  return bound;
 }
 
 std::optional<double> load_average() {

@@ -52,11 +52,14 @@ CpuCounters read_cpu_counters();
 // CPUs this process may run on (its affinity mask); 0 if it cannot be read.
 int affinity_cpu_count();
 
-// Binds every thread of this process to `count` CPUs of those it may run on
-// now: the `slot`-th group of `count` in the affinity mask's order, so ranks
-// with slots 0, 1, ... get disjoint cores of a cgroup's or a job's allocation.
-// False (and nothing changed) when the mask has too few CPUs for that group.
-bool bind_to_cpu_slot(int slot, int count);
+// Binds every thread of this process to `count` CPUs of its affinity mask
+// that no other memfront process has claimed, and keeps them claimed until
+// this process ends: ranks of one trial, and trials run side by side (tests,
+// two sweeps), get disjoint cores instead of all piling onto the first. A
+// claim is an advisory lock on a file per CPU (in $MEMFRONT_CPU_LOCKS, else
+// /tmp/memfront-cpu-locks), which the kernel drops when the process dies.
+// False, and nothing bound, when fewer than `count` CPUs are free.
+bool bind_to_free_cpus(int count);
 
 // The 1-minute load average (/proc/loadavg); nullopt where it cannot be read.
 std::optional<double> load_average();

@@ -58,9 +58,12 @@ fs::path write_study(const fs::path& dir, const json& study) {
   return path;
 }
 
+// --remeasure 0: these tests run beside others, so their trials are often
+// contended; measuring them again would only slow the tests (the timing
+// protocol has its own: test_remeasure, test_contention).
 std::string sweep_command(const fs::path& study, const fs::path& results, const std::string& extra = "") {
   return "MEMFRONT_TRIAL='" + std::string(MEMFRONT_TRIAL_EXE) + "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool +
-         "' sweep '" + study.string() + "' --results '" + results.string() + "' " + extra;
+         "' sweep '" + study.string() + "' --results '" + results.string() + "' --remeasure 0 " + extra;
 }
 
 }  // namespace

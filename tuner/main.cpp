@@ -96,6 +96,7 @@ ResultsFile read_with_warning(const std::string& path) {
 struct SweepFlags {
   std::string study_path, results, replay, strategy, calibration_path;
   bool resume = false, no_prune = false;
+  int remeasure = kDefaultRemeasure;
   std::optional<int> budget;
   std::optional<uint64_t> seed;
   std::string launcher;  // local or slurm; empty: slurm where the results file has a Slurm folder
@@ -133,6 +134,7 @@ int run_sweep_command(const SweepFlags& flags) {
   options.study_spec = spec;
   options.resume = flags.resume;
   options.prune = !flags.no_prune;
+  options.remeasure = flags.remeasure;
   options.calibration = load_calibration(
       flags.calibration_path.empty() ? default_calibration_path() : std::filesystem::path(flags.calibration_path));
   options.progress_bar = isatty(STDERR_FILENO) && flags.replay.empty();
@@ -144,6 +146,7 @@ int run_sweep_command(const SweepFlags& flags) {
     ResultsFile recorded = read_with_warning(flags.replay);
     ReplayLauncher launcher(recorded.trials);
     options.results = flags.results;  // replays record only when asked
+    options.remeasure = 0;             // and measure nothing
     SweepSummary summary = run_sweep(study, options, launcher, std::cout);
     // Hypervolume reached against the recorded sweep's front.
     const ObjectiveScorer score(study.objectives);
@@ -305,6 +308,10 @@ int main(int argc, char** argv) {
   sweep->add_option("--results", flags.results, "results file (default results/<study>.jsonl)");
   sweep->add_flag("--resume", flags.resume, "continue an existing results file, skipping recorded trials");
   sweep->add_flag("--no-prune", flags.no_prune, "run configurations the cost model predicts to break a constraint");
+  sweep->add_option("--remeasure", flags.remeasure,
+                    "times a trial whose step time was contended (the machine was busy) is run again")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sweep->add_option("--replay", flags.replay, "answer trials from a recorded sweep instead of running them");
   sweep->add_option("--budget", flags.budget, "most trials (overrides the study)")->check(CLI::PositiveNumber);
   sweep->add_option("--seed", flags.seed, "search seed (overrides the study)");

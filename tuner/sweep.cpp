@@ -148,6 +148,12 @@ class Recorder {
   std::map<std::string, TrialRecord> known_;
 };
 
+// The timing of an ok record whose step time measured the machine's load, else null.
+const TimingQuality* contended_timing(const TrialRecord& record) {
+  if (record.status != TrialStatus::ok || !record.metrics || !record.metrics->timing) return nullptr;
+  return record.metrics->timing->contended ? &*record.metrics->timing : nullptr;
+}
+
 class Progress {
  public:
   Progress(const SweepOptions& options, std::ostream& log, std::optional<int> expected)
@@ -180,6 +186,10 @@ class Progress {
       }
     }
     if (!record.error.empty()) line += "  " + record.error;
+    if (record.provenance.contains("remeasured")) {
+      line += "  (measured again: " + std::to_string(record.provenance["remeasured"].size()) + " contended run(s))";
+    }
+    if (const TimingQuality* timing = contended_timing(record)) line += "  CONTENDED: " + timing->reason;
     log_ << line << "\n" << std::flush;
   }
 
@@ -238,11 +248,21 @@ LaunchOutcome ReplayLauncher::run(const LaunchRequest& request) {
 
 bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done done) {
   std::vector<LaunchOutcome> runs;
-  for (int r = 0; r < repeats; ++r) {
+  nlohmann::json set_aside = nlohmann::json::array();  // the contended runs measured again
+  while (static_cast<int>(runs.size()) < repeats) {
     LaunchOutcome outcome = launcher_.run(request);
     if (outcome.end.interrupted || (interrupt_ && interrupt_->load())) return false;
+    if (const TimingQuality* timing = contended_timing(outcome.record);
+        timing && static_cast<int>(set_aside.size()) < remeasure_) {
+      set_aside.push_back({{"step_time_median_s", outcome.record.metrics->step_time_s.median},
+                           {"reason", timing->reason}});
+      continue;
+    }
     runs.push_back(std::move(outcome));
     if (runs.back().record.status != TrialStatus::ok) break;
+  }
+  if (!set_aside.empty()) {
+    for (LaunchOutcome& run : runs) run.record.provenance["remeasured"] = set_aside;
   }
   done(std::move(runs));
   return true;
@@ -503,7 +523,7 @@ class Sweep {
 }  // namespace
 
 SweepSummary run_sweep(const Study& study, const SweepOptions& options, Launcher& launcher, std::ostream& log) {
-  SequentialRunner runner(launcher, options.interrupt);
+  SequentialRunner runner(launcher, options.interrupt, options.remeasure);
   return run_sweep(study, options, runner, log);
 }
 
@@ -594,7 +614,12 @@ std::string format_front(const std::vector<TrialRecord>& records, const std::vec
     }
     out += " ";
     for (const std::string& path : varying) out += " " + path + "=" + flat[i][path];
+    if (contended_timing(records[i])) out += "  [contended]";
     out += "\n";
+  }
+  if (std::ranges::any_of(front, [&](size_t i) { return contended_timing(records[i]) != nullptr; })) {
+    out += "[contended]: the machine was busy while this trial was timed; its step time measured the load, not "
+           "the configuration (metrics.timing.reason). Run it again on a quiet machine.\n";
   }
   return out;
 }

@@ -30,6 +30,8 @@
 
 namespace memfront {
 
+inline constexpr int kDefaultRemeasure = 2;
+
 struct SweepOptions {
   std::filesystem::path results;       // the results file (JSONL); empty: record nothing (replays)
   nlohmann::json study_spec;           // the study file's JSON, kept in the results header
@@ -37,6 +39,11 @@ struct SweepOptions {
   bool prune = true;                   // record model-predicted violations as pruned
   Calibration calibration;             // for predictions
   bool progress_bar = false;           // a live bar (a terminal) instead of one line per trial
+  // A run whose step time is contended (core/timing.h) is run again, up to
+  // this many more times per trial; the record keeps the runs that were not
+  // and names the ones set aside (provenance.remeasured). `memfront sweep`
+  // gives kDefaultRemeasure; a replay measures nothing and gives 0.
+  int remeasure = 0;
   std::filesystem::path trial_exe;     // memfront-trial
   const std::atomic<bool>* interrupt = nullptr;
 };
@@ -77,16 +84,19 @@ class TrialRunner {
   virtual RoundEnd finish_round() = 0;
 };
 
-// Runs each trial with a Launcher as soon as it is started.
+// Runs each trial with a Launcher as soon as it is started, measuring a
+// contended run again (up to `remeasure` times a trial).
 class SequentialRunner final : public TrialRunner {
  public:
-  SequentialRunner(Launcher& launcher, const std::atomic<bool>* interrupt) : launcher_(launcher), interrupt_(interrupt) {}
+  SequentialRunner(Launcher& launcher, const std::atomic<bool>* interrupt, int remeasure)
+      : launcher_(launcher), interrupt_(interrupt), remeasure_(remeasure) {}
   bool start(const LaunchRequest& request, int repeats, Done done) override;
   RoundEnd finish_round() override;
 
  private:
   Launcher& launcher_;
   const std::atomic<bool>* interrupt_;
+  int remeasure_;
 };
 
 // Runs a study with `launcher` (a LocalLauncher, or a ReplayLauncher), one trial at a time.
