@@ -27,7 +27,7 @@ TimingQuality assess_timing(const TimingEvidence& e) {
   TimingQuality q;
   q.cores = e.cores;
   q.ranks_on_machine = e.ranks_on_machine;
-  q.oversubscribed = e.cores > 0 && q.ranks_on_machine > e.cores;
+  q.oversubscribed = oversubscribes(e.ranks_on_machine, e.threads_per_rank, e.cores);
   q.bound = !e.ranks.empty() &&
             std::all_of(e.ranks.begin(), e.ranks.end(), [](const RankTiming& r) { return r.bound; });
   q.load_start = e.load_start;
@@ -48,8 +48,9 @@ TimingQuality assess_timing(const TimingEvidence& e) {
 
   if (q.oversubscribed) {
     q.contended = true;
-    q.reason = std::to_string(q.ranks_on_machine) + " ranks on " + std::to_string(q.cores) +
-               " cores: ranks take turns, and waiting for a core is timed as work";
+    q.reason = std::to_string(q.ranks_on_machine) + " ranks" +
+               (e.threads_per_rank > 1 ? " x " + std::to_string(e.threads_per_rank) + " threads" : "") + " on " +
+               std::to_string(q.cores) + " cores: ranks take turns, and waiting for a core is timed as work";
   } else if (q.run_delay_fraction && *q.run_delay_fraction > kContendedRunDelayFraction) {
     q.contended = true;
     q.reason = "rank " + std::to_string(most_delayed) + " waited for a CPU " + percent(*q.run_delay_fraction) +

@@ -48,6 +48,10 @@ struct TimingQuality {
   friend bool operator==(const TimingQuality&, const TimingQuality&) = default;
 };
 
+// Whether `ranks` ranks of `threads` BLAS threads each outnumber a machine's
+// cores: then they take turns, and each one's wait is timed as work.
+constexpr bool oversubscribes(int ranks, int threads, int cores) { return cores > 0 && ranks * threads > cores; }
+
 // A rank is judged to have waited for a CPU when its run delay passes this
 // share of its step time: a quiet machine gives well under 1%.
 inline constexpr double kContendedRunDelayFraction = 0.05;
@@ -56,13 +60,14 @@ inline constexpr double kContendedRunDelayFraction = 0.05;
 struct TimingEvidence {
   int cores = 0;                       // of rank 0's machine
   int ranks_on_machine = 0;            // ranks that ran on rank 0's machine
+  int threads_per_rank = 1;            // train.threads
   std::vector<RankTiming> ranks;       // every rank's medians
   double step_median_s = 0;            // rank 0's timed steps
   double step_p10_s = 0, step_p90_s = 0;
   std::optional<double> load_start, load_end;
 };
 
-// The one rule: contended when the ranks outnumber the cores, or any rank
+// The one rule: contended when the ranks' threads outnumber the cores, or any rank
 // waited for a CPU longer than kContendedRunDelayFraction of its step.
 TimingQuality assess_timing(const TimingEvidence& evidence);
 

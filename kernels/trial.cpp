@@ -280,6 +280,7 @@ TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks,
       if (r.metrics.timing) evidence.ranks.push_back(*r.metrics.timing);
     }
     evidence.ranks_on_machine = own.local_ranks;
+    evidence.threads_per_rank = config.train.threads;
     evidence.step_median_s = m.step_time_s.median;
     evidence.step_p10_s = m.step_time_s.p10;
     evidence.step_p90_s = m.step_time_s.p90;

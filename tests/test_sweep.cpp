@@ -316,6 +316,12 @@ TEST(Sweep, PredictAnswersWhatIfQuestionsBeyondTheMachine) {
   EXPECT_EQ(c.exit_code, 0) << c.output;
   EXPECT_NE(c.output.find("world 1024 (8 per node)"), std::string::npos) << c.output;
   EXPECT_NE(c.output.find("uncalibrated"), std::string::npos) << c.output;
+  // 1024 ranks on this machine would take turns: said, with the core count.
+  EXPECT_NE(c.output.find("warning: run by the local launcher"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("1024 ranks x 1 threads would share"), std::string::npos) << c.output;
+  CommandRun one = run_command("MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' predict '" + config.string() + "'");
+  EXPECT_EQ(one.exit_code, 0) << one.output;
+  EXPECT_EQ(one.output.find("warning"), std::string::npos) << one.output;
   CommandRun bad = run_command("'" + kTool + "' predict '" + config.string() + "' --world 1000 --ranks-per-node 7");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("/placement/ranks_per_node"), std::string::npos) << bad.output;

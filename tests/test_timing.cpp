@@ -67,6 +67,12 @@ TEST(Timing, MoreRanksThanCoresIsContendedWhateverTheCountersSay) {
   EXPECT_TRUE(q.oversubscribed);
   EXPECT_TRUE(q.contended);
   EXPECT_NE(q.reason.find("2 ranks on 1 cores"), std::string::npos) << q.reason;
+
+  e.cores = 4;
+  e.threads_per_rank = 4;  // two ranks of four BLAS threads on four cores
+  const TimingQuality threads = assess_timing(e);
+  EXPECT_TRUE(threads.contended);
+  EXPECT_NE(threads.reason.find("2 ranks x 4 threads on 4 cores"), std::string::npos) << threads.reason;
 }
 
 TEST(Timing, WithoutSchedstatTheRunDelayIsUnknownNotZero) {

@@ -26,6 +26,7 @@
 #include "core/json_file.h"
 #include "core/jsonl.h"
 #include "core/pareto.h"
+#include "core/timing.h"
 #include "tuner/cost_model.h"
 #include "tuner/export.h"
 #include "tuner/launcher.h"
@@ -445,6 +446,12 @@ int main(int argc, char** argv) {
       const Calibration calibration =
           load_calibration(calibration_path.empty() ? default_calibration_path() : std::filesystem::path(calibration_path));
       const Prediction prediction = predict(config, calibration);
+      // The ranks of one machine: all of them where nodes are emulated here.
+      if (const int cores = detect_machine().cores; oversubscribes(config.world, config.train.threads, cores)) {
+        std::cerr << "memfront: warning: run by the local launcher (which emulates every node here), " << config.world
+                  << " ranks x " << config.train.threads << " threads would share this machine's " << cores
+                  << " cores: the measured step time would be contended (the prediction assumes a core per thread)\n";
+      }
       if (as_json) {
         std::cout << to_json(prediction).dump(2) << "\n";
       } else {
