@@ -39,6 +39,7 @@ class ScriptedLauncher final : public Launcher {
 std::vector<LaunchOutcome> start(SequentialRunner& runner, int repeats) {
   std::vector<LaunchOutcome> kept;
   EXPECT_TRUE(runner.start(LaunchRequest{}, repeats, [&](std::vector<LaunchOutcome> runs) { kept = std::move(runs); }));
+  EXPECT_FALSE(runner.finish_round().interrupted);
   return kept;
 }
 
@@ -82,4 +83,32 @@ TEST(Remeasure, RepeatsCountOnlyTheRunsKept) {
   EXPECT_EQ(launcher.runs, 4);
   ASSERT_EQ(kept.size(), 3u);
   for (const LaunchOutcome& run : kept) EXPECT_FALSE(run.record.metrics->timing->contended);
+}
+
+// Repeats run in passes over the round: A B A B, not A A B B, so that a
+// change in the machine's load falls on every configuration alike.
+TEST(Remeasure, RepeatsAreInterleavedAcrossTheRound) {
+  class Recording final : public Launcher {
+   public:
+    LaunchOutcome run(const LaunchRequest& request) override {
+      order.push_back(request.config.train.steps);
+      LaunchOutcome outcome;
+      outcome.record.metrics.emplace().timing.emplace();
+      outcome.record.provenance = nlohmann::json::object();
+      return outcome;
+    }
+    std::vector<int> order;
+  } launcher;
+  SequentialRunner runner(launcher, nullptr, 2);
+  std::vector<size_t> runs_done;
+  LaunchRequest a, b;
+  a.config.train.steps = 1;
+  b.config.train.steps = 2;
+  for (const LaunchRequest& request : {a, b}) {
+    ASSERT_TRUE(runner.start(request, 3, [&](std::vector<LaunchOutcome> runs) { runs_done.push_back(runs.size()); }));
+  }
+  EXPECT_TRUE(launcher.order.empty()) << "a repeated trial waits for its round";
+  EXPECT_FALSE(runner.finish_round().interrupted);
+  EXPECT_EQ(launcher.order, (std::vector<int>{1, 2, 1, 2, 1, 2}));
+  EXPECT_EQ(runs_done, (std::vector<size_t>{3, 3}));
 }

@@ -247,29 +247,63 @@ LaunchOutcome ReplayLauncher::run(const LaunchRequest& request) {
 }
 
 bool SequentialRunner::start(const LaunchRequest& request, int repeats, Done done) {
-  std::vector<LaunchOutcome> runs;
-  nlohmann::json set_aside = nlohmann::json::array();  // the contended runs measured again
-  while (static_cast<int>(runs.size()) < repeats) {
-    LaunchOutcome outcome = launcher_.run(request);
-    if (outcome.end.interrupted || (interrupt_ && interrupt_->load())) return false;
-    if (const TimingQuality* timing = contended_timing(outcome.record);
-        timing && static_cast<int>(set_aside.size()) < remeasure_) {
-      set_aside.push_back({{"step_time_median_s", outcome.record.metrics->step_time_s.median},
-                           {"reason", timing->reason}});
-      continue;
-    }
-    runs.push_back(std::move(outcome));
-    if (runs.back().record.status != TrialStatus::ok) break;
+  Trial trial;
+  trial.request = request;
+  trial.repeats = repeats;
+  trial.done = std::move(done);
+  if (repeats > 1) {
+    round_.push_back(std::move(trial));  // run with the round's others, interleaved (finish_round)
+    return true;
   }
+  if (!measure_once(trial)) return false;
+  trial.end();
+  return true;
+}
+
+TrialRunner::RoundEnd SequentialRunner::finish_round() {
+  // Repeats interleaved: each pass runs every trial of the round that needs
+  // another run once, so a change in the machine's load touches every
+  // configuration alike instead of all the repeats of one.
+  for (bool ran = true; ran;) {
+    ran = false;
+    for (Trial& trial : round_) {
+      if (trial.complete()) continue;
+      ran = true;
+      if (!measure_once(trial)) {
+        round_.clear();  // nothing is recorded for the round's unfinished trials: a resume runs them
+        return {.interrupted = true};
+      }
+    }
+  }
+  for (Trial& trial : round_) trial.end();
+  round_.clear();
+  return {};
+}
+
+bool SequentialRunner::measure_once(Trial& trial) {
+  LaunchOutcome outcome = launcher_.run(trial.request);
+  if (outcome.end.interrupted || (interrupt_ && interrupt_->load())) return false;
+  if (const TimingQuality* timing = contended_timing(outcome.record);
+      timing && static_cast<int>(trial.set_aside.size()) < remeasure_) {
+    trial.set_aside.push_back(
+        {{"step_time_median_s", outcome.record.metrics->step_time_s.median}, {"reason", timing->reason}});
+    // Run alone, it is measured again at once; in an interleaved round, in the next pass.
+    return trial.repeats > 1 || measure_once(trial);
+  }
+  trial.runs.push_back(std::move(outcome));
+  return true;
+}
+
+bool SequentialRunner::Trial::complete() const {
+  return static_cast<int>(runs.size()) >= repeats || (!runs.empty() && runs.back().record.status != TrialStatus::ok);
+}
+
+void SequentialRunner::Trial::end() {
   if (!set_aside.empty()) {
     for (LaunchOutcome& run : runs) run.record.provenance["remeasured"] = set_aside;
   }
   done(std::move(runs));
-  return true;
 }
-
-// Each trial ended inside start, whose false already told the sweep of an interrupt.
-TrialRunner::RoundEnd SequentialRunner::finish_round() { return {}; }
 
 TrialRecord record_of_runs(std::vector<LaunchOutcome> runs, int repeats, const std::optional<Prediction>& prediction,
                            bool is_reference, std::optional<double> reference_loss,

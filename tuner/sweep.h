@@ -84,8 +84,11 @@ class TrialRunner {
   virtual RoundEnd finish_round() = 0;
 };
 
-// Runs each trial with a Launcher as soon as it is started, measuring a
-// contended run again (up to `remeasure` times a trial).
+// Runs a trial with a Launcher as soon as it is started, or, when the study
+// repeats its trials, the round's trials together in passes (one run of each
+// per pass) at finish_round. A contended run is measured again, up to
+// `remeasure` times a trial: at once when the trial runs alone, in the next
+// pass otherwise.
 class SequentialRunner final : public TrialRunner {
  public:
   SequentialRunner(Launcher& launcher, const std::atomic<bool>* interrupt, int remeasure)
@@ -94,9 +97,22 @@ class SequentialRunner final : public TrialRunner {
   RoundEnd finish_round() override;
 
  private:
+  struct Trial {
+    LaunchRequest request;
+    int repeats = 1;
+    Done done;
+    std::vector<LaunchOutcome> runs;                      // kept
+    nlohmann::json set_aside = nlohmann::json::array();  // contended runs measured again
+    bool complete() const;  // all its repeats, or a run that did not end ok
+    void end();             // hands the runs to done, naming what was set aside
+  };
+  // One run of the trial; false when the sweep was interrupted.
+  bool measure_once(Trial& trial);
+
   Launcher& launcher_;
   const std::atomic<bool>* interrupt_;
   int remeasure_;
+  std::vector<Trial> round_;  // trials with repeats, waiting for finish_round
 };
 
 // Runs a study with `launcher` (a LocalLauncher, or a ReplayLauncher), one trial at a time.
