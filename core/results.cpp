@@ -214,6 +214,7 @@ json to_json(const RankMetrics& rank) {
             {"rss_peak_bytes", rank.rss_peak_bytes},
             {"comm", {{"bytes_intra_node", rank.bytes_intra_node}, {"bytes_inter_node", rank.bytes_inter_node}}},
             {"step_time_median_s", real_to_json(rank.step_time_median_s)}};
+  if (rank.pool_reserved_high_bytes) j["pool_reserved_high_bytes"] = *rank.pool_reserved_high_bytes;
   if (!rank.gpu.is_null()) j["gpu"] = rank.gpu;
   return j;
 }
@@ -451,6 +452,9 @@ RankMetrics rank_from_json(const Field& object) {
   rank.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
   rank.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
   rank.step_time_median_s = object.real_at("step_time_median_s");
+  if (object.has("pool_reserved_high_bytes")) {
+    rank.pool_reserved_high_bytes = object.unsigned_at("pool_reserved_high_bytes");
+  }
   if (object.has("gpu")) rank.gpu = object.optional_object_at("gpu");
   return rank;
 }

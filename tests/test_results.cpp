@@ -152,6 +152,7 @@ void expect_same_record(const TrialRecord& a, const TrialRecord& b) {
     EXPECT_EQ(x.ranks[i].peak, y.ranks[i].peak);
     EXPECT_EQ(x.ranks[i].peak_total, y.ranks[i].peak_total);
     EXPECT_EQ(x.ranks[i].rss_peak_bytes, y.ranks[i].rss_peak_bytes);
+    EXPECT_EQ(x.ranks[i].pool_reserved_high_bytes, y.ranks[i].pool_reserved_high_bytes);
   }
   EXPECT_EQ(x.peak_max, y.peak_max);
   EXPECT_EQ(x.peak_total_max, y.peak_total_max);
@@ -311,6 +312,20 @@ TEST(Results, TrialRoundTrip) {
   record.prediction = prediction;
   const TrialRecord back = record_from_json(to_json(record), "r");
   expect_same_record(back, record);
+}
+
+// The host pool's reservation is written for the CPU backend and absent for
+// the GPU's, whose pool reports under "gpu".
+TEST(Results, PoolReservationIsWrittenWhereThereIsOne) {
+  TrialRecord record = sample_record("0123456789abcdef");
+  record.metrics->ranks[0].pool_reserved_high_bytes = 30000;
+  const json line = to_json(record);
+  EXPECT_EQ(line["metrics"]["ranks"][0]["pool_reserved_high_bytes"], 30000u);
+  EXPECT_FALSE(line["metrics"]["ranks"][1].contains("pool_reserved_high_bytes"));
+  const TrialRecord back = record_from_json(line, "r");
+  expect_same_record(back, record);
+  EXPECT_EQ(back.metrics->ranks[0].pool_reserved_high_bytes, std::optional<uint64_t>(30000));
+  EXPECT_FALSE(back.metrics->ranks[1].pool_reserved_high_bytes);
 }
 
 // The prediction is read once, typed: what memfront writes reads back the
