@@ -644,6 +644,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   // memfront runs one BLAS thread per rank by default (train.threads = 1).
   openblas_set_num_threads(1);
+  // Which GEMM kernels OpenBLAS chose for this CPU: the sgemm rates depend on it.
+  std::printf("%s (kernels: %s)\n", openblas_get_config(), openblas_get_corename());
   register_benchmarks();
 
   // The summary needs this console reporter, so --benchmark_format and

@@ -42,6 +42,7 @@ struct MachineInfo {
   std::string cuda;         // CUDA runtime version, empty when not built with CUDA
   std::string mpi;          // MPI library version, empty when not built with MPI
   std::string nccl;         // NCCL version, empty when not built with NCCL
+  std::string blas;         // OpenBLAS's build and the kernels it chose for this CPU, empty when not found
 };
 
 // Fills what this process can see of the machine it runs on.

@@ -81,6 +81,7 @@ ResultsHeader sample_header() {
   header.machine.cores = 16;
   header.machine.memory_bytes = 137438953472ull;
   header.machine.mpi = "Open MPI 4.1.4";
+  header.machine.blas = "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64 (kernels: Zen)";
   header.memfront_version = "0.1.0";
   header.created = "2026-11-23T02:10:00Z";
   return header;
@@ -211,6 +212,9 @@ TEST(Results, DetectMachineSeesThisHost) {
       !std::filesystem::is_empty("/proc/driver/nvidia/gpus", error);
   EXPECT_EQ(machine.gpu.empty(), !driver_lists_a_gpu) << machine.gpu;
   EXPECT_EQ(machine.cuda.empty(), machine.nccl.empty());
+  // OpenBLAS is one of memfront's dependencies: its kernel choice is always named.
+  EXPECT_EQ(machine.blas.rfind("OpenBLAS", 0), 0u) << machine.blas;
+  EXPECT_NE(machine.blas.find("(kernels: "), std::string::npos) << machine.blas;
 }
 
 TEST(Results, SpreadOfOddSample) {
@@ -270,6 +274,7 @@ TEST(Results, HeaderLayoutAndRoundTrip) {
   EXPECT_EQ(back.machine.cores, header.machine.cores);
   EXPECT_EQ(back.machine.memory_bytes, header.machine.memory_bytes);
   EXPECT_EQ(back.machine.mpi, header.machine.mpi);
+  EXPECT_EQ(back.machine.blas, header.machine.blas);
   EXPECT_EQ(back.memfront_version, header.memfront_version);
   EXPECT_EQ(back.created, header.created);
 }

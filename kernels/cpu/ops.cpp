@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/annotate.h"
+#include "kernels/cpu/isa.h"
 
 namespace memfront::cpu {
 
@@ -30,7 +31,7 @@ namespace {
 // polynomial, and 2^k written straight into the exponent bits. Inputs are
 // clamped to where the result is a normal float (below -87.3 it returns
 // ~1e-38, not 0 or a denormal), which is all softmax and tanh need.
-inline float exp_fast(float x) {
+MEMFRONT_CPU_INLINE float exp_fast(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
   // Round x / ln2 to the nearest integer by adding and removing 1.5 * 2^23.
   const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -49,19 +50,19 @@ inline float exp_fast(float x) {
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1): saturates cleanly to +-1, and near 0 its
 // absolute error stays at float rounding (~6e-8), which is what GELU adds it to.
-inline float tanh_fast(float u) { return 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f); }
+MEMFRONT_CPU_INLINE float tanh_fast(float u) { return 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f); }
 
 // Sums with eight independent partial sums (one SIMD register of lanes), then
 // the lanes in a fixed order: vectorizable, and deterministic.
 constexpr int kLanes = 8;
 
-float lane_total(const float (&lanes)[kLanes]) {
+MEMFRONT_CPU_INLINE float lane_total(const float (&lanes)[kLanes]) {
   float total = 0.0f;
   for (int l = 0; l < kLanes; l++) total += lanes[l];
   return total;
 }
 
-float sum(const float* x, int n) {
+MEMFRONT_CPU_INLINE float sum(const float* x, int n) {
   float lanes[kLanes] = {};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -73,7 +74,7 @@ float sum(const float* x, int n) {
 }
 
 // Sum of a[i] * b[i].
-float dot(const float* a, const float* b, int n) {
+MEMFRONT_CPU_INLINE float dot(const float* a, const float* b, int n) {
   float lanes[kLanes] = {};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -91,6 +92,7 @@ float dot(const float* a, const float* b, int n) {
 // ---------------------------------------------------------------------------
 
 // out (B,T,C) = wte[tokens[b,t]] (V,C) + wpe[t] (T,C).
+MEMFRONT_CPU_KERNEL
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
                        int B, int T, int C) {
   annotate::Range range("embedding_forward");
@@ -106,6 +108,7 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, cons
 
 // dwte (V,C) += dout rows at their tokens; dwpe (T,C) += dout rows at their positions.
 // A token that occurs several times collects the sum of its rows.
+MEMFRONT_CPU_KERNEL
 void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
                         int B, int T, int C) {
   annotate::Range range("embedding_backward");
@@ -127,6 +130,7 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
 // ---------------------------------------------------------------------------
 
 // out (N,C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved.
+MEMFRONT_CPU_KERNEL
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int N, int C) {
   annotate::Range range("layernorm_forward");
@@ -150,6 +154,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
 // With norm = (x - mean) * rstd and dnorm = weight * dout, per row:
 // dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm));
 // dweight += norm * dout; dbias += dout.
+MEMFRONT_CPU_KERNEL
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean,
                         const float* rstd, int N, int C) {
@@ -199,6 +204,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 // dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C);
 // dbias (OC) += column sums of dout. beta = 1 makes the GEMMs accumulate.
+MEMFRONT_CPU_KERNEL
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, int N, int C, int OC) {
   annotate::Range range("matmul_backward");
@@ -224,12 +230,12 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 namespace {
 
 // y (n) += alpha * x (n).
-void axpy(float* y, float alpha, const float* x, int n) {
+MEMFRONT_CPU_INLINE void axpy(float* y, float alpha, const float* x, int n) {
   for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
 // In place: x (n) = softmax(x). Subtracting the max keeps exp from overflowing.
-void softmax_inplace(float* x, int n) {
+MEMFRONT_CPU_INLINE void softmax_inplace(float* x, int n) {
   float maxval = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < n; i++) maxval = std::max(maxval, x[i]);
   for (int i = 0; i < n; i++) x[i] = exp_fast(x[i] - maxval);
@@ -239,7 +245,7 @@ void softmax_inplace(float* x, int n) {
 
 // The value Top-K ranks a score by: the score itself, NaN ranked lowest, so that the
 // ranking is a strict order even when a score is NaN.
-float selection_key(float score) {
+MEMFRONT_CPU_INLINE float selection_key(float score) {
   return std::isnan(score) ? -std::numeric_limits<float>::infinity() : score;
 }
 
@@ -250,7 +256,7 @@ float selection_key(float score) {
 //   dval_j = dout . v_j;  dv_j += p_j dout;
 //   ds_j = p_j (dval_j - sum_i p_i dval_i);
 //   dq += ds_j k_j * scale;  dk_j += ds_j q * scale.
-void attention_query_backward(float* dq, const float* q, const float* dout, const float* p,
+MEMFRONT_CPU_INLINE void attention_query_backward(float* dq, const float* q, const float* dout, const float* p,
                               const uint16_t* idx, float* dval, int n, const float* qkv_b,
                               float* dqkv_b, size_t C3, size_t k_off, size_t v_off, int hs,
                               float scale) {
@@ -274,6 +280,7 @@ void attention_query_backward(float* dq, const float* q, const float* dout, cons
 // qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T).
 // For each (b, t, h): scores s_t2 = q_t . k_t2 / sqrt(hs) for t2 <= t, probs = softmax(s)
 // (zero for t2 > t), out = sum_t2 probs_t2 v_t2.
+MEMFRONT_CPU_KERNEL
 void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int C, int NH) {
   annotate::Range range("attention_forward");
   const int hs = C / NH;
@@ -303,7 +310,7 @@ namespace {
 // the row_width floats at weights[((b*NH + h)*T + t) * row_width]; it kept
 // min(keep, t+1) keys, at the positions in idx (same layout) or, when idx is
 // null (dense), at positions 0..t.
-void attention_backward_rows(float* dqkv, const float* dout, const float* qkv, const float* weights,
+MEMFRONT_CPU_INLINE void attention_backward_rows(float* dqkv, const float* dout, const float* qkv, const float* weights,
                              const uint16_t* idx, int row_width, int keep, float* scratch, int B,
                              int T, int C, int NH) {
   const int hs = C / NH;
@@ -328,6 +335,7 @@ void attention_backward_rows(float* dqkv, const float* dout, const float* qkv, c
 }  // namespace
 
 // dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch (T).
+MEMFRONT_CPU_KERNEL
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         float* scratch, int B, int T, int C, int NH) {
   annotate::Range range("attention_backward");
@@ -341,6 +349,7 @@ size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T;
 // Query t keeps n = min(K, t+1) causal keys: those with the highest scores, ties to
 // the lower key index. Softmax and the weighted sum run over them in ascending key order.
 // K >= 1: dense attention (the knob's 0) is attention_forward.
+MEMFRONT_CPU_KERNEL
 void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float* qkv,
                             float* scratch, int B, int T, int C, int NH, int K) {
   annotate::Range range("attention_topk_forward");
@@ -405,6 +414,7 @@ void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float*
 }
 
 // dqkv (B,T,3C) +=; dout (B,T,C); vals, idx (B,NH,T,K) as saved by forward.
+MEMFRONT_CPU_KERNEL
 void attention_topk_backward(float* dqkv, const float* dout, const float* qkv, const float* vals,
                              const uint16_t* idx, float* scratch, int B, int T, int C, int NH,
                              int K) {
@@ -422,6 +432,7 @@ const float kGeluCubic = 0.044715f;
 }  // namespace
 
 // out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+MEMFRONT_CPU_KERNEL
 void gelu_forward(float* out, const float* inp, size_t N) {
   annotate::Range range("gelu_forward");
   for (size_t i = 0; i < N; i++) {
@@ -433,6 +444,7 @@ void gelu_forward(float* out, const float* inp, size_t N) {
 
 // dinp (N) += gelu'(x) dout, with
 // gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+MEMFRONT_CPU_KERNEL
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
   annotate::Range range("gelu_backward");
   for (size_t i = 0; i < N; i++) {
@@ -450,11 +462,13 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
 // ---------------------------------------------------------------------------
 
 // out (N) = a + b.
+MEMFRONT_CPU_KERNEL
 void residual_forward(float* out, const float* a, const float* b, size_t N) {
   for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }
 
 // da, db (N) += dout.
+MEMFRONT_CPU_KERNEL
 void residual_backward(float* da, float* db, const float* dout, size_t N) {
   for (size_t i = 0; i < N; i++) {
     da[i] += dout[i];
@@ -470,6 +484,7 @@ void residual_backward(float* da, float* db, const float* dout, size_t N) {
 // The loss is taken as log(sum) - (logit[target] - max), which equals -log probs[target]
 // but stays finite when probs[target] underflows to 0. It is computed before probs is
 // written, since probs may alias logits.
+MEMFRONT_CPU_KERNEL
 void softmax_crossentropy_forward(float* losses, float* probs, const float* logits,
                                   const int32_t* targets, int N, int V) {
   annotate::Range range("softmax_crossentropy_forward");
@@ -489,6 +504,7 @@ void softmax_crossentropy_forward(float* losses, float* probs, const float* logi
 }
 
 // dlogits (N,V) = dloss * (probs - onehot(target)), written.
+MEMFRONT_CPU_KERNEL
 void softmax_crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets,
                                    float dloss, int N, int V) {
   annotate::Range range("softmax_crossentropy_backward");
@@ -506,6 +522,7 @@ void softmax_crossentropy_backward(float* dlogits, const float* probs, const int
 // AdamW
 // ---------------------------------------------------------------------------
 
+MEMFRONT_CPU_KERNEL
 void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int t) {
   annotate::Range range("adamw_update");
