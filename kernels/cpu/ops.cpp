@@ -222,17 +222,23 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // ---------------------------------------------------------------------------
 // Attention
 //
-// Dense and Top-K attention share the helpers below, and call them over their
-// kept keys in ascending key order. With K >= T Top-K keeps every causal key,
-// so it performs exactly the dense arithmetic and its results are bitwise equal.
+// Per (batch, head), as matrix products through the BLAS, with the causal mask
+// and the softmax between them, row by row:
+//   forward   S = scale Q K^T (T x T);  P = causal softmax of S's rows;  O = P V
+//   backward  dV += P^T dO;  dP = dO V^T;  dS = P o (dP - rowsum(P o dP)) scale;
+//             dQ += dS K;  dK += dS^T Q
+// Q, K, V, dQ, dK, dV are head slices of the qkv rows (leading dimension 3C),
+// O and dO of the out rows (C). The products run over whole T x T squares: the
+// entries above the diagonal are computed and then masked (P is zero there), a
+// BLAS product being many times faster than the loops over the causal half.
+//
+// Top-K attention computes S the same way, selects on each score row, and
+// scatters its kept softmax weights back into a T x T row of zeros: from there
+// on it runs the dense products on that P. With K >= T it keeps every causal
+// key, its P is the dense P, so its results are bitwise the dense ones.
 // ---------------------------------------------------------------------------
 
 namespace {
-
-// y (n) += alpha * x (n).
-MEMFRONT_CPU_INLINE void axpy(float* y, float alpha, const float* x, int n) {
-  for (int i = 0; i < n; i++) y[i] += alpha * x[i];
-}
 
 // In place: x (n) = softmax(x). Subtracting the max keeps exp from overflowing.
 MEMFRONT_CPU_INLINE void softmax_inplace(float* x, int n) {
@@ -249,124 +255,123 @@ MEMFRONT_CPU_INLINE float selection_key(float score) {
   return std::isnan(score) ? -std::numeric_limits<float>::infinity() : score;
 }
 
-// One query's softmax backward over its n kept keys: key j sits at position idx[j],
-// or at position j when idx is null (dense). p (n) are the softmax weights, dval (n)
-// scratch; q, dq, dout are this query's head slices (hs), and the key's k, v, dk, dv
-// head slices start at k_off / v_off within its qkv and dqkv rows (3C).
-//   dval_j = dout . v_j;  dv_j += p_j dout;
-//   ds_j = p_j (dval_j - sum_i p_i dval_i);
-//   dq += ds_j k_j * scale;  dk_j += ds_j q * scale.
-MEMFRONT_CPU_INLINE void attention_query_backward(float* dq, const float* q, const float* dout, const float* p,
-                              const uint16_t* idx, float* dval, int n, const float* qkv_b,
-                              float* dqkv_b, size_t C3, size_t k_off, size_t v_off, int hs,
-                              float scale) {
-  float weighted = 0.0f;
-  for (int j = 0; j < n; j++) {
-    const size_t pos = idx != nullptr ? idx[j] : j;
-    dval[j] = dot(dout, qkv_b + pos * C3 + v_off, hs);
-    axpy(dqkv_b + pos * C3 + v_off, p[j], dout, hs);
-    weighted += p[j] * dval[j];
+// Where head h of batch b lives: its q, k, v slices in the qkv rows (3C) and
+// its slice of the out rows (C).
+struct Head {
+  Head(const float* qkv, int b, int h, int T, int C, int NH)
+      : hs(C / NH),
+        qkv_offset(static_cast<size_t>(b) * T * 3 * C + static_cast<size_t>(h) * hs),
+        out_offset(static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * hs),
+        q(qkv + qkv_offset),
+        k(q + C),
+        v(q + 2 * C) {}
+  int hs;
+  size_t qkv_offset, out_offset;
+  const float *q, *k, *v;
+};
+
+// scores (T x T) = scale * Q K^T.
+MEMFRONT_CPU_INLINE void head_scores(float* scores, const Head& head, int T, int C) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head.hs));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head.hs, scale, head.q, 3 * C, head.k,
+              3 * C, 0.0f, scores, T);
+}
+
+// out = P V: P (T x T) zero wherever a key is not attended.
+MEMFRONT_CPU_INLINE void head_output(float* out, const float* p, const Head& head, int T, int C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head.hs, T, 1.0f, p, T, head.v, 3 * C,
+              0.0f, out + head.out_offset, C);
+}
+
+// The backward of one head from its P (T x T, zero wherever a key is not
+// attended); dp: T x T scratch. Adds into the head's slices of dqkv.
+MEMFRONT_CPU_INLINE void head_backward(float* dqkv, const float* dout, const float* p, float* dp,
+                                       const Head& head, int T, int C) {
+  const int hs = head.hs;
+  const int C3 = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  float* dq = dqkv + head.qkv_offset;
+  float* dk = dq + C;
+  float* dv = dq + 2 * C;
+  const float* dout_h = dout + head.out_offset;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, p, T, dout_h, C, 1.0f, dv, C3);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dout_h, C, head.v, C3, 0.0f, dp, T);
+  // dS over the causal entries; above the diagonal P is 0, so dS is too.
+  for (int t = 0; t < T; t++) {
+    const float* p_t = p + static_cast<size_t>(t) * T;
+    float* ds_t = dp + static_cast<size_t>(t) * T;
+    const float weighted = dot(p_t, ds_t, t + 1);
+    for (int j = 0; j <= t; j++) ds_t[j] = p_t[j] * (ds_t[j] - weighted) * scale;
+    for (int j = t + 1; j < T; j++) ds_t[j] = 0.0f;
   }
-  for (int j = 0; j < n; j++) {
-    const size_t pos = idx != nullptr ? idx[j] : j;
-    const float ds = p[j] * (dval[j] - weighted) * scale;
-    axpy(dq, ds, qkv_b + pos * C3 + k_off, hs);
-    axpy(dqkv_b + pos * C3 + k_off, ds, q, hs);
-  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T, head.k, C3, 1.0f, dq, C3);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T, head.q, C3, 1.0f, dk, C3);
+}
+
+// Top-K's P row of query t: its n kept weights at their keys, zeros elsewhere.
+MEMFRONT_CPU_INLINE void scatter_kept(float* p_t, const float* val, const uint16_t* ix, int n, int T) {
+  for (int j = 0; j < T; j++) p_t[j] = 0.0f;
+  for (int s = 0; s < n; s++) p_t[ix[s]] = val[s];
 }
 
 }  // namespace
 
-// qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T).
-// For each (b, t, h): scores s_t2 = q_t . k_t2 / sqrt(hs) for t2 <= t, probs = softmax(s)
-// (zero for t2 > t), out = sum_t2 probs_t2 v_t2.
+// qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T): each row the softmax of the
+// query's causal scores, zero for t2 > t.
 MEMFRONT_CPU_KERNEL
 void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int C, int NH) {
   annotate::Range range("attention_forward");
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
   for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const float* q = qkv_b + t * C3 + h * hs;
-        float* p = probs + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-        for (int t2 = 0; t2 <= t; t2++) p[t2] = dot(q, qkv_b + t2 * C3 + C + h * hs, hs) * scale;
-        softmax_inplace(p, t + 1);
-        for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
-
-        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
-        for (int i = 0; i < hs; i++) o[i] = 0.0f;
-        for (int t2 = 0; t2 <= t; t2++) axpy(o, p[t2], qkv_b + t2 * C3 + 2 * C + h * hs, hs);
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      float* p = probs + (static_cast<size_t>(b) * NH + h) * T * T;
+      head_scores(p, head, T, C);
+      for (int t = 0; t < T; t++) {
+        float* p_t = p + static_cast<size_t>(t) * T;
+        softmax_inplace(p_t, t + 1);
+        for (int t2 = t + 1; t2 < T; t2++) p_t[t2] = 0.0f;
       }
+      head_output(out, p, head, T, C);
     }
   }
 }
 
-namespace {
+size_t attention_scratch_floats(int T) { return static_cast<size_t>(T) * T; }
 
-// Backward of both attention forms, query by query. Query t's softmax weights are
-// the row_width floats at weights[((b*NH + h)*T + t) * row_width]; it kept
-// min(keep, t+1) keys, at the positions in idx (same layout) or, when idx is
-// null (dense), at positions 0..t.
-MEMFRONT_CPU_INLINE void attention_backward_rows(float* dqkv, const float* dout, const float* qkv, const float* weights,
-                             const uint16_t* idx, int row_width, int keep, float* scratch, int B,
-                             int T, int C, int NH) {
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
-  for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    float* dqkv_b = dqkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * row_width;
-        attention_query_backward(dqkv_b + t * C3 + h * hs, qkv_b + t * C3 + h * hs,
-                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs,
-                                 weights + row, idx != nullptr ? idx + row : nullptr, scratch,
-                                 std::min(keep, t + 1), qkv_b, dqkv_b, C3, C + h * hs,
-                                 2 * C + h * hs, hs, scale);
-      }
-    }
-  }
-}
-
-}  // namespace
-
-// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch (T).
+// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch: dP (T x T).
 MEMFRONT_CPU_KERNEL
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         float* scratch, int B, int T, int C, int NH) {
   annotate::Range range("attention_backward");
-  attention_backward_rows(dqkv, dout, qkv, probs, nullptr, T, T, scratch, B, T, C, NH);
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      head_backward(dqkv, dout, probs + (static_cast<size_t>(b) * NH + h) * T * T, scratch, head, T, C);
+    }
+  }
 }
 
-// Scores of one query (T) and a copy used to find the K-th largest (T).
-size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T; }
+// One head's P (T x T), and the scores' selection keys of one query (forward)
+// or dP (backward) beside it.
+size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T * T; }
 
 // qkv (B,T,3C) -> out (B,T,C); vals, idx (B,NH,T,K).
 // Query t keeps n = min(K, t+1) causal keys: those with the highest scores, ties to
-// the lower key index. Softmax and the weighted sum run over them in ascending key order.
+// the lower key index, in ascending key order; softmax runs over them only.
 // K >= 1: dense attention (the knob's 0) is attention_forward.
 MEMFRONT_CPU_KERNEL
 void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float* qkv,
                             float* scratch, int B, int T, int C, int NH, int K) {
   annotate::Range range("attention_topk_forward");
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
-  float* scores = scratch;    // this query's scores (t+1)
-  float* keys = scratch + T;  // their selection keys, reordered by nth_element (t+1)
+  float* p = scratch;                                 // the head's scores, then its P (T x T)
+  float* keys = scratch + static_cast<size_t>(T) * T;  // one query's selection keys (t+1)
   for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const float* q = qkv_b + t * C3 + h * hs;
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      head_scores(p, head, T, C);
+      for (int t = 0; t < T; t++) {
+        float* scores = p + static_cast<size_t>(t) * T;
         const int count = t + 1;
-        for (int t2 = 0; t2 < count; t2++) {
-          scores[t2] = dot(q, qkv_b + t2 * C3 + C + h * hs, hs) * scale;
-        }
         const int n = std::min(K, count);
 
         // The n-th largest score is the threshold: keep every key above it, and of the
@@ -404,11 +409,9 @@ void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float*
           ix[s] = 0;
           val[s] = 0.0f;
         }
-
-        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
-        for (int i = 0; i < hs; i++) o[i] = 0.0f;
-        for (int s = 0; s < n; s++) axpy(o, val[s], qkv_b + ix[s] * C3 + 2 * C + h * hs, hs);
+        scatter_kept(scores, val, ix, n, T);
       }
+      head_output(out, p, head, T, C);
     }
   }
 }
@@ -419,7 +422,18 @@ void attention_topk_backward(float* dqkv, const float* dout, const float* qkv, c
                              const uint16_t* idx, float* scratch, int B, int T, int C, int NH,
                              int K) {
   annotate::Range range("attention_topk_backward");
-  attention_backward_rows(dqkv, dout, qkv, vals, idx, K, K, scratch, B, T, C, NH);
+  float* p = scratch;
+  float* dp = scratch + static_cast<size_t>(T) * T;
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      for (int t = 0; t < T; t++) {
+        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * K;
+        scatter_kept(p + static_cast<size_t>(t) * T, vals + row, idx + row, std::min(K, t + 1), T);
+      }
+      head_backward(dqkv, dout, p, dp, head, T, C);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
