@@ -8,10 +8,33 @@
 
 namespace memfront {
 
+namespace {
+
+// Whether a launcher (mpirun, srun, a PMI server) started this process as one
+// rank of several; otherwise MPI_Init makes it a singleton world of one.
+bool started_by_a_launcher() {
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID"}) {
+    if (std::getenv(variable) != nullptr) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 MpiSession::MpiSession(int& argc, char**& argv) {
   int already_initialized = 0;
   MPI_Initialized(&already_initialized);
   if (!already_initialized) {
+    // A singleton (a one-rank trial, which the local launcher starts without
+    // mpirun) would have Open MPI fork a daemon and probe every transport it
+    // was built with: 0.5 s of a one-rank trial's 1 s here. One process needs
+    // neither. The launcher's mpirun line chooses the same transports
+    // (tuner/launcher.h kLocalMpiTransports); a variable already set stands.
+    if (!started_by_a_launcher()) {
+      setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+      setenv("OMPI_MCA_pml", "ob1", 0);
+      setenv("OMPI_MCA_btl", "self,vader", 0);
+    }
     MPI_Init(&argc, &argv);
     initialized_here_ = true;
   }

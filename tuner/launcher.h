@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -87,10 +88,17 @@ std::string format_seconds(double seconds);
 // then the request's trial_args.
 std::vector<std::string> trial_flags(const LaunchRequest& request, const std::filesystem::path& trace_path);
 
+// The Open MPI transports (MCA parameter, value) that mpirun_command chooses
+// for ranks on one machine: the ob1 point-to-point layer over shared memory
+// (vader) and self, so that MPI_Init probes no network transport.
+inline constexpr std::pair<const char*, const char*> kLocalMpiTransports[] = {{"pml", "ob1"}, {"btl", "self,vader"}};
+
 // How memfront runs `ranks` ranks of a program on this machine: mpirun's
 // argv up to the program (`mpirun -np N`, --allow-run-as-root when running as
-// root unless mpirun_args have it, then mpirun_args). The local launcher and
-// memfront calibrate both use it.
+// root unless mpirun_args have it, `--mca NAME VALUE` for each of
+// kLocalMpiTransports that neither mpirun_args nor the environment
+// (OMPI_MCA_NAME) sets, then mpirun_args). The local launcher and memfront
+// calibrate both use it.
 std::vector<std::string> mpirun_command(const std::string& mpirun, const std::vector<std::string>& mpirun_args,
                                         int ranks);
 
