@@ -161,7 +161,7 @@ def memfront_steps(path, device):
 def run_bench_step(bench_step, shapes):
     """Runs bench_step's dense_fp32 steps of `shapes` and returns its JSON output's path."""
     out = tempfile.NamedTemporaryFile(prefix="bench_step.", suffix=".json", delete=False).name
-    pattern = "^step/(" + "|".join(shapes) + ")/dense_fp32$"
+    pattern = "^step/(" + "|".join(shapes) + ")/dense_fp32/"
     subprocess.run([bench_step, "--benchmark_filter=" + pattern, "--benchmark_out=" + out], check=True)
     return out
 
