@@ -363,7 +363,7 @@ void bench_attention_backward(benchmark::State& state, const Dims& d) {
   Buffer probs = zero_floats(arena, uint64_t(d.B) * d.NH * d.T * d.T, "probs");
   Buffer dout = random_floats(arena, uint64_t(d.N) * d.C, "dout");
   Buffer dqkv = zero_floats(arena, uint64_t(d.N) * 3 * d.C, "dqkv");
-  Buffer scratch = zero_floats(arena, d.T, "scratch");
+  Buffer scratch = zero_floats(arena, cpu::attention_scratch_floats(d.T), "scratch");
   // Backward needs the probabilities that forward saves.
   cpu::attention_forward(out.as<float>(), probs.as<float>(), qkv.as<float>(), d.B, d.T, d.C, d.NH);
   for (auto _ : state) {
@@ -644,6 +644,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   // memfront runs one BLAS thread per rank by default (train.threads = 1).
   openblas_set_num_threads(1);
+  // Which GEMM kernels OpenBLAS chose for this CPU: the sgemm rates depend on it.
+  std::printf("%s (kernels: %s)\n", openblas_get_config(), openblas_get_corename());
   register_benchmarks();
 
   // The summary needs this console reporter, so --benchmark_format and

@@ -1,5 +1,6 @@
 #include "core/arena.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -31,15 +32,31 @@ std::optional<MemCategory> parse_mem_category(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+// 64-byte alignment: a cache line, and enough for any SIMD load. The size
+// class of a request, too: aligned_alloc needs a multiple of the alignment.
+uint64_t host_block_bytes(uint64_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
+}  // namespace
+
+HostMemory::~HostMemory() {
+  for (const auto& [bytes, pointer] : kept_) std::free(pointer);
+}
+
 void* HostMemory::allocate(uint64_t bytes) {
-  // 64-byte alignment: a cache line, and enough for any SIMD load.
-  uint64_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  const uint64_t block = host_block_bytes(bytes);
+  if (const auto kept = kept_.find(block); kept != kept_.end()) {
+    void* p = kept->second;
+    kept_.erase(kept);
+    return p;
+  }
+  void* p = std::aligned_alloc(64, block);
   if (!p) throw std::bad_alloc();
+  reserved_ += block;
+  reserved_high_ = std::max(reserved_high_, reserved_);
   return p;
 }
 
-void HostMemory::deallocate(void* pointer, uint64_t) { std::free(pointer); }
+void HostMemory::deallocate(void* pointer, uint64_t bytes) { kept_.emplace(host_block_bytes(bytes), pointer); }
 
 Buffer::Buffer(Buffer&& other) noexcept
     : arena_(std::exchange(other.arena_, nullptr)),

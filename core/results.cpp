@@ -2,6 +2,7 @@
 // documented in results/SCHEMA.md; keep the two (and results/schema.json) in step.
 #include "core/results.h"
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,6 +94,27 @@ std::string utc_now() {
   return text;
 }
 
+namespace {
+
+// OpenBLAS built with DYNAMIC_ARCH (Debian's is) picks its GEMM kernels for the
+// CPU when it is loaded, and says which: "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
+// Zen MAX_THREADS=64 (kernels: Zen)". The tuner, which writes headers, does not
+// link the BLAS, so it loads the library the kernels link (its Debian soname,
+// also what scripts/gpu-prepare.sh stages) to ask, and keeps it loaded:
+// OpenBLAS does not support being unloaded.
+std::string detect_blas() {
+  void* library = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_LOCAL);
+  if (!library) return "";
+  using Text = char* (*)();
+  const auto config = reinterpret_cast<Text>(dlsym(library, "openblas_get_config"));
+  const auto core = reinterpret_cast<Text>(dlsym(library, "openblas_get_corename"));
+  std::string blas = config ? config() : "OpenBLAS";
+  if (core) blas += std::string(" (kernels: ") + core() + ")";
+  return blas;
+}
+
+}  // namespace
+
 MachineInfo detect_machine() {
   MachineInfo machine;
   char host[HOST_NAME_MAX + 1] = {};
@@ -126,6 +148,7 @@ MachineInfo detect_machine() {
   machine.cuda = MEMFRONT_CUDA_VERSION;  // the toolkit memfront was built with
   machine.nccl = MEMFRONT_NCCL_VERSION;
 #endif
+  machine.blas = detect_blas();
   return machine;
 }
 
@@ -199,7 +222,7 @@ json to_json(const MachineInfo& machine) {
   return {{"host", machine.host},   {"cpu", machine.cpu},       {"cores", machine.cores},
           {"memory_bytes", machine.memory_bytes},               {"gpu", machine.gpu},
           {"driver", machine.driver}, {"cuda", machine.cuda},   {"mpi", machine.mpi},
-          {"nccl", machine.nccl}};
+          {"nccl", machine.nccl},     {"blas", machine.blas}};
 }
 
 json to_json(const Spread& spread) {
@@ -214,6 +237,7 @@ json to_json(const RankMetrics& rank) {
             {"rss_peak_bytes", rank.rss_peak_bytes},
             {"comm", {{"bytes_intra_node", rank.bytes_intra_node}, {"bytes_inter_node", rank.bytes_inter_node}}},
             {"step_time_median_s", real_to_json(rank.step_time_median_s)}};
+  if (rank.pool_reserved_high_bytes) j["pool_reserved_high_bytes"] = *rank.pool_reserved_high_bytes;
   if (!rank.gpu.is_null()) j["gpu"] = rank.gpu;
   if (rank.timing) j["timing"] = to_json(*rank.timing);
   return j;
@@ -425,6 +449,7 @@ MachineInfo machine_from_json(const Field& object) {
   machine.cuda = object.string_at("cuda");
   machine.mpi = object.string_at("mpi");
   machine.nccl = object.string_at("nccl");
+  if (object.has("blas")) machine.blas = object.string_at("blas");  // absent in files from before it
   return machine;
 }
 
@@ -456,6 +481,9 @@ RankMetrics rank_from_json(const Field& object) {
   rank.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
   rank.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
   rank.step_time_median_s = object.real_at("step_time_median_s");
+  if (object.has("pool_reserved_high_bytes")) {
+    rank.pool_reserved_high_bytes = object.unsigned_at("pool_reserved_high_bytes");
+  }
   if (object.has("gpu")) rank.gpu = object.optional_object_at("gpu");
   if (object.has("timing")) {
     const Field timing = object.member("timing", "an object");

@@ -43,6 +43,7 @@ struct MachineInfo {
   std::string cuda;         // CUDA runtime version, empty when not built with CUDA
   std::string mpi;          // MPI library version, empty when not built with MPI
   std::string nccl;         // NCCL version, empty when not built with NCCL
+  std::string blas;         // OpenBLAS's build and the kernels it chose for this CPU, empty when not found
 };
 
 // Fills what this process can see of the machine it runs on.
@@ -74,6 +75,10 @@ struct RankMetrics {
   BytesByCategory peak{};     // arena peak per category
   uint64_t peak_total = 0;    // arena peak of the total (not the sum of category peaks)
   uint64_t rss_peak_bytes = 0;  // process resident high-water mark (cross-check)
+  // CPU backend: the most host memory the arena's pool held at once, in use and
+  // kept for reuse (core/arena.h HostMemory). Absent on the CUDA backend, whose
+  // pool reports itself under `gpu`.
+  std::optional<uint64_t> pool_reserved_high_bytes;
   uint64_t bytes_intra_node = 0;  // bytes this rank sent per step, by link class
   uint64_t bytes_inter_node = 0;
   double step_time_median_s = 0;  // this rank's own median step time

@@ -102,7 +102,7 @@ double gemm_rate(int repeats) {
 // FLOP/s of dense causal attention, forward and backward.
 double attention_rate(int repeats) {
   std::vector<float> qkv(size_t(kN) * 3 * kC), dqkv(qkv.size(), 0.0f), out(size_t(kN) * kC), dout(out.size(), 0.01f);
-  std::vector<float> probs(size_t(kB) * kHeads * kT * kT), scratch(kT);
+  std::vector<float> probs(size_t(kB) * kHeads * kT * kT), scratch(cpu::attention_scratch_floats(kT));
   for (size_t i = 0; i < qkv.size(); ++i) qkv[i] = 0.01f * static_cast<float>(i % 97);
   const double flops =
       cpu::attention_forward_flops(kB, kT, kC, kHeads) + cpu::attention_backward_flops(kB, kT, kC, kHeads);

@@ -33,6 +33,20 @@ class SavedTensor {
     ops.quantize_rows(codes_.data(), scales_.as<float>(), src, rows, cols, format);
   }
 
+  // fp32 storage without a copy: allocates the stored array, charged as
+  // store() would charge it, and returns it for the forward pass to write its
+  // output into. Null for the other formats: the forward writes its own
+  // buffer, and store() converts it.
+  float* keep_in_place(Arena& arena, uint64_t rows, uint64_t cols, DType format, MemCategory category,
+                       const std::string& name) {
+    if (format != DType::fp32) return nullptr;
+    rows_ = rows;
+    cols_ = cols;
+    format_ = format;
+    codes_ = arena.allocate(row_quantized_data_bytes(format, rows, cols), category, name);
+    return codes_.as<float>();
+  }
+
   // The values for backward: the stored array itself when it is fp32,
   // otherwise dequantized into `scratch` (rows x cols floats).
   const float* load(Ops& ops, float* scratch) const {
@@ -154,31 +168,58 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
   const int unit = layout_.block_unit(layer);
   const BlockParams p = layout_.block(state_->acquire_params(unit));
   const int N = B_ * T_, C = C_;
-  float* ln1 = w.ln1.as<float>();
-  float* qkv = w.qkv.as<float>();
-  float* att = w.att.as<float>();
-  float* att_out = w.att_out.as<float>();
+  const DType f = config_.precision.activations;
+  const uint64_t att_rows = uint64_t(B_) * NH_ * T_;
+  const uint64_t att_cols = K_ == 0 ? T_ : K_;
+
+  // Where each output goes: into the saved tensor itself when forward keeps it
+  // as fp32 (no copy), otherwise into the workspace buffer, converted below.
+  auto output = [&](SavedTensor* kept, Buffer& buffer, uint64_t rows, uint64_t cols, const char* name) {
+    float* in_place = kept ? kept->keep_in_place(arena_, rows, cols, f, category, layer_name(layer, name)) : nullptr;
+    return in_place ? in_place : buffer.as<float>();
+  };
+  // LayerNorm statistics are kept as fp32 in every format: written where they are kept.
+  auto stats = [&](Buffer* kept, Buffer& buffer, const char* name) {
+    if (!saved) return buffer.as<float>();
+    *kept = arena_.allocate_array<float>(N, category, layer_name(layer, name));
+    return kept->as<float>();
+  };
+  if (saved && !saved->x_in) {  // a recomputed segment's first block adopts its checkpoint
+    saved->x_in.store(*ops_, arena_, x, N, C, f, category, layer_name(layer, "x_in"));
+  }
+  float* ln1 = output(saved ? &saved->ln1 : nullptr, w.ln1, N, C, "ln1");
+  float* ln1_mean = stats(saved ? &saved->ln1_mean : nullptr, w.ln_mean, "ln1.mean");
+  float* ln1_rstd = stats(saved ? &saved->ln1_rstd : nullptr, w.ln_rstd, "ln1.rstd");
+  float* qkv = output(saved ? &saved->qkv : nullptr, w.qkv, N, 3 * C, "qkv");
+  float* att = output(saved ? &saved->att : nullptr, w.att, att_rows, att_cols, "att");
+  uint16_t* att_idx = w.att_idx.as<uint16_t>();
+  if (saved && K_ != 0) {
+    saved->att_idx = arena_.allocate_array<uint16_t>(att_rows * K_, category, layer_name(layer, "att.idx"));
+    att_idx = saved->att_idx.as<uint16_t>();
+  }
+  float* att_out = output(saved ? &saved->att_out : nullptr, w.att_out, N, C, "att_out");
   float* att_proj = w.att_proj.as<float>();
-  float* x_mid = w.x_mid.as<float>();
-  float* ln2 = w.ln2.as<float>();
-  float* fc = w.fc.as<float>();
-  float* gelu = w.gelu.as<float>();
+  float* x_mid = output(saved ? &saved->x_mid : nullptr, w.x_mid, N, C, "x_mid");
+  float* ln2 = output(saved ? &saved->ln2 : nullptr, w.ln2, N, C, "ln2");
+  float* ln2_mean = stats(saved ? &saved->ln2_mean : nullptr, w.ln2_mean, "ln2.mean");
+  float* ln2_rstd = stats(saved ? &saved->ln2_rstd : nullptr, w.ln2_rstd, "ln2.rstd");
+  float* fc = output(saved ? &saved->fc : nullptr, w.fc, N, 4 * C, "fc");
+  float* gelu = output(saved ? &saved->gelu : nullptr, w.gelu, N, 4 * C, "gelu");
   float* fc_proj = w.fc_proj.as<float>();
 
-  ops_->layernorm_forward(ln1, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, p.ln1w, p.ln1b, N, C);
+  ops_->layernorm_forward(ln1, ln1_mean, ln1_rstd, x, p.ln1w, p.ln1b, N, C);
   ops_->matmul_forward(qkv, ln1, p.qkvw, p.qkvb, N, C, 3 * C);
   if (K_ == 0) {
     ops_->attention_forward(att_out, att, qkv, w.att_scratch.as<float>(), B_, T_, C, NH_);
     flops_ += cpu::attention_forward_flops(B_, T_, C, NH_);
   } else {
     Range range("topk");
-    ops_->attention_topk_forward(att_out, att, w.att_idx.as<uint16_t>(), qkv, w.att_scratch.as<float>(), B_, T_, C,
-                                NH_, K_);
+    ops_->attention_topk_forward(att_out, att, att_idx, qkv, w.att_scratch.as<float>(), B_, T_, C, NH_, K_);
     flops_ += cpu::attention_topk_forward_flops(B_, T_, C, NH_, K_);
   }
   ops_->matmul_forward(att_proj, att_out, p.projw, p.projb, N, C, C);
   ops_->residual_forward(x_mid, x, att_proj, uint64_t(N) * C);
-  ops_->layernorm_forward(ln2, w.ln2_mean.as<float>(), w.ln2_rstd.as<float>(), x_mid, p.ln2w, p.ln2b, N, C);
+  ops_->layernorm_forward(ln2, ln2_mean, ln2_rstd, x_mid, p.ln2w, p.ln2b, N, C);
   ops_->matmul_forward(fc, ln2, p.fcw, p.fcb, N, C, 4 * C);
   ops_->gelu_forward(gelu, fc, uint64_t(N) * 4 * C);
   ops_->matmul_forward(fc_proj, gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
@@ -187,34 +228,18 @@ void Gpt::block_forward(int layer, const float* x, float* y, SavedBlock* saved, 
             cpu::matmul_forward_flops(N, C, 4 * C) + cpu::matmul_forward_flops(N, 4 * C, C);
   state_->release_params(unit);
 
-  if (!saved) return;
-  const DType f = config_.precision.activations;
-  auto keep = [&](SavedTensor& t, const float* src, uint64_t cols, const char* name) {
-    t.store(*ops_, arena_, src, N, cols, f, category, layer_name(layer, name));
+  if (!saved || f == DType::fp32) return;  // fp32: already kept where it was written
+  auto convert = [&](SavedTensor& t, const float* src, uint64_t rows, uint64_t cols, const char* name) {
+    t.store(*ops_, arena_, src, rows, cols, f, category, layer_name(layer, name));
   };
-  auto keep_stats = [&](Buffer& b, const Buffer& src, const char* name) {
-    b = arena_.allocate_array<float>(N, category, layer_name(layer, name));
-    ops_->copy(b.data(), src.data(), b.bytes());
-  };
-  if (!saved->x_in) keep(saved->x_in, x, C, "x_in");  // a recomputed segment's first block adopts its checkpoint
-  keep(saved->ln1, ln1, C, "ln1");
-  keep_stats(saved->ln1_mean, w.ln_mean, "ln1.mean");
-  keep_stats(saved->ln1_rstd, w.ln_rstd, "ln1.rstd");
-  keep(saved->qkv, qkv, 3 * C, "qkv");
-  const uint64_t att_rows = uint64_t(B_) * NH_ * T_;
-  const uint64_t att_cols = K_ == 0 ? T_ : K_;
-  saved->att.store(*ops_, arena_, att, att_rows, att_cols, f, category, layer_name(layer, "att"));
-  if (K_ != 0) {
-    saved->att_idx = arena_.allocate_array<uint16_t>(att_rows * K_, category, layer_name(layer, "att.idx"));
-    ops_->copy(saved->att_idx.data(), w.att_idx.data(), saved->att_idx.bytes());
-  }
-  keep(saved->att_out, att_out, C, "att_out");
-  keep(saved->x_mid, x_mid, C, "x_mid");
-  keep(saved->ln2, ln2, C, "ln2");
-  keep_stats(saved->ln2_mean, w.ln2_mean, "ln2.mean");
-  keep_stats(saved->ln2_rstd, w.ln2_rstd, "ln2.rstd");
-  keep(saved->fc, fc, 4 * C, "fc");
-  keep(saved->gelu, gelu, 4 * C, "gelu");
+  convert(saved->ln1, ln1, N, C, "ln1");
+  convert(saved->qkv, qkv, N, 3 * C, "qkv");
+  convert(saved->att, att, att_rows, att_cols, "att");
+  convert(saved->att_out, att_out, N, C, "att_out");
+  convert(saved->x_mid, x_mid, N, C, "x_mid");
+  convert(saved->ln2, ln2, N, C, "ln2");
+  convert(saved->fc, fc, N, 4 * C, "fc");
+  convert(saved->gelu, gelu, N, 4 * C, "gelu");
 }
 
 void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
@@ -282,10 +307,25 @@ void Gpt::block_backward(int layer, SavedBlock& s, const float* dy, float* dx) {
 float Gpt::head_forward(const float* x, const int32_t* targets, SavedHead& saved, MemCategory probs_category) {
   Workspace& w = *ws_;
   const int N = B_ * T_, C = C_, V = V_;
-  float* lnf = w.ln1.as<float>();
+  const DType f = config_.precision.activations;
+  // Kept for backward only in training (probabilities under activations); the
+  // final LayerNorm's output and statistics are written where they are kept,
+  // as in block_forward.
+  const bool keep = probs_category == MemCategory::activations;
+  float* lnf = keep ? saved.lnf.keep_in_place(arena_, N, C, f, MemCategory::activations, "lnf") : nullptr;
+  if (!lnf) lnf = w.ln1.as<float>();
+  float* lnf_mean = w.ln_mean.as<float>();
+  float* lnf_rstd = w.ln_rstd.as<float>();
+  if (keep) {
+    saved.x.store(*ops_, arena_, x, N, C, f, MemCategory::activations, "lnf.x");
+    saved.lnf_mean = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.mean");
+    saved.lnf_rstd = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.rstd");
+    lnf_mean = saved.lnf_mean.as<float>();
+    lnf_rstd = saved.lnf_rstd.as<float>();
+  }
   const float* embedding = state_->acquire_params(layout_.embedding_unit());
   const float* norm = state_->acquire_params(layout_.final_norm_unit());  // [lnfw (C), lnfb (C)]
-  ops_->layernorm_forward(lnf, w.ln_mean.as<float>(), w.ln_rstd.as<float>(), x, norm, norm + C, N, C);
+  ops_->layernorm_forward(lnf, lnf_mean, lnf_rstd, x, norm, norm + C, N, C);
   saved.probs = arena_.allocate_array<float>(uint64_t(N) * V, probs_category, "probs");
   float* probs = saved.probs.as<float>();
   ops_->matmul_forward(probs, lnf, embedding + layout_.wte, nullptr, N, C, V);  // logits, tied to wte
@@ -296,15 +336,7 @@ float Gpt::head_forward(const float* x, const int32_t* targets, SavedHead& saved
   ops_->softmax_crossentropy_forward(losses, probs, probs, targets, N, V);
   const double sum = ops_->sum(losses, N);
 
-  if (probs_category == MemCategory::activations) {
-    const DType f = config_.precision.activations;
-    saved.x.store(*ops_, arena_, x, N, C, f, MemCategory::activations, "lnf.x");
-    saved.lnf.store(*ops_, arena_, lnf, N, C, f, MemCategory::activations, "lnf");
-    saved.lnf_mean = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.mean");
-    saved.lnf_rstd = arena_.allocate_array<float>(N, MemCategory::activations, "lnf.rstd");
-    ops_->copy(saved.lnf_mean.data(), w.ln_mean.data(), saved.lnf_mean.bytes());
-    ops_->copy(saved.lnf_rstd.data(), w.ln_rstd.data(), saved.lnf_rstd.bytes());
-  }
+  if (keep && f != DType::fp32) saved.lnf.store(*ops_, arena_, lnf, N, C, f, MemCategory::activations, "lnf");
   return static_cast<float>(sum / N);
 }
 

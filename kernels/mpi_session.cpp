@@ -5,13 +5,40 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
+
+#include "core/local_mpi.h"
 
 namespace memfront {
+
+namespace {
+
+// Whether a launcher (mpirun, srun, a PMI server) started this process as one
+// rank of several; otherwise MPI_Init makes it a singleton world of one.
+bool started_by_a_launcher() {
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID"}) {
+    if (std::getenv(variable) != nullptr) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 MpiSession::MpiSession(int& argc, char**& argv) {
   int already_initialized = 0;
   MPI_Initialized(&already_initialized);
   if (!already_initialized) {
+    // A singleton (a one-rank trial, which the local launcher starts without
+    // mpirun) would have Open MPI fork a daemon and probe every transport it
+    // was built with: 0.5 s of a one-rank trial's 1 s here. One process needs
+    // neither. The launcher's mpirun line chooses the same transports
+    // (core/local_mpi.h); a variable already set stands.
+    if (!started_by_a_launcher()) {
+      setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+      for (const auto& [parameter, value] : kLocalMpiTransports) {
+        setenv(("OMPI_MCA_" + std::string(parameter)).c_str(), value, 0);
+      }
+    }
     MPI_Init(&argc, &argv);
     initialized_here_ = true;
   }

@@ -67,7 +67,7 @@ class CpuOps final : public Ops {
     cpu::matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
   }
   size_t attention_scratch_floats(int, int T, int, int K) const override {
-    return K == 0 ? static_cast<size_t>(T) : cpu::attention_topk_scratch_floats(T);
+    return K == 0 ? cpu::attention_scratch_floats(T) : cpu::attention_topk_scratch_floats(T);
   }
   void attention_forward(float* out, float* probs, const float* qkv, float*, int B, int T, int C,
                          int NH) override {

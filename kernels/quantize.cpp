@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cpu/isa.h"
+
 namespace memfront {
 
 // ---------------------------------------------------------------------------
@@ -110,6 +112,7 @@ int8_t int8_code(float scaled) {
 
 }  // namespace
 
+MEMFRONT_CPU_KERNEL
 void quantize_rows(void* codes, float* scales, const float* src, uint64_t rows, uint64_t cols,
                    DType format) {
   switch (format) {
@@ -153,6 +156,7 @@ void quantize_rows(void* codes, float* scales, const float* src, uint64_t rows, 
   unsupported_row_format(format);
 }
 
+MEMFRONT_CPU_KERNEL
 void dequantize_rows(float* dst, const void* codes, const float* scales, uint64_t rows,
                      uint64_t cols, DType format) {
   switch (format) {

@@ -227,6 +227,7 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
   m.peak = arena.peak_by_category();
   m.peak_total = arena.peak_total();
   m.rss_peak_bytes = rss_peak_bytes();
+  m.pool_reserved_high_bytes = arena.memory().reserved_high_bytes();
   if (ops.backend() == Backend::cuda) m.gpu = device_memory_check(ops);
   if (gpu_probe) {
     gpu_probe->flush();

@@ -1,6 +1,8 @@
 // The Arena: exact live and peak bytes per category, capacity, events.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "core/arena.h"
 
 using namespace memfront;
@@ -102,4 +104,44 @@ TEST(Arena, ParsesByteSizes) {
   EXPECT_FALSE(parse_bytes("lots"));
   EXPECT_FALSE(parse_bytes("12 parsecs"));
   EXPECT_FALSE(parse_bytes("-5"));
+}
+
+TEST(HostMemory, KeepsFreedBlocksForTheNextRequestOfTheSameSize) {
+  HostMemory memory;
+  void* first = memory.allocate(1000);
+  memory.deallocate(first, 1000);
+  // 1000 and 1020 round to the same 1024-byte block: the kept one comes back.
+  void* again = memory.allocate(1020);
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(memory.reserved_bytes(), 1024u);
+  void* other = memory.allocate(2000);  // another size: a new block
+  EXPECT_NE(other, first);
+  EXPECT_EQ(memory.reserved_bytes(), 1024u + 2048u);
+  memory.deallocate(again, 1020);
+  memory.deallocate(other, 2000);
+  EXPECT_EQ(memory.reserved_bytes(), 3072u);  // kept, not given back
+  EXPECT_EQ(memory.reserved_high_bytes(), 3072u);
+}
+
+TEST(Arena, RepeatedStepsReuseThePoolWhileCountingLogicalBytes) {
+  auto memory = std::make_unique<HostMemory>();
+  const HostMemory& pool = *memory;
+  Arena arena(0, std::move(memory));
+  Buffer params = arena.allocate(4000, MemCategory::params, "params");
+  auto step = [&] {
+    Buffer a = arena.allocate(1000, MemCategory::activations, "a");
+    Buffer b = arena.allocate(3, MemCategory::activations, "b");
+    a.reset();
+    Buffer c = arena.allocate(1000, MemCategory::workspace, "c");  // a's block, reused
+  };
+  step();
+  const uint64_t reserved_after_first_step = pool.reserved_bytes();
+  EXPECT_EQ(reserved_after_first_step, 4032u + 1024u + 64u);
+  for (int i = 0; i < 3; ++i) step();
+  EXPECT_EQ(pool.reserved_bytes(), reserved_after_first_step);  // no new memory after the first step
+  EXPECT_EQ(arena.memory().reserved_high_bytes(), reserved_after_first_step);
+  // The arena counts the bytes asked for, not the pool's blocks.
+  EXPECT_EQ(arena.peak(MemCategory::activations), 1003u);
+  EXPECT_EQ(arena.peak_total(), 5003u);
+  EXPECT_EQ(arena.live_total(), 4000u);
 }

@@ -173,7 +173,7 @@ TEST(OpsGradient, AttentionDense) {
   std::mt19937 rng(4);
   std::vector<float> qkv = random_normal(static_cast<size_t>(B) * T * 3 * C, rng);
   const std::vector<float> w = random_normal(static_cast<size_t>(B) * T * C, rng);
-  std::vector<float> out(w.size()), probs(static_cast<size_t>(B) * NH * T * T), scratch(T);
+  std::vector<float> out(w.size()), probs(static_cast<size_t>(B) * NH * T * T), scratch(attention_scratch_floats(T));
   auto loss = [&] {
     attention_forward(out.data(), probs.data(), qkv.data(), B, T, C, NH);
     return weighted_sum(out, w);
@@ -302,6 +302,84 @@ TEST(OpsGradient, SoftmaxCrossEntropy) {
 struct AttentionShape {
   int B, T, C, NH;
 };
+
+// Attention by the definition, query by query in double precision: out and dqkv
+// of the causal softmax attention (what the per-query loops computed before
+// attention ran through the BLAS).
+void reference_attention(std::vector<double>& out, std::vector<double>& dqkv, const std::vector<float>& qkv,
+                         const std::vector<float>& dout, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const size_t C3 = static_cast<size_t>(3) * C;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hs));
+  out.assign(static_cast<size_t>(B) * T * C, 0.0);
+  dqkv.assign(qkv.size(), 0.0);
+  auto at = [&](int b, int t, size_t column) { return static_cast<double>(qkv[(static_cast<size_t>(b) * T + t) * C3 + column]); };
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < NH; h++) {
+      for (int t = 0; t < T; t++) {
+        std::vector<double> p(t + 1), dp(t + 1);
+        double maxval = -INFINITY, total = 0;
+        for (int j = 0; j <= t; j++) {
+          double s = 0;
+          for (int i = 0; i < hs; i++) s += at(b, t, h * hs + i) * at(b, j, C + h * hs + i);
+          p[j] = s * scale;
+          maxval = std::max(maxval, p[j]);
+        }
+        for (double& x : p) total += (x = std::exp(x - maxval));
+        for (double& x : p) x /= total;
+        const size_t row = (static_cast<size_t>(b) * T + t) * C + h * hs;
+        double weighted = 0;
+        for (int j = 0; j <= t; j++) {
+          for (int i = 0; i < hs; i++) {
+            out[row + i] += p[j] * at(b, j, 2 * C + h * hs + i);
+            dp[j] += dout[row + i] * at(b, j, 2 * C + h * hs + i);
+            dqkv[(static_cast<size_t>(b) * T + j) * C3 + 2 * C + h * hs + i] += p[j] * dout[row + i];
+          }
+          weighted += p[j] * dp[j];
+        }
+        for (int j = 0; j <= t; j++) {
+          const double ds = p[j] * (dp[j] - weighted) * scale;
+          for (int i = 0; i < hs; i++) {
+            dqkv[(static_cast<size_t>(b) * T + t) * C3 + h * hs + i] += ds * at(b, j, C + h * hs + i);
+            dqkv[(static_cast<size_t>(b) * T + j) * C3 + C + h * hs + i] += ds * at(b, t, h * hs + i);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Attention runs as BLAS products over whole T x T squares, masked: it must
+// still be causal attention. Stated tolerance: float32 rounding of sums of at
+// most T*hs terms of magnitude ~10, relative to the largest entry, 2e-5.
+TEST(Attention, BlasProductsMatchTheDefinition) {
+  const AttentionShape shapes[] = {{1, 1, 4, 1}, {2, 7, 12, 3}, {2, 33, 24, 4}, {1, 130, 64, 2}};
+  std::mt19937 rng(21);
+  for (const AttentionShape& s : shapes) {
+    const auto [B, T, C, NH] = s;
+    SCOPED_TRACE(::testing::Message() << "B=" << B << " T=" << T << " C=" << C << " NH=" << NH);
+    const std::vector<float> qkv = random_normal(static_cast<size_t>(B) * T * 3 * C, rng, 2.0f);
+    const std::vector<float> dout = random_normal(static_cast<size_t>(B) * T * C, rng);
+    std::vector<float> out(dout.size()), probs(static_cast<size_t>(B) * NH * T * T);
+    std::vector<float> dqkv(qkv.size(), 0.0f), scratch(attention_scratch_floats(T));
+    attention_forward(out.data(), probs.data(), qkv.data(), B, T, C, NH);
+    attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), scratch.data(), B, T, C, NH);
+    std::vector<double> expected_out, expected_dqkv;
+    reference_attention(expected_out, expected_dqkv, qkv, dout, B, T, C, NH);
+    const auto expect_near = [](const std::vector<float>& got, const std::vector<double>& want, const char* what) {
+      double largest = 0;
+      for (double x : want) largest = std::max(largest, std::fabs(x));
+      for (size_t i = 0; i < got.size(); i++) {
+        ASSERT_NEAR(got[i], want[i], 2e-5 * std::max(largest, 1.0)) << what << "[" << i << "]";
+      }
+    };
+    expect_near(out, expected_out, "out");
+    expect_near(dqkv, expected_dqkv, "dqkv");
+    for (int row = 0; row < B * NH * T; row++) {  // masked: nothing above the diagonal
+      for (int j = row % T + 1; j < T; j++) ASSERT_EQ(probs[static_cast<size_t>(row) * T + j], 0.0f);
+    }
+  }
+}
 
 // With K >= T Top-K keeps every causal key and must do exactly the dense arithmetic.
 TEST(AttentionTopK, KAtLeastTIsBitwiseDense) {

@@ -280,10 +280,48 @@ TEST(MpirunCommand, AddsTheRootFlagOnlyWhenNeeded) {
   const std::vector<std::string> plain = mpirun_command("mpiexec", {"--bind-to", "none"}, 4);
   std::vector<std::string> expected = {"mpiexec", "-np", "4"};
   if (::geteuid() == 0) expected.push_back("--allow-run-as-root");
-  expected.insert(expected.end(), {"--bind-to", "none"});
+  expected.insert(expected.end(), {"--mca", "pml", "ob1", "--mca", "btl", "self,vader", "--bind-to", "none"});
   EXPECT_EQ(plain, expected);
   const std::vector<std::string> given = mpirun_command("mpirun", {"--allow-run-as-root"}, 2);
   EXPECT_EQ(std::count(given.begin(), given.end(), "--allow-run-as-root"), 1);
+}
+
+// Open MPI probed every transport it was built with at each trial's start
+// (0.3-0.4 s of MPI_Init); the ranks of one machine now get shared memory
+// only, unless the study or the environment chooses.
+TEST(MpirunCommand, ChoosesSharedMemoryTransportsUnlessTheStudyOrEnvironmentDoes) {
+  const auto value_of = [](const std::vector<std::string>& argv, const std::string& parameter) {
+    std::vector<std::string> values;
+    for (size_t i = 0; i + 2 < argv.size(); ++i) {
+      if (argv[i] == "--mca" && argv[i + 1] == parameter) values.push_back(argv[i + 2]);
+    }
+    return values;
+  };
+  const std::vector<std::string> plain = mpirun_command("mpirun", {}, 2);
+  EXPECT_EQ(value_of(plain, "pml"), std::vector<std::string>{"ob1"});
+  EXPECT_EQ(value_of(plain, "btl"), std::vector<std::string>{"self,vader"});
+
+  const std::vector<std::string> study = mpirun_command("mpirun", {"--mca", "btl", "self,tcp"}, 2);
+  EXPECT_EQ(value_of(study, "btl"), std::vector<std::string>{"self,tcp"}) << "the study's choice, once";
+  EXPECT_EQ(value_of(study, "pml"), std::vector<std::string>{"ob1"});
+
+  ASSERT_EQ(::setenv("OMPI_MCA_pml", "ucx", 1), 0);
+  const std::vector<std::string> environment = mpirun_command("mpirun", {}, 2);
+  ::unsetenv("OMPI_MCA_pml");
+  EXPECT_TRUE(value_of(environment, "pml").empty()) << "the environment's OMPI_MCA_pml stands";
+  EXPECT_EQ(value_of(environment, "btl"), std::vector<std::string>{"self,vader"});
+}
+
+// Open MPI binds up to two ranks to the first cores, so trials run side by
+// side shared them; the ranks claim free cores themselves unless the study binds.
+TEST(MpirunCommand, LeavesBindingToTheRanksUnlessTheStudyBinds) {
+  const std::vector<std::string> plain = mpirun_command("mpirun", {}, 2);
+  const auto bind = std::find(plain.begin(), plain.end(), "--bind-to");
+  ASSERT_NE(bind, plain.end());
+  EXPECT_EQ(*(bind + 1), "none");
+  const std::vector<std::string> study = mpirun_command("mpirun", {"--bind-to", "socket"}, 2);
+  EXPECT_EQ(std::count(study.begin(), study.end(), "--bind-to"), 1);
+  EXPECT_EQ(*(std::find(study.begin(), study.end(), "--bind-to") + 1), "socket");
 }
 
 }  // namespace

@@ -81,6 +81,7 @@ ResultsHeader sample_header() {
   header.machine.cores = 16;
   header.machine.memory_bytes = 137438953472ull;
   header.machine.mpi = "Open MPI 4.1.4";
+  header.machine.blas = "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64 (kernels: Zen)";
   header.memfront_version = "0.1.0";
   header.created = "2026-11-23T02:10:00Z";
   return header;
@@ -152,6 +153,7 @@ void expect_same_record(const TrialRecord& a, const TrialRecord& b) {
     EXPECT_EQ(x.ranks[i].peak, y.ranks[i].peak);
     EXPECT_EQ(x.ranks[i].peak_total, y.ranks[i].peak_total);
     EXPECT_EQ(x.ranks[i].rss_peak_bytes, y.ranks[i].rss_peak_bytes);
+    EXPECT_EQ(x.ranks[i].pool_reserved_high_bytes, y.ranks[i].pool_reserved_high_bytes);
   }
   EXPECT_EQ(x.peak_max, y.peak_max);
   EXPECT_EQ(x.peak_total_max, y.peak_total_max);
@@ -210,6 +212,9 @@ TEST(Results, DetectMachineSeesThisHost) {
       !std::filesystem::is_empty("/proc/driver/nvidia/gpus", error);
   EXPECT_EQ(machine.gpu.empty(), !driver_lists_a_gpu) << machine.gpu;
   EXPECT_EQ(machine.cuda.empty(), machine.nccl.empty());
+  // OpenBLAS is one of memfront's dependencies: its kernel choice is always named.
+  EXPECT_EQ(machine.blas.rfind("OpenBLAS", 0), 0u) << machine.blas;
+  EXPECT_NE(machine.blas.find("(kernels: "), std::string::npos) << machine.blas;
 }
 
 TEST(Results, SpreadOfOddSample) {
@@ -269,6 +274,7 @@ TEST(Results, HeaderLayoutAndRoundTrip) {
   EXPECT_EQ(back.machine.cores, header.machine.cores);
   EXPECT_EQ(back.machine.memory_bytes, header.machine.memory_bytes);
   EXPECT_EQ(back.machine.mpi, header.machine.mpi);
+  EXPECT_EQ(back.machine.blas, header.machine.blas);
   EXPECT_EQ(back.memfront_version, header.memfront_version);
   EXPECT_EQ(back.created, header.created);
 }
@@ -311,6 +317,20 @@ TEST(Results, TrialRoundTrip) {
   record.prediction = prediction;
   const TrialRecord back = record_from_json(to_json(record), "r");
   expect_same_record(back, record);
+}
+
+// The host pool's reservation is written for the CPU backend and absent for
+// the GPU's, whose pool reports under "gpu".
+TEST(Results, PoolReservationIsWrittenWhereThereIsOne) {
+  TrialRecord record = sample_record("0123456789abcdef");
+  record.metrics->ranks[0].pool_reserved_high_bytes = 30000;
+  const json line = to_json(record);
+  EXPECT_EQ(line["metrics"]["ranks"][0]["pool_reserved_high_bytes"], 30000u);
+  EXPECT_FALSE(line["metrics"]["ranks"][1].contains("pool_reserved_high_bytes"));
+  const TrialRecord back = record_from_json(line, "r");
+  expect_same_record(back, record);
+  EXPECT_EQ(back.metrics->ranks[0].pool_reserved_high_bytes, std::optional<uint64_t>(30000));
+  EXPECT_FALSE(back.metrics->ranks[1].pool_reserved_high_bytes);
 }
 
 // The prediction is read once, typed: what memfront writes reads back the

@@ -50,6 +50,9 @@ TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
   EXPECT_EQ(record.metrics->step_time_s.count, 3);
   EXPECT_GT(record.metrics->peak_max[static_cast<int>(MemCategory::activations)], 0u);
   EXPECT_GE(record.metrics->ranks[0].rss_peak_bytes, record.metrics->peak_total_max);
+  // The pool holds at least what the arena had live at its peak (its blocks are rounded up).
+  ASSERT_TRUE(record.metrics->ranks[0].pool_reserved_high_bytes);
+  EXPECT_GE(*record.metrics->ranks[0].pool_reserved_high_bytes, record.metrics->peak_total_max);
   EXPECT_GT(record.metrics->phase_s.at("forward"), 0.0);
   EXPECT_EQ(record.id, config_id(parse_config(record.config, "record")));
 }

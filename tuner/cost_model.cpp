@@ -87,12 +87,12 @@ constexpr uint64_t kFloat = 4;
 // dqkv of 3C; fc, gelu, dgelu, dfc of 4C), 5 of N (two LayerNorms' mean and
 // rstd, the losses), the attention buffer (dense: B*H*T*T floats; Top-K:
 // B*H*T*K floats and as many uint16 indices) with its scratch
-// (Ops::attention_scratch_floats: on the CPU T floats dense, 2T Top-K; on the
+// (Ops::attention_scratch_floats: on the CPU T*T floats dense, 2*T*T Top-K; on the
 // GPU B*H*T floats, kernels/cuda/attention.cu) and the tokens.
 uint64_t workspace_bytes(const Config& c) {
   const uint64_t B = c.batch.micro, T = c.model.seq, C = c.model.width, H = c.model.heads;
   const uint64_t K = c.topk.attention, N = B * T;
-  const uint64_t scratch = c.backend == Backend::cuda ? B * H * T : K == 0 ? T : 2 * T;
+  const uint64_t scratch = c.backend == Backend::cuda ? B * H * T : K == 0 ? T * T : 2 * T * T;
   const uint64_t attention =
       (K == 0 ? B * H * T * T * kFloat : B * H * T * K * (kFloat + sizeof(uint16_t))) + scratch * kFloat;
   return (36 * N * C + 5 * N) * kFloat + attention + 2 * N * sizeof(int32_t);

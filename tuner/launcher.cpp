@@ -25,6 +25,7 @@
 
 #include "core/exit_code.h"
 #include "core/jsonl.h"
+#include "core/local_mpi.h"
 
 namespace memfront {
 namespace {
@@ -222,6 +223,23 @@ std::vector<std::string> mpirun_command(const std::string& mpirun, const std::ve
   // Open MPI refuses to run as root without it; added unless mpirun_args have it already.
   const bool has_root_flag = std::find(mpirun_args.begin(), mpirun_args.end(), "--allow-run-as-root") != mpirun_args.end();
   if (::geteuid() == 0 && !has_root_flag) argv.push_back("--allow-run-as-root");
+  // Transports for one machine (core/local_mpi.h), unless the study or the
+  // environment chose.
+  const auto sets = [&](const char* parameter) {
+    for (size_t i = 0; i + 1 < mpirun_args.size(); ++i) {
+      if ((mpirun_args[i] == "--mca" || mpirun_args[i] == "-mca") && mpirun_args[i + 1] == parameter) return true;
+    }
+    return std::getenv(("OMPI_MCA_" + std::string(parameter)).c_str()) != nullptr;
+  };
+  for (const auto& [parameter, value] : kLocalMpiTransports) {
+    if (!sets(parameter)) argv.insert(argv.end(), {"--mca", parameter, value});
+  }
+  // Open MPI binds each rank to the next core from the first for up to two
+  // ranks: trials run side by side would share cores. Each rank claims cores
+  // no other trial holds instead (the timing protocol, core/timing.h).
+  if (std::find(mpirun_args.begin(), mpirun_args.end(), "--bind-to") == mpirun_args.end()) {
+    argv.insert(argv.end(), {"--bind-to", "none"});
+  }
   argv.insert(argv.end(), mpirun_args.begin(), mpirun_args.end());
   return argv;
 }

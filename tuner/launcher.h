@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -89,8 +90,11 @@ std::vector<std::string> trial_flags(const LaunchRequest& request, const std::fi
 
 // How memfront runs `ranks` ranks of a program on this machine: mpirun's
 // argv up to the program (`mpirun -np N`, --allow-run-as-root when running as
-// root unless mpirun_args have it, then mpirun_args). The local launcher and
-// memfront calibrate both use it.
+// root unless mpirun_args have it, `--mca NAME VALUE` for each of
+// kLocalMpiTransports (core/local_mpi.h) that neither mpirun_args nor the
+// environment (OMPI_MCA_NAME) sets, `--bind-to none` unless mpirun_args bind
+// (each rank claims its cores itself, kernels/trial.cpp), then mpirun_args). The local launcher and memfront
+// calibrate both use it.
 std::vector<std::string> mpirun_command(const std::string& mpirun, const std::vector<std::string>& mpirun_args,
                                         int ranks);
 

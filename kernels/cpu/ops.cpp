@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/annotate.h"
+#include "kernels/cpu/isa.h"
 
 namespace memfront::cpu {
 
@@ -30,7 +31,7 @@ namespace {
 // polynomial, and 2^k written straight into the exponent bits. Inputs are
 // clamped to where the result is a normal float (below -87.3 it returns
 // ~1e-38, not 0 or a denormal), which is all softmax and tanh need.
-inline float exp_fast(float x) {
+MEMFRONT_CPU_INLINE float exp_fast(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
   // Round x / ln2 to the nearest integer by adding and removing 1.5 * 2^23.
   const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -49,19 +50,19 @@ inline float exp_fast(float x) {
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1): saturates cleanly to +-1, and near 0 its
 // absolute error stays at float rounding (~6e-8), which is what GELU adds it to.
-inline float tanh_fast(float u) { return 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f); }
+MEMFRONT_CPU_INLINE float tanh_fast(float u) { return 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f); }
 
 // Sums with eight independent partial sums (one SIMD register of lanes), then
 // the lanes in a fixed order: vectorizable, and deterministic.
 constexpr int kLanes = 8;
 
-float lane_total(const float (&lanes)[kLanes]) {
+MEMFRONT_CPU_INLINE float lane_total(const float (&lanes)[kLanes]) {
   float total = 0.0f;
   for (int l = 0; l < kLanes; l++) total += lanes[l];
   return total;
 }
 
-float sum(const float* x, int n) {
+MEMFRONT_CPU_INLINE float sum(const float* x, int n) {
   float lanes[kLanes] = {};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -73,7 +74,7 @@ float sum(const float* x, int n) {
 }
 
 // Sum of a[i] * b[i].
-float dot(const float* a, const float* b, int n) {
+MEMFRONT_CPU_INLINE float dot(const float* a, const float* b, int n) {
   float lanes[kLanes] = {};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -91,6 +92,7 @@ float dot(const float* a, const float* b, int n) {
 // ---------------------------------------------------------------------------
 
 // out (B,T,C) = wte[tokens[b,t]] (V,C) + wpe[t] (T,C).
+MEMFRONT_CPU_KERNEL
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
                        int B, int T, int C) {
   annotate::Range range("embedding_forward");
@@ -106,6 +108,7 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, cons
 
 // dwte (V,C) += dout rows at their tokens; dwpe (T,C) += dout rows at their positions.
 // A token that occurs several times collects the sum of its rows.
+MEMFRONT_CPU_KERNEL
 void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
                         int B, int T, int C) {
   annotate::Range range("embedding_backward");
@@ -127,6 +130,7 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
 // ---------------------------------------------------------------------------
 
 // out (N,C) = (inp - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved.
+MEMFRONT_CPU_KERNEL
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int N, int C) {
   annotate::Range range("layernorm_forward");
@@ -150,6 +154,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
 // With norm = (x - mean) * rstd and dnorm = weight * dout, per row:
 // dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm));
 // dweight += norm * dout; dbias += dout.
+MEMFRONT_CPU_KERNEL
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean,
                         const float* rstd, int N, int C) {
@@ -199,6 +204,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 // dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C);
 // dbias (OC) += column sums of dout. beta = 1 makes the GEMMs accumulate.
+MEMFRONT_CPU_KERNEL
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, int N, int C, int OC) {
   annotate::Range range("matmul_backward");
@@ -216,20 +222,26 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // ---------------------------------------------------------------------------
 // Attention
 //
-// Dense and Top-K attention share the helpers below, and call them over their
-// kept keys in ascending key order. With K >= T Top-K keeps every causal key,
-// so it performs exactly the dense arithmetic and its results are bitwise equal.
+// Per (batch, head), as matrix products through the BLAS, with the causal mask
+// and the softmax between them, row by row:
+//   forward   S = scale Q K^T (T x T);  P = causal softmax of S's rows;  O = P V
+//   backward  dV += P^T dO;  dP = dO V^T;  dS = P o (dP - rowsum(P o dP)) scale;
+//             dQ += dS K;  dK += dS^T Q
+// Q, K, V, dQ, dK, dV are head slices of the qkv rows (leading dimension 3C),
+// O and dO of the out rows (C). The products run over whole T x T squares: the
+// entries above the diagonal are computed and then masked (P is zero there), a
+// BLAS product being many times faster than the loops over the causal half.
+//
+// Top-K attention computes S the same way, selects on each score row, and
+// scatters its kept softmax weights back into a T x T row of zeros: from there
+// on it runs the dense products on that P. With K >= T it keeps every causal
+// key, its P is the dense P, so its results are bitwise the dense ones.
 // ---------------------------------------------------------------------------
 
 namespace {
 
-// y (n) += alpha * x (n).
-void axpy(float* y, float alpha, const float* x, int n) {
-  for (int i = 0; i < n; i++) y[i] += alpha * x[i];
-}
-
 // In place: x (n) = softmax(x). Subtracting the max keeps exp from overflowing.
-void softmax_inplace(float* x, int n) {
+MEMFRONT_CPU_INLINE void softmax_inplace(float* x, int n) {
   float maxval = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < n; i++) maxval = std::max(maxval, x[i]);
   for (int i = 0; i < n; i++) x[i] = exp_fast(x[i] - maxval);
@@ -239,125 +251,127 @@ void softmax_inplace(float* x, int n) {
 
 // The value Top-K ranks a score by: the score itself, NaN ranked lowest, so that the
 // ranking is a strict order even when a score is NaN.
-float selection_key(float score) {
+MEMFRONT_CPU_INLINE float selection_key(float score) {
   return std::isnan(score) ? -std::numeric_limits<float>::infinity() : score;
 }
 
-// One query's softmax backward over its n kept keys: key j sits at position idx[j],
-// or at position j when idx is null (dense). p (n) are the softmax weights, dval (n)
-// scratch; q, dq, dout are this query's head slices (hs), and the key's k, v, dk, dv
-// head slices start at k_off / v_off within its qkv and dqkv rows (3C).
-//   dval_j = dout . v_j;  dv_j += p_j dout;
-//   ds_j = p_j (dval_j - sum_i p_i dval_i);
-//   dq += ds_j k_j * scale;  dk_j += ds_j q * scale.
-void attention_query_backward(float* dq, const float* q, const float* dout, const float* p,
-                              const uint16_t* idx, float* dval, int n, const float* qkv_b,
-                              float* dqkv_b, size_t C3, size_t k_off, size_t v_off, int hs,
-                              float scale) {
-  float weighted = 0.0f;
-  for (int j = 0; j < n; j++) {
-    const size_t pos = idx != nullptr ? idx[j] : j;
-    dval[j] = dot(dout, qkv_b + pos * C3 + v_off, hs);
-    axpy(dqkv_b + pos * C3 + v_off, p[j], dout, hs);
-    weighted += p[j] * dval[j];
+// Where head h of batch b lives: its q, k, v slices in the qkv rows (3C) and
+// its slice of the out rows (C).
+struct Head {
+  Head(const float* qkv, int b, int h, int T, int C, int NH)
+      : hs(C / NH),
+        qkv_offset(static_cast<size_t>(b) * T * 3 * C + static_cast<size_t>(h) * hs),
+        out_offset(static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * hs),
+        q(qkv + qkv_offset),
+        k(q + C),
+        v(q + 2 * C) {}
+  int hs;
+  size_t qkv_offset, out_offset;
+  const float *q, *k, *v;
+};
+
+// scores (T x T) = scale * Q K^T.
+MEMFRONT_CPU_INLINE void head_scores(float* scores, const Head& head, int T, int C) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head.hs));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head.hs, scale, head.q, 3 * C, head.k,
+              3 * C, 0.0f, scores, T);
+}
+
+// out = P V: P (T x T) zero wherever a key is not attended.
+MEMFRONT_CPU_INLINE void head_output(float* out, const float* p, const Head& head, int T, int C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head.hs, T, 1.0f, p, T, head.v, 3 * C,
+              0.0f, out + head.out_offset, C);
+}
+
+// The backward of one head from its P (T x T, zero wherever a key is not
+// attended); dp: T x T scratch. Adds into the head's slices of dqkv.
+MEMFRONT_CPU_INLINE void head_backward(float* dqkv, const float* dout, const float* p, float* dp,
+                                       const Head& head, int T, int C) {
+  const int hs = head.hs;
+  const int C3 = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  float* dq = dqkv + head.qkv_offset;
+  float* dk = dq + C;
+  float* dv = dq + 2 * C;
+  const float* dout_h = dout + head.out_offset;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, p, T, dout_h, C, 1.0f, dv, C3);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dout_h, C, head.v, C3, 0.0f, dp, T);
+  // dS over the causal entries; above the diagonal P is 0, so dS is too.
+  for (int t = 0; t < T; t++) {
+    const float* p_t = p + static_cast<size_t>(t) * T;
+    float* ds_t = dp + static_cast<size_t>(t) * T;
+    const float weighted = dot(p_t, ds_t, t + 1);
+    for (int j = 0; j <= t; j++) ds_t[j] = p_t[j] * (ds_t[j] - weighted) * scale;
+    for (int j = t + 1; j < T; j++) ds_t[j] = 0.0f;
   }
-  for (int j = 0; j < n; j++) {
-    const size_t pos = idx != nullptr ? idx[j] : j;
-    const float ds = p[j] * (dval[j] - weighted) * scale;
-    axpy(dq, ds, qkv_b + pos * C3 + k_off, hs);
-    axpy(dqkv_b + pos * C3 + k_off, ds, q, hs);
-  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T, head.k, C3, 1.0f, dq, C3);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T, head.q, C3, 1.0f, dk, C3);
+}
+
+// Top-K's P row of query t: its n kept weights at their keys, zeros elsewhere.
+MEMFRONT_CPU_INLINE void scatter_kept(float* p_t, const float* val, const uint16_t* ix, int n, int T) {
+  for (int j = 0; j < T; j++) p_t[j] = 0.0f;
+  for (int s = 0; s < n; s++) p_t[ix[s]] = val[s];
 }
 
 }  // namespace
 
-// qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T).
-// For each (b, t, h): scores s_t2 = q_t . k_t2 / sqrt(hs) for t2 <= t, probs = softmax(s)
-// (zero for t2 > t), out = sum_t2 probs_t2 v_t2.
+// qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T): each row the softmax of the
+// query's causal scores, zero for t2 > t.
+MEMFRONT_CPU_KERNEL
 void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int C, int NH) {
   annotate::Range range("attention_forward");
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
   for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const float* q = qkv_b + t * C3 + h * hs;
-        float* p = probs + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-        for (int t2 = 0; t2 <= t; t2++) p[t2] = dot(q, qkv_b + t2 * C3 + C + h * hs, hs) * scale;
-        softmax_inplace(p, t + 1);
-        for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
-
-        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
-        for (int i = 0; i < hs; i++) o[i] = 0.0f;
-        for (int t2 = 0; t2 <= t; t2++) axpy(o, p[t2], qkv_b + t2 * C3 + 2 * C + h * hs, hs);
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      float* p = probs + (static_cast<size_t>(b) * NH + h) * T * T;
+      head_scores(p, head, T, C);
+      for (int t = 0; t < T; t++) {
+        float* p_t = p + static_cast<size_t>(t) * T;
+        softmax_inplace(p_t, t + 1);
+        for (int t2 = t + 1; t2 < T; t2++) p_t[t2] = 0.0f;
       }
+      head_output(out, p, head, T, C);
     }
   }
 }
 
-namespace {
+size_t attention_scratch_floats(int T) { return static_cast<size_t>(T) * T; }
 
-// Backward of both attention forms, query by query. Query t's softmax weights are
-// the row_width floats at weights[((b*NH + h)*T + t) * row_width]; it kept
-// min(keep, t+1) keys, at the positions in idx (same layout) or, when idx is
-// null (dense), at positions 0..t.
-void attention_backward_rows(float* dqkv, const float* dout, const float* qkv, const float* weights,
-                             const uint16_t* idx, int row_width, int keep, float* scratch, int B,
-                             int T, int C, int NH) {
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
-  for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    float* dqkv_b = dqkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * row_width;
-        attention_query_backward(dqkv_b + t * C3 + h * hs, qkv_b + t * C3 + h * hs,
-                                 dout + (static_cast<size_t>(b) * T + t) * C + h * hs,
-                                 weights + row, idx != nullptr ? idx + row : nullptr, scratch,
-                                 std::min(keep, t + 1), qkv_b, dqkv_b, C3, C + h * hs,
-                                 2 * C + h * hs, hs, scale);
-      }
-    }
-  }
-}
-
-}  // namespace
-
-// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch (T).
+// dqkv (B,T,3C) +=; dout (B,T,C); probs (B,NH,T,T); scratch: dP (T x T).
+MEMFRONT_CPU_KERNEL
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         float* scratch, int B, int T, int C, int NH) {
   annotate::Range range("attention_backward");
-  attention_backward_rows(dqkv, dout, qkv, probs, nullptr, T, T, scratch, B, T, C, NH);
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      head_backward(dqkv, dout, probs + (static_cast<size_t>(b) * NH + h) * T * T, scratch, head, T, C);
+    }
+  }
 }
 
-// Scores of one query (T) and a copy used to find the K-th largest (T).
-size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T; }
+// One head's P (T x T), and the scores' selection keys of one query (forward)
+// or dP (backward) beside it.
+size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T * T; }
 
 // qkv (B,T,3C) -> out (B,T,C); vals, idx (B,NH,T,K).
 // Query t keeps n = min(K, t+1) causal keys: those with the highest scores, ties to
-// the lower key index. Softmax and the weighted sum run over them in ascending key order.
+// the lower key index, in ascending key order; softmax runs over them only.
 // K >= 1: dense attention (the knob's 0) is attention_forward.
+MEMFRONT_CPU_KERNEL
 void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float* qkv,
                             float* scratch, int B, int T, int C, int NH, int K) {
   annotate::Range range("attention_topk_forward");
-  const int hs = C / NH;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  const size_t C3 = static_cast<size_t>(3) * C;
-  float* scores = scratch;    // this query's scores (t+1)
-  float* keys = scratch + T;  // their selection keys, reordered by nth_element (t+1)
+  float* p = scratch;                                 // the head's scores, then its P (T x T)
+  float* keys = scratch + static_cast<size_t>(T) * T;  // one query's selection keys (t+1)
   for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * C3;
-    for (int t = 0; t < T; t++) {
-      for (int h = 0; h < NH; h++) {
-        const float* q = qkv_b + t * C3 + h * hs;
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      head_scores(p, head, T, C);
+      for (int t = 0; t < T; t++) {
+        float* scores = p + static_cast<size_t>(t) * T;
         const int count = t + 1;
-        for (int t2 = 0; t2 < count; t2++) {
-          scores[t2] = dot(q, qkv_b + t2 * C3 + C + h * hs, hs) * scale;
-        }
         const int n = std::min(K, count);
 
         // The n-th largest score is the threshold: keep every key above it, and of the
@@ -395,21 +409,31 @@ void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float*
           ix[s] = 0;
           val[s] = 0.0f;
         }
-
-        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
-        for (int i = 0; i < hs; i++) o[i] = 0.0f;
-        for (int s = 0; s < n; s++) axpy(o, val[s], qkv_b + ix[s] * C3 + 2 * C + h * hs, hs);
+        scatter_kept(scores, val, ix, n, T);
       }
+      head_output(out, p, head, T, C);
     }
   }
 }
 
 // dqkv (B,T,3C) +=; dout (B,T,C); vals, idx (B,NH,T,K) as saved by forward.
+MEMFRONT_CPU_KERNEL
 void attention_topk_backward(float* dqkv, const float* dout, const float* qkv, const float* vals,
                              const uint16_t* idx, float* scratch, int B, int T, int C, int NH,
                              int K) {
   annotate::Range range("attention_topk_backward");
-  attention_backward_rows(dqkv, dout, qkv, vals, idx, K, K, scratch, B, T, C, NH);
+  float* p = scratch;
+  float* dp = scratch + static_cast<size_t>(T) * T;
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < NH; h++) {
+      const Head head(qkv, b, h, T, C, NH);
+      for (int t = 0; t < T; t++) {
+        const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * K;
+        scatter_kept(p + static_cast<size_t>(t) * T, vals + row, idx + row, std::min(K, t + 1), T);
+      }
+      head_backward(dqkv, dout, p, dp, head, T, C);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -422,6 +446,7 @@ const float kGeluCubic = 0.044715f;
 }  // namespace
 
 // out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+MEMFRONT_CPU_KERNEL
 void gelu_forward(float* out, const float* inp, size_t N) {
   annotate::Range range("gelu_forward");
   for (size_t i = 0; i < N; i++) {
@@ -433,6 +458,7 @@ void gelu_forward(float* out, const float* inp, size_t N) {
 
 // dinp (N) += gelu'(x) dout, with
 // gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+MEMFRONT_CPU_KERNEL
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
   annotate::Range range("gelu_backward");
   for (size_t i = 0; i < N; i++) {
@@ -450,11 +476,13 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
 // ---------------------------------------------------------------------------
 
 // out (N) = a + b.
+MEMFRONT_CPU_KERNEL
 void residual_forward(float* out, const float* a, const float* b, size_t N) {
   for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }
 
 // da, db (N) += dout.
+MEMFRONT_CPU_KERNEL
 void residual_backward(float* da, float* db, const float* dout, size_t N) {
   for (size_t i = 0; i < N; i++) {
     da[i] += dout[i];
@@ -470,6 +498,7 @@ void residual_backward(float* da, float* db, const float* dout, size_t N) {
 // The loss is taken as log(sum) - (logit[target] - max), which equals -log probs[target]
 // but stays finite when probs[target] underflows to 0. It is computed before probs is
 // written, since probs may alias logits.
+MEMFRONT_CPU_KERNEL
 void softmax_crossentropy_forward(float* losses, float* probs, const float* logits,
                                   const int32_t* targets, int N, int V) {
   annotate::Range range("softmax_crossentropy_forward");
@@ -489,6 +518,7 @@ void softmax_crossentropy_forward(float* losses, float* probs, const float* logi
 }
 
 // dlogits (N,V) = dloss * (probs - onehot(target)), written.
+MEMFRONT_CPU_KERNEL
 void softmax_crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets,
                                    float dloss, int N, int V) {
   annotate::Range range("softmax_crossentropy_backward");
@@ -506,6 +536,7 @@ void softmax_crossentropy_backward(float* dlogits, const float* probs, const int
 // AdamW
 // ---------------------------------------------------------------------------
 
+MEMFRONT_CPU_KERNEL
 void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int t) {
   annotate::Range range("adamw_update");

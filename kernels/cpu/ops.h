@@ -1,7 +1,7 @@
 #pragma once
 // The CPU ops of the GPT training step: one forward and one backward function
-// per op, plain loops over raw fp32 arrays (GEMMs through OpenBLAS), shapes in
-// the comments. Ops allocate nothing: every buffer, scratch included, comes from
+// per op, plain loops over raw fp32 arrays (GEMMs, attention's included,
+// through OpenBLAS), shapes in the comments. Ops allocate nothing: every buffer, scratch included, comes from
 // the caller (which takes it from the Arena).
 //
 // Conventions:
@@ -40,20 +40,24 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, int N, int C, int OC);
 
-// Causal multi-head attention, dense.
+// Causal multi-head attention, dense: per batch and head, QK^T, PV and the
+// backward products through cblas_sgemm, the causal mask and softmax between.
 // qkv (B,T,3C) -> out (B,T,C); probs (B,NH,T,T) softmax rows, entries t2 > t are 0.
 // Scores are scaled by 1/sqrt(hs).
 void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int C, int NH);
-// dqkv (B,T,3C) +=; dout (B,T,C); probs as saved by forward. scratch: T floats.
+// dqkv (B,T,3C) +=; dout (B,T,C); probs as saved by forward.
+// scratch: attention_scratch_floats(T).
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         float* scratch, int B, int T, int C, int NH);
+size_t attention_scratch_floats(int T);
 
 // Causal Top-K attention: query t keeps the min(K, t+1) keys t2 <= t with the highest
 // scores (ties: the lower key index wins), softmax over those only.
 // vals (B,NH,T,K) softmax weights, idx (B,NH,T,K) key indices, both in ascending key
-// order; unused slots have idx 0 and val 0. scratch: attention_topk_scratch_floats(T).
-// With K >= T the results are bitwise equal to the dense functions (same arithmetic
-// in the same order).
+// order; unused slots have idx 0 and val 0. scratch: attention_topk_scratch_floats(T)
+// (also enough for attention_backward).
+// Scores and products are the dense functions' (the kept weights scattered into
+// rows of zeros), so with K >= T the results are bitwise equal to theirs.
 void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float* qkv,
                             float* scratch, int B, int T, int C, int NH, int K);
 void attention_topk_backward(float* dqkv, const float* dout, const float* qkv, const float* vals,

@@ -442,7 +442,7 @@ TEST(CudaOps, DenseAttentionMatchesTheCpu) {
     expect_close(d_probs.read(), probs, kReduction, "probs" + s.name());
 
     const std::vector<float> dout = random_normal(s.out(), rng);
-    std::vector<float> dqkv = random_normal(s.qkv(), rng), cpu_scratch(s.T);
+    std::vector<float> dqkv = random_normal(s.qkv(), rng), cpu_scratch(cpu::attention_scratch_floats(s.T));
     DeviceArray<float> d_dout(gpu, dout), d_dqkv(gpu, dqkv);
     cpu::attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), cpu_scratch.data(), s.B, s.T, s.C,
                             s.NH);
