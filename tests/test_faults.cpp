@@ -422,3 +422,23 @@ TEST(StudyTrialArgs, ACapFromTheStudyReachesEveryTrial) {
       << refused.output;
   fs::remove_all(dir);
 }
+
+// Host memory running out (an allocation that fails, here under an
+// address-space limit) is the trial's out-of-memory, recorded as oom with the
+// rank, not a crash recorded as failed.
+TEST(HostMemory, AFailedAllocationIsOom) {
+  const fs::path dir = fresh_dir("host-oom");
+  const Config config = parse_config(
+      {{"model", {{"vocab", 1024}, {"seq", 64}, {"width", 2048}, {"heads", 16}, {"layers", 8}}},  // ~1.6 GB of fp32
+       {"batch", {{"micro", 1}}},
+       {"train", {{"steps", 1}, {"warmup", 0}}}},
+      "host-oom");
+  std::ofstream(dir / "c.json") << to_json(config).dump();
+  const CommandRun run = run_command("ulimit -v 1500000; OPENBLAS_NUM_THREADS=1 '" + kTrial + "' --quiet --config '" +
+                                     (dir / "c.json").string() + "' --out '" + (dir / "r.json").string() + "'");
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  const TrialRecord record = read_record_file(dir / "r.json");
+  EXPECT_EQ(record.status, TrialStatus::oom);
+  EXPECT_EQ(record.error, "rank 0: out of host memory (an allocation failed)");
+  fs::remove_all(dir);
+}
