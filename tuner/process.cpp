@@ -240,6 +240,10 @@ int signal_session(const ProcessIdentity& leader, int sig) {
 
 // How often a session being ended is checked for what is left of it.
 constexpr int kSessionPollMs = 50;
+// The watchdog's grace between SIGTERM and SIGKILL, at most: with memfront
+// gone nobody waits for a record, and mpirun, busy with its own cleanup on a
+// loaded machine, took more than 2 s to go.
+constexpr double kWatchdogGraceSeconds = 1;
 
 // Starts the watchdog of the session `leader` started: a forked child of
 // memfront that never execs. It reads its end of a pipe that only memfront
@@ -365,7 +369,8 @@ Started start(const ProcessRequest& request, const fs::path& program) {
   started.out = std::move(out.read);
   started.err = std::move(err.read);
   try {
-    started.watchdog = start_watchdog(name, started.identity, request.term_grace_s, started.lifeline);
+    started.watchdog = start_watchdog(name, started.identity, std::min(request.term_grace_s, kWatchdogGraceSeconds),
+                                      started.lifeline);
   } catch (...) {
     ::kill(pid, SIGKILL);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
