@@ -161,6 +161,16 @@ std::string format_bytes(uint64_t bytes) {
   return text;
 }
 
+std::optional<double> byte_unit_scale(std::string_view unit) {
+  static const std::pair<std::string_view, double> units[] = {
+      {"", 1.0},         {"B", 1.0},         {"KiB", 0x1p10},  {"MiB", 0x1p20}, {"GiB", 0x1p30},
+      {"TiB", 0x1p40},   {"KB", 1e3},        {"MB", 1e6},      {"GB", 1e9},     {"TB", 1e12}};
+  for (const auto& [name, scale] : units) {
+    if (unit == name) return scale;
+  }
+  return std::nullopt;
+}
+
 std::optional<uint64_t> parse_bytes(std::string_view text) {
   // from_chars, not strtod: the viewer runs under the user's locale, where
   // strtod would read "1.5GiB" as 1 wherever the decimal mark is ','.
@@ -172,17 +182,12 @@ std::optional<uint64_t> parse_bytes(std::string_view text) {
   if (error != std::errc() || !std::isfinite(value) || !(value >= 0)) return std::nullopt;
   std::string unit(end, text.data() + text.size());
   std::erase(unit, ' ');
-  static const std::pair<const char*, double> units[] = {
-      {"", 1.0},         {"B", 1.0},         {"KiB", 0x1p10},  {"MiB", 0x1p20}, {"GiB", 0x1p30},
-      {"TiB", 0x1p40},   {"KB", 1e3},        {"MB", 1e6},      {"GB", 1e9},     {"TB", 1e12}};
-  for (const auto& [name, scale] : units) {
-    if (unit != name) continue;
-    const double bytes = value * scale + 0.5;
-    // Beyond uint64_t the conversion is undefined; no memory is that large.
-    if (!(bytes < 0x1p64)) return std::nullopt;
-    return static_cast<uint64_t>(bytes);
-  }
-  return std::nullopt;
+  const std::optional<double> scale = byte_unit_scale(unit);
+  if (!scale) return std::nullopt;
+  const double bytes = value * *scale + 0.5;
+  // Beyond uint64_t the conversion is undefined; no memory is that large.
+  if (!(bytes < 0x1p64)) return std::nullopt;
+  return static_cast<uint64_t>(bytes);
 }
 
 }  // namespace memfront

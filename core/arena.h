@@ -163,7 +163,10 @@ class Arena {
 // "12.0 MiB", "1.50 GiB": for human summaries and errors.
 std::string format_bytes(uint64_t bytes);
 // "1048576", "512MiB", "1.5 GiB", "16GB" (binary KiB/MiB/GiB/TiB, decimal KB/MB/GB/TB);
-// nullopt for anything else.
+// nullopt for anything else, and for sizes of 2^64 bytes or more.
 std::optional<uint64_t> parse_bytes(std::string_view text);
+// The bytes in one of parse_bytes's units ("" and "B": 1, "KiB": 1024, ...);
+// nullopt for any other text.
+std::optional<double> byte_unit_scale(std::string_view unit);
 
 }  // namespace memfront

@@ -86,9 +86,11 @@ class ObjectReader {
     const json* v = find(key);
     if (!v) return fallback;
     if (!v->is_number_integer()) fail(at(key), "expected an integer, got " + type_name(*v) + " " + v->dump());
-    int64_t x = v->get<int64_t>();
-    if (x < lo || x > hi) {
-      fail(at(key), "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(x));
+    // An unsigned value past int64_t would wrap around: it is out of range as written.
+    const bool past_int64 = v->is_number_unsigned() && v->get<uint64_t>() > uint64_t{INT64_MAX};
+    const int64_t x = past_int64 ? INT64_MAX : v->get<int64_t>();
+    if (past_int64 || x < lo || x > hi) {
+      fail(at(key), "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + v->dump());
     }
     return x;
   }
@@ -322,8 +324,13 @@ Config parse_config(const json& j, std::string_view source) {
     c.placement.order = PlacementOrder::explicit_list;
     for (size_t r = 0; r < order->size(); ++r) {
       const json& node = (*order)[r];
-      if (!node.is_number_integer()) {
-        placement.fail("/placement/order/" + std::to_string(r), "expected a node index, got " + node.dump());
+      // Checked before conversion: 4294967296 must not become node 0.
+      const bool in_range = node.is_number_unsigned() ? node.get<uint64_t>() < uint64_t(c.world)
+                                                       : node.is_number_integer() && node.get<int64_t>() >= 0 &&
+                                                             node.get<int64_t>() < c.world;
+      if (!in_range) {
+        placement.fail("/placement/order/" + std::to_string(r),
+                       "expected a node index 0.." + std::to_string(c.world - 1) + ", got " + node.dump());
       }
       c.placement.node_of_rank.push_back(node.get<int>());
     }
@@ -336,8 +343,16 @@ Config parse_config(const json& j, std::string_view source) {
   c.placement.collectives = placement.choice("collectives", c.placement.collectives, kCollectives);
   c.placement.link_latency_us = placement.number("link_latency_us", c.placement.link_latency_us);
   c.placement.link_bandwidth_gbps = placement.number("link_bandwidth_gbps", c.placement.link_bandwidth_gbps);
-  if (c.placement.link_latency_us < 0) placement.fail("/placement/link_latency_us", "must be >= 0");
-  if (!(c.placement.link_bandwidth_gbps > 0)) placement.fail("/placement/link_bandwidth_gbps", "must be > 0");
+  // Bounded so that the emulated wait of a message stays a representable
+  // duration: 1 s latency, 1 KB/s are already far past any real link.
+  if (!(c.placement.link_latency_us >= 0 && c.placement.link_latency_us <= 1e6)) {
+    placement.fail("/placement/link_latency_us",
+                   "must be 0..1e6 (microseconds), got " + json(c.placement.link_latency_us).dump());
+  }
+  if (!(c.placement.link_bandwidth_gbps >= 1e-6 && c.placement.link_bandwidth_gbps <= 1e6)) {
+    placement.fail("/placement/link_bandwidth_gbps",
+                   "must be 1e-6..1e6 (GB/s), got " + json(c.placement.link_bandwidth_gbps).dump());
+  }
   placement.reject_unknown_keys();
 
   c.backend = root.choice("backend", c.backend, kBackends);

@@ -16,10 +16,18 @@
 namespace memfront {
 
 // The whole file as bytes. `what` names the file for people: "config file".
+// Only a regular file (or a link to one) is read: a FIFO, device, socket or
+// directory is refused without waiting on it.
 std::string read_text_file(const std::filesystem::path& path, std::string_view what);
+
+// How deeply arrays and objects may nest in any file memfront reads: far
+// more than any of its formats needs (a record nests 6 levels), far less than
+// what the recursive handling of a parsed value can take on the stack.
+inline constexpr int kMaxJsonDepth = 256;
 
 // Parses `text`, which starts at line `first_line` of `source` (a JSON Lines
 // reader passes the line's number; a whole document starts at line 1).
+// Nesting deeper than kMaxJsonDepth is "not valid JSON" at the level past it.
 nlohmann::json parse_json_text(std::string_view text, std::string_view source, int first_line = 1);
 
 // read_text_file, then parse_json_text.

@@ -45,6 +45,38 @@ void fsync_directory(const std::filesystem::path& file) {
   if (result != 0) throw_system_error(directory, "sync the directory", error);
 }
 
+// Whether `line` is a JSON text cut short: its syntax holds up to its end,
+// where the parser runs out of input. A complete line with a fault in it (a
+// number beyond double range, a stray character) is not torn: it is kept, and
+// its reader reports the fault at its place.
+bool is_cut_short(std::string_view line) {
+  struct SyntaxOnly : nlohmann::json_sax<nlohmann::json> {
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return true; }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return true; }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t position, const std::string&, const nlohmann::json::exception& error) override {
+      // Running out of input is reported one past the last byte; a number
+      // beyond double range (406) where it ends, which may be the end too.
+      cut_short = position > size && error.id != 406;
+      return false;
+    }
+    size_t size = 0;
+    bool cut_short = false;
+  } syntax;
+  syntax.size = line.size();
+  nlohmann::json::sax_parse(line, &syntax);
+  return syntax.cut_short;
+}
+
 }  // namespace
 
 bool is_blank_line(std::string_view line) { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
@@ -57,12 +89,12 @@ JsonlText split_jsonl(std::string_view text, size_t offset) {
     const size_t end = text.find('\n', begin);
     if (end == std::string_view::npos) {
       const JsonlLine last{text.substr(begin), number, begin, text.size()};
-      if (nlohmann::json::accept(last.text)) {
-        split.lines.push_back(last);
-        split.missing_final_newline = true;
-      } else {
+      if (is_cut_short(last.text)) {
         split.torn_tail = last;
         split.complete_bytes = begin;
+      } else {
+        split.lines.push_back(last);
+        split.missing_final_newline = true;
       }
       break;
     }
@@ -93,18 +125,27 @@ JsonlAppender::~JsonlAppender() {
 
 std::optional<JsonlAppender> JsonlAppender::create_new(const std::filesystem::path& path,
                                                        std::string_view first_line) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == EEXIST) return std::nullopt;
-  if (fd < 0) throw_system_error(path, "create the file", errno);
-  JsonlAppender appender(path, fd);
-  try {
-    appender.append(first_line);
-    fsync_directory(path);
-  } catch (...) {
-    // Without its first line the file is useless, and it would block a retry.
-    ::unlink(path.c_str());
-    throw;
+  if (first_line.find('\n') != std::string_view::npos) {
+    throw std::invalid_argument(path.string() + ": a JSONL line must not contain '\\n'");
   }
+  // The file appears with its first line or not at all: the line is written
+  // and synced under a temporary name, then linked to the real one (link,
+  // unlike rename, never replaces a file that exists). A process killed
+  // half-way leaves at most the temporary file, never a results file that
+  // --resume would refuse.
+  std::filesystem::path temporary = path;
+  temporary += ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw_system_error(path, "create its temporary file " + temporary.filename().string(), errno);
+  JsonlAppender appender(path, fd);
+  int error = write_all(fd, std::string(first_line) + "\n");
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  const bool linked = error == 0 && ::link(temporary.c_str(), path.c_str()) == 0;
+  if (error == 0 && !linked) error = errno;
+  ::unlink(temporary.c_str());
+  if (error == EEXIST) return std::nullopt;
+  if (error != 0) throw_system_error(path, "create the file", error);
+  fsync_directory(path);
   return appender;
 }
 

@@ -5,8 +5,9 @@
 //
 // The line rules: every line ends with '\n'. A writer puts a line and its
 // '\n' in one write() and fsyncs it, so a crash leaves at worst a torn last
-// line: one without its '\n' that is not JSON either. Readers leave a torn
-// tail out (and say so); a complete last line that lacks only its '\n' is kept.
+// line: one without its '\n' whose JSON ends before its value does. Readers
+// leave a torn tail out (and say so); any other last line that lacks only its
+// '\n' is kept, and read (and refused, if it is malformed) as a line.
 #include <cstddef>
 #include <filesystem>
 #include <optional>

@@ -32,13 +32,14 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::array<std::pair<TrialStatus, std::string_view>, 6> kTrialStatusNames = {{
+constexpr std::array<std::pair<TrialStatus, std::string_view>, 7> kTrialStatusNames = {{
     {TrialStatus::ok, "ok"},
     {TrialStatus::failed, "failed"},
     {TrialStatus::timeout, "timeout"},
     {TrialStatus::oom, "oom"},
     {TrialStatus::pruned, "pruned"},
     {TrialStatus::invalid, "invalid"},
+    {TrialStatus::killed, "killed"},
 }};
 
 }  // namespace

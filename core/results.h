@@ -26,9 +26,10 @@ namespace memfront {
 
 inline constexpr std::string_view kResultsSchema = "memfront.results/1";
 
-enum class TrialStatus { ok, failed, timeout, oom, pruned, invalid };
+enum class TrialStatus { ok, failed, timeout, oom, pruned, invalid, killed };
 inline constexpr TrialStatus kAllTrialStatuses[] = {TrialStatus::ok,     TrialStatus::failed, TrialStatus::timeout,
-                                                    TrialStatus::oom,    TrialStatus::pruned, TrialStatus::invalid};
+                                                    TrialStatus::oom,    TrialStatus::pruned, TrialStatus::invalid,
+                                                    TrialStatus::killed};
 // The one name table (core/results.cpp): what results files and every listing spell.
 std::string_view to_string(TrialStatus status);
 std::optional<TrialStatus> parse_trial_status(std::string_view name);

@@ -9,6 +9,9 @@
 //   segv       a segmentation fault (SIGSEGV), leaving no record at all
 //   hang       ignore SIGTERM and sleep until killed (SIGKILL)
 //   sleep      sleep until killed; SIGTERM ends it
+//   slow       sleep FAKE_TRIAL_SECONDS (default 1), then as ok
+//   flood      8 MiB of lines on stderr, then "fake_trial: the last word", exit 7
+//   fifo       a FIFO in the record's place, exit 0
 //   killed     SIGKILL itself, as the kernel's out-of-memory killer would
 //   oom        write an oom record, exit 3
 //   garbage    write something that is not JSON as the record, exit 0
@@ -28,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -120,7 +124,11 @@ int main(int argc, char** argv) {
   unfinished.error = "the trial did not finish: a rank crashed or the job was killed";
   write(unfinished);
 
-  if (mode == "ok") {
+  if (mode == "slow") {
+    const char* seconds = std::getenv("FAKE_TRIAL_SECONDS");
+    ::usleep(static_cast<useconds_t>((seconds ? std::atof(seconds) : 1.0) * 1e6));
+  }
+  if (mode == "ok" || mode == "slow") {
     TrialRecord record = record_for(config, args);
     record.metrics = fake_metrics(config);
     write(record);
@@ -162,6 +170,16 @@ int main(int argc, char** argv) {
     record.metrics = fake_metrics(config);
     write(record);
     return 0;
+  }
+  if (mode == "flood") {
+    const std::string line(1023, 'x');
+    for (int i = 0; i < 8 * 1024; ++i) std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(stderr, "fake_trial: the last word\n");
+    return 7;
+  }
+  if (mode == "fifo") {
+    std::filesystem::remove(out_path);
+    return ::mkfifo(out_path.c_str(), 0644) == 0 ? 0 : 1;
   }
   if (mode == "exit7") {
     for (int i = 1; i <= 8; ++i) std::fprintf(stderr, "fake_trial: line %d\n", i);

@@ -6,6 +6,7 @@
 #include "tuner/process.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -227,6 +228,30 @@ TEST(Process, TheInterruptStopsTheGroupAndPreventsAStart) {
   const ProcessEnd not_started = run_process(never);
   EXPECT_TRUE(not_started.interrupted);
   EXPECT_FALSE(fs::exists(dir / "ran"));
+  fs::remove_all(dir);
+}
+
+// memfront killed in any way ends its children: the watchdog sees its pipe
+// close and ends the child's session, grandchildren included, within the
+// grace period; a process that left the group (as Open MPI's ranks do) too.
+TEST(Process, TheChildSessionEndsWhenMemfrontIsKilled) {
+  const fs::path dir = fresh_dir("watchdog");
+  const pid_t memfront = ::fork();
+  if (memfront == 0) {
+    // A grandchild in a process group of its own, deaf to SIGTERM.
+    ProcessRequest request = shell("perl -e 'setpgrp(0, 0); $SIG{TERM} = \"IGNORE\"; sleep 60' & echo $! > '" +
+                                   (dir / "pid").string() + "'; sleep 60");
+    request.term_grace_s = 0.5;
+    run_process(request);
+    ::_exit(0);
+  }
+  const pid_t grandchild = read_pid(dir / "pid");
+  ASSERT_GT(grandchild, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(is_running(grandchild));
+  ::kill(memfront, SIGKILL);
+  ::waitpid(memfront, nullptr, 0);
+  EXPECT_FALSE(survives(grandchild)) << "the watchdog ended the session";
   fs::remove_all(dir);
 }
 

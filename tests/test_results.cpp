@@ -438,7 +438,7 @@ TEST(Results, MissingFieldNamesItsPointer) {
 
 TEST(Results, BadValuesAreNamed) {
   EXPECT_EQ(record_error_after([](json& line) { line["status"] = "crashed"; }),
-            "r.jsonl:7: /status: expected one of ok, failed, timeout, oom, pruned, invalid, "
+            "r.jsonl:7: /status: expected one of ok, failed, timeout, oom, pruned, invalid, killed, "
             "got string \"crashed\"");
   EXPECT_EQ(record_error_after([](json& line) { line["kind"] = "header"; }),
             "r.jsonl:7: /kind: expected \"trial\", got string \"header\"");

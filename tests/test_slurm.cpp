@@ -537,13 +537,15 @@ TEST_F(SlurmOutcomes, AnOkRunKeepsItsRecordWithTheNodesSlurmGave) {
   EXPECT_EQ(runs[0].record_dir, state_->trials_dir());
 }
 
-TEST_F(SlurmOutcomes, ExitStatusesOfTimeoutAndSrunBecomeTimeoutSignalAndOom) {
+TEST_F(SlurmOutcomes, ExitStatusesOfTimeoutAndSrunBecomeTimeoutSignalAndKilled) {
   write(state_->stderr_path(id(), 1), "srun: error: node1: task 0: Killed\n");
   end_file(R"({"exit": 124, "started": 0, "ended": 30})");
   EXPECT_EQ(outcomes_of_finished(*state_, element_)[0].record.status, TrialStatus::timeout);
   end_file(R"({"exit": 137, "started": 0, "ended": 1})");
+  // A SIGKILL the kernel is not known to have sent for memory (Slurm's
+  // OUT_OF_MEMORY state says that) is `killed`, never a guessed `oom`.
   const TrialRecord killed = outcomes_of_finished(*state_, element_)[0].record;
-  EXPECT_EQ(killed.status, TrialStatus::oom);
+  EXPECT_EQ(killed.status, TrialStatus::killed);
   EXPECT_TRUE(contains(killed.error, "task 0: Killed")) << killed.error;
   end_file(R"({"exit": 134, "started": 0, "ended": 1})");
   EXPECT_TRUE(outcomes_of_finished(*state_, element_)[0].record.error.starts_with("killed by signal 6 (SIGABRT)"));

@@ -132,7 +132,9 @@ TEST(TrialExe, MemoryCapBreachIsStatusOomWithExitThree) {
 TEST(TrialExe, BadMemCapIsOneLine) {
   CommandRun run = run_trial_exe("--config x.json --mem-cap lots");
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_EQ(run.output, "memfront-trial: --mem-cap: expected a byte size such as 512MiB or 2GB, got 'lots'\n");
+  EXPECT_EQ(run.output,
+            "memfront-trial: --mem-cap: expected a byte size from 1 B to below 16 EiB (2^64 B), such as 512MiB or "
+            "2GB, got 'lots'\n");
 }
 
 // The acceptance check: the measured peak of each category moves the way each

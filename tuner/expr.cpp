@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -146,8 +148,14 @@ class Lexer {
     // from_chars, not strtod: the viewer runs under the user's locale, where
     // strtod would stop at the '.' of "1.5" wherever the decimal mark is ','.
     double value = 0;
-    std::from_chars(digits_text.data(), digits_text.data() + digits_text.size(), value);
-    return {Token::Kind::number, digits_text + unit, value * scale(unit, unit_start), column(start)};
+    const auto read = std::from_chars(digits_text.data(), digits_text.data() + digits_text.size(), value);
+    const double scaled = value * scale(unit, unit_start);
+    if (read.ec != std::errc() || !std::isfinite(scaled)) {
+      char largest[32];
+      std::snprintf(largest, sizeof largest, "%g", std::numeric_limits<double>::max());
+      fail("the number " + digits_text + unit + " is out of range (accepted: magnitudes up to " + largest + ")", start);
+    }
+    return {Token::Kind::number, digits_text + unit, scaled, column(start)};
   }
 
   double scale(const std::string& unit, size_t pos) const {
@@ -157,7 +165,7 @@ class Lexer {
     if (unit == "us") return 1e-6;
     if (unit == "ns") return 1e-9;
     // Byte units are the ones configs and --mem-cap accept.
-    if (auto bytes = parse_bytes("1" + unit)) return static_cast<double>(*bytes);
+    if (auto bytes = byte_unit_scale(unit)) return *bytes;
     fail("unknown unit '" + unit + "' (expected B, KiB, MiB, GiB, TiB, KB, MB, GB, TB, s, ms, us or ns)", pos);
   }
 

@@ -1,7 +1,7 @@
-// LocalLauncher: one trial as a child process group on this machine, run by
-// the process module (tuner/process.h): no shell, a process group of its own
-// that mpirun and every rank it starts share, SIGTERM then SIGKILL at the
-// deadline or on an interrupt.
+// LocalLauncher: one trial as a child process session on this machine, run
+// by the process module (tuner/process.h): no shell, a session of its own that
+// mpirun and every rank it starts share, SIGTERM then SIGKILL at the deadline,
+// on an interrupt or when memfront dies.
 //
 // Problems of the launcher's own set-up (the work folder cannot be written, the
 // executable or mpirun cannot be found or run, fork fails) throw
@@ -41,7 +41,7 @@ constexpr size_t kStderrReadBytes = 1 << 20;
 
 // --- stderr ------------------------------------------------------------------
 
-// The end of the stderr file: all of it unless it is huge. Reading from the
+// The end of the stderr file: all of it unless it is huge (a Slurm run's). Reading from the
 // start keeps Open MPI's frames (below) paired; past the cap, the first
 // partial line is dropped and frames may pair wrongly, which only changes how
 // the tail is arranged.
@@ -206,11 +206,23 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
   process.argv.insert(process.argv.end(), flags.begin(), flags.end());
   if (has_deadline(request.timeout_s)) process.timeout_s = request.timeout_s;
   process.interrupt = interrupt_;  // a sweep interrupted between two trials starts no new one
-  process.stderr_path = stderr_path;
+  // stderr comes through a pipe, of which only the last kStderrReadBytes are
+  // kept (a trial's flood of messages once filled 36 MB), and is written to
+  // <id>.stderr once the trial has ended.
+  process.stderr_tail_limit = kStderrReadBytes;
+
+  if (sweep_lock_) process.on_start = [this](const ProcessIdentity& trial) { sweep_lock_->running(trial); };
 
   ProcessEnd end;
   try {
     end = run_process(process);
+  } catch (const std::runtime_error& e) {
+    if (sweep_lock_) sweep_lock_->ended();
+    fail(e.what());
+  }
+  if (sweep_lock_) sweep_lock_->ended();
+  try {
+    replace_file_atomically(stderr_path, end.err_tail);
   } catch (const std::runtime_error& e) {
     fail(e.what());
   }
@@ -269,8 +281,9 @@ LaunchOutcome outcome_of_run(const Config& config, const ProcessEnd& end, const 
   record.id = id;
   record.config = to_json(config);
   // A launcher sends SIGKILL only after a timeout or interrupt; any other
-  // SIGKILL came from outside, on Linux almost always the out-of-memory killer.
-  // mpirun reports a rank so killed as "exited on signal 9".
+  // SIGKILL came from outside: the kernel's out-of-memory killer when the
+  // kernel counted one meanwhile, else someone's kill (never guessed to be an
+  // out-of-memory kill). mpirun reports a rank so killed as "exited on signal 9".
   const bool killed_from_outside =
       end.signal == SIGKILL ||
       (config.world > 1 && end.exit_code != 0 && stderr_text.find("exited on signal 9") != std::string::npos);
@@ -294,9 +307,15 @@ LaunchOutcome outcome_of_run(const Config& config, const ProcessEnd& end, const 
     const std::string line = last_message_line(stderr_summary);
     record.error = line.empty() ? "rejected its input (exit code " + std::to_string(code(ExitCode::bad_input)) + ") without saying why" : line;
   } else if (killed_from_outside) {
-    record.status = TrialStatus::oom;
-    record.error = (end.signal == SIGKILL ? "killed by SIGKILL" : "a rank was killed by SIGKILL") +
-                   std::string(" (likely the out-of-memory killer)") + trial_said + "; stderr: " + tail;
+    const bool oom_killed = end.oom_kills.value_or(0) > 0;
+    record.status = oom_killed ? TrialStatus::oom : TrialStatus::killed;
+    const std::string by = oom_killed         ? " by the kernel's out-of-memory killer (it counted " +
+                                                    std::to_string(*end.oom_kills) + " kills meanwhile)"
+                           : end.oom_kills    ? " from outside (the kernel counted no out-of-memory kill meanwhile)"
+                                              : " from outside (whether by the out-of-memory killer, the kernel "
+                                                "does not say here)";
+    record.error = (end.signal == SIGKILL ? "killed by SIGKILL" : "a rank was killed by SIGKILL") + by + trial_said +
+                   "; stderr: " + tail;
   } else {
     // The record's status (e.g. oom from a rank that ended the job) is kept
     // when it says more than "failed".

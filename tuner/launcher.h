@@ -16,6 +16,7 @@
 #include "core/results.h"
 #include "core/time_limits.h"
 #include "tuner/process.h"
+#include "tuner/sweep_lock.h"
 
 namespace memfront {
 
@@ -59,11 +60,14 @@ class Launcher {
 class LocalLauncher final : public Launcher {
  public:
   // `interrupt` is polled while a trial runs (a SIGINT handler sets it).
-  explicit LocalLauncher(const std::atomic<bool>* interrupt = nullptr) : interrupt_(interrupt) {}
+  // `sweep_lock`, when given, records the trial running (tuner/sweep_lock.h).
+  explicit LocalLauncher(const std::atomic<bool>* interrupt = nullptr, SweepLock* sweep_lock = nullptr)
+      : interrupt_(interrupt), sweep_lock_(sweep_lock) {}
   LaunchOutcome run(const LaunchRequest& request) override;
 
  private:
   const std::atomic<bool>* interrupt_;
+  SweepLock* sweep_lock_;
 };
 
 // The outcome of a run that ended as `end`, by `command`: as its record the

@@ -37,6 +37,7 @@
 #include "tuner/slurm_launcher.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
+#include "tuner/sweep_lock.h"
 
 namespace {
 
@@ -57,14 +58,23 @@ std::vector<std::string> split_commas(const std::string& text) {
 // Objectives from --objectives ("a,b,-c": a leading '-' maximizes), else the
 // study's in the results header, else peak_mem and step_time. Every name must
 // be a metric: a misspelt one would give an empty front.
-std::vector<Objective> objectives_for(const std::string& flag, const ResultsHeader& header, const std::string& path) {
+// The study a results file was made by, from its header's study_spec,
+// checked as a study file is: nothing in a header is used unchecked (steps of
+// 1e300, objectives given as a string). None for a file that keeps no study.
+std::optional<Study> recorded_study(const ResultsFile& file, const std::string& path) {
+  if (file.header.study_spec.is_null()) return std::nullopt;
+  return parse_study(file.header.study_spec, path + ": header /study_spec");
+}
+
+std::vector<Objective> objectives_for(const std::string& flag, const std::optional<Study>& recorded,
+                                      const std::string& path) {
   std::vector<Objective> objectives;
   for (const std::string& name : split_commas(flag)) {
     const bool maximize = name[0] == '-';
     objectives.push_back({maximize ? name.substr(1) : name, maximize ? Goal::maximize : Goal::minimize});
   }
-  const std::string where = flag.empty() ? path + ": header: /study_spec/objectives" : "--objectives";
-  if (objectives.empty()) objectives = recorded_objectives(header);
+  const std::string where = flag.empty() ? path + ": header /study_spec: /objectives" : "--objectives";
+  if (objectives.empty() && recorded) objectives = recorded->objectives;
   if (objectives.empty()) objectives = {{"peak_mem", Goal::minimize}, {"step_time", Goal::minimize}};
   for (const Objective& objective : objectives) resolve_metric_or_throw(objective.metric, where);
   return objectives;
@@ -80,10 +90,8 @@ std::vector<RecordExpr> filters_for(const std::vector<std::string>& wheres) {
 
 // The trials comparable with each other: those that ran the study's full
 // steps when the file says what those were (halving also records short runs).
-std::vector<TrialRecord> comparable_trials(const ResultsFile& file) {
-  if (file.header.study_spec.is_object() && file.header.study_spec.contains("steps")) {
-    return full_length(file.trials, file.header.study_spec["steps"].get<int>());
-  }
+std::vector<TrialRecord> comparable_trials(const ResultsFile& file, const std::optional<Study>& recorded) {
+  if (recorded && file.header.study_spec.contains("steps")) return full_length(file.trials, recorded->steps);
   return file.trials;
 }
 
@@ -140,7 +148,10 @@ int run_sweep_command(const SweepFlags& flags) {
       flags.calibration_path.empty() ? default_calibration_path() : std::filesystem::path(flags.calibration_path));
   options.progress_bar = isatty(STDERR_FILENO) && flags.replay.empty();
   options.interrupt = &interrupted;
-  std::signal(SIGINT, on_interrupt);
+  // A kill or a closed terminal stops a sweep as Ctrl-C does: the trial is
+  // stopped, what finished is kept. (A SIGKILL leaves the trial to its
+  // watchdog, tuner/process.h.)
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, on_interrupt);
 
   if (!flags.replay.empty()) {
     // Strategies against a recorded exhaustive sweep: nothing is launched.
@@ -203,7 +214,8 @@ int run_sweep_command(const SweepFlags& flags) {
     SlurmRunner runner(settings, &interrupted, std::cerr);
     summary = run_sweep(study, options, runner, std::cerr);
   } else {
-    LocalLauncher launcher(&interrupted);
+    SweepLock lock(options.results, std::cerr);
+    LocalLauncher launcher(&interrupted, &lock);
     summary = run_sweep(study, options, launcher, std::cerr);
   }
   // The front of the full-length trials that meet the outcome constraints.
@@ -403,8 +415,9 @@ int main(int argc, char** argv) {
     }
     if (pareto->parsed()) {
       ResultsFile file = read_with_warning(results_path);
-      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header, results_path);
-      const std::vector<TrialRecord> trials = comparable_trials(file);
+      const std::optional<Study> recorded = recorded_study(file, results_path);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, recorded, results_path);
+      const std::vector<TrialRecord> trials = comparable_trials(file, recorded);
       const std::vector<size_t> front = front_of(trials, objectives, filters_for(wheres));
       if (as_json) {
         nlohmann::json array = nlohmann::json::array();
@@ -420,8 +433,10 @@ int main(int argc, char** argv) {
     if (exporter->parsed()) {
       const ExportFormat export_format = export_format_named(format, "--format");
       ResultsFile file = read_with_warning(results_path);
-      const std::vector<Objective> objectives = objectives_for(objectives_flag, file.header, results_path);
-      const std::vector<TrialRecord> trials = pick.rfind("id:", 0) == 0 ? file.trials : comparable_trials(file);
+      const std::optional<Study> recorded = recorded_study(file, results_path);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, recorded, results_path);
+      const std::vector<TrialRecord> trials =
+          pick.rfind("id:", 0) == 0 ? file.trials : comparable_trials(file, recorded);
       const TrialRecord& record = pick_record(trials, pick, objectives, filters_for(wheres));
       const std::string text = export_trial(record, export_format, {results_path, file.header});
       if (out_path.empty()) {
@@ -496,7 +511,7 @@ int main(int argc, char** argv) {
         std::cout << (first ? "" : ", ") << count << " " << name;
         first = false;
       }
-      const std::vector<Objective> objectives = objectives_for("", file.header, results_path);
+      const std::vector<Objective> objectives = objectives_for("", recorded_study(file, results_path), results_path);
       std::cout << "); Pareto front of " << front_of(file.trials, objectives, {}).size() << " points\n";
       std::cout << slurm_status(results_path, file.trials);
       return 0;

@@ -4,9 +4,13 @@
 // run here, one way:
 //
 // - argv only, never a shell: nothing in a path or an argument is interpreted;
-// - in a process group of its own, so that one kill(-pgid) reaches everything
-//   it started (mpirun's ranks), and a Ctrl-C in the terminal reaches only
-//   memfront, which decides what to stop;
+// - in a session of its own (which is also its process group): a Ctrl-C in
+//   the terminal reaches only memfront, which decides what to stop, and the
+//   session holds everything the child starts, mpirun's ranks included, which
+//   Open MPI puts in process groups of their own;
+// - watched by a small process of its own (the watchdog) that holds a pipe
+//   from memfront: when memfront dies, however it dies (SIGKILL included), the
+//   pipe closes and the watchdog ends the child's session, as at the deadline;
 // - stdin from /dev/null; stdout captured up to a bound; stderr either into a
 //   file or captured as a bounded tail;
 // - by a deadline and an interrupt flag: SIGTERM to the group first, so that
@@ -19,6 +23,7 @@
 #include <atomic>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,6 +34,14 @@ namespace memfront {
 // Seconds between SIGTERM and SIGKILL when a process overruns its deadline or
 // is interrupted, on one machine and under Slurm (timeout --kill-after) alike.
 inline constexpr int kTermGraceSeconds = 3;
+
+// A process as the kernel knows it: its pid and its start time, which tell it
+// from a later process that got the same pid.
+struct ProcessIdentity {
+  int pid = 0;
+  unsigned long long start_ticks = 0;  // /proc/<pid>/stat starttime: clock ticks after boot
+  bool operator==(const ProcessIdentity&) const = default;
+};
 
 struct ProcessRequest {
   // argv[0] is the program: a path when it has a '/', else looked up on PATH
@@ -46,6 +59,11 @@ struct ProcessRequest {
   std::filesystem::path stderr_path;
   size_t stdout_limit = size_t{1} << 20;  // bytes of stdout kept; the rest is read and dropped
   size_t stderr_tail_limit = 4096;        // bytes of stderr's end kept
+  // Called once the program runs, with its identity (its session's leader),
+  // so that the caller can record it for a later memfront to end
+  // (tuner/sweep_lock.h). When it throws, the session is ended and the
+  // exception goes on to run_process's caller.
+  std::function<void(const ProcessIdentity&)> on_start;
 };
 
 // How a process ended. Exactly one of exit_code and signal says it when the
@@ -58,6 +76,10 @@ struct ProcessEnd {
   double wall_s = 0;
   std::string out;           // stdout, its first stdout_limit bytes
   std::string err_tail;      // stderr, its last stderr_tail_limit bytes
+  // Kills by the kernel's out-of-memory killer while it ran, in memfront's
+  // memory cgroup (else on the whole machine); none when the kernel does not
+  // say. Tells an OOM kill from any other SIGKILL.
+  std::optional<unsigned long long> oom_kills;
 
   // Ended on its own with exit code 0.
   bool ok() const { return exit_code == 0 && signal == 0 && !timed_out && !interrupted; }
@@ -73,6 +95,22 @@ ProcessEnd run_process(const ProcessRequest& request);
 std::string describe(const ProcessEnd& end);
 // "exited with code 7", "exited with code 3 (trial failed)", "killed by signal 6 (SIGABRT)".
 std::string describe_exit(int exit_code, int signal);
+
+// The kernel's count of out-of-memory kills ("oom_kill") in this process's
+// memory cgroup (v2 memory.events, v1 memory.oom_control), else on the whole
+// machine (/proc/vmstat); none when none of them can be read.
+std::optional<unsigned long long> oom_kill_count();
+
+// The identity of a running (or not yet reaped) process; none when there is
+// no such process.
+std::optional<ProcessIdentity> identify_process(int pid);
+
+// Ends the session that `leader` started (run_process's child and everything
+// it started): SIGTERM to the leader's process group, then, after grace_s or
+// once nothing else is left, SIGKILL to every process of the session. Nothing
+// is signalled when the pid now belongs to another process. Returns how many
+// processes were still running at the start. Blocks for at most grace_s.
+int end_session(const ProcessIdentity& leader, double grace_s);
 
 // The last `limit` bytes of a file ("" when it cannot be read): the tail of a
 // child's stderr or log file.

@@ -429,7 +429,8 @@ void parse_search(const Fields& root, Study& study, std::string_view source) {
 }
 
 void parse_launcher(const Fields& root, Study& study, std::string_view source) {
-  const Fields launcher(root.find("launcher"), "/launcher", source, {"kind", "timeout_s", "mpirun", "mpirun_args", "trace"});
+  const Fields launcher(root.find("launcher"), "/launcher", source,
+                        {"kind", "timeout_s", "mpirun", "mpirun_args", "trial_args", "trace"});
   LauncherSettings& l = study.launcher;
   l.kind = launcher.string("kind", l.kind);
   if (l.kind != "local") {
@@ -442,13 +443,29 @@ void parse_launcher(const Fields& root, Study& study, std::string_view source) {
   if (!(l.timeout_s > 0)) launcher.fail(launcher.at("timeout_s"), "must be > 0, got " + json(l.timeout_s).dump());
   l.mpirun = launcher.string("mpirun", l.mpirun);
   if (l.mpirun.empty()) launcher.fail(launcher.at("mpirun"), "expected the mpirun command, got \"\"");
-  if (const json* args = launcher.find("mpirun_args")) {
-    if (!args->is_array()) launcher.fail(launcher.at("mpirun_args"), "expected a list of strings, got " + got(*args));
+  auto strings = [&](const char* key) {
+    std::vector<std::string> list;
+    const json* args = launcher.find(key);
+    if (!args) return list;
+    if (!args->is_array()) launcher.fail(launcher.at(key), "expected a list of strings, got " + got(*args));
     for (size_t i = 0; i < args->size(); ++i) {
       if (!(*args)[i].is_string()) {
-        launcher.fail(launcher.at("mpirun_args") + "/" + std::to_string(i), "expected a string, got " + got((*args)[i]));
+        launcher.fail(launcher.at(key) + "/" + std::to_string(i), "expected a string, got " + got((*args)[i]));
       }
-      l.mpirun_args.push_back((*args)[i].get<std::string>());
+      list.push_back((*args)[i].get<std::string>());
+    }
+    return list;
+  };
+  l.mpirun_args = strings("mpirun_args");
+  l.trial_args = strings("trial_args");
+  // The launcher sets these itself, per trial.
+  for (size_t i = 0; i < l.trial_args.size(); ++i) {
+    for (const char* own : {"--config", "--out", "--trace"}) {
+      const std::string& arg = l.trial_args[i];
+      if (arg == own || arg.starts_with(std::string(own) + "=")) {
+        launcher.fail(launcher.at("trial_args") + "/" + std::to_string(i),
+                      std::string(own) + " is set by the launcher for each trial (use \"trace\": true for traces)");
+      }
     }
   }
   if (const json* trace = launcher.find("trace")) {
@@ -665,6 +682,35 @@ uint64_t space_size(const Study& study) {
   uint64_t points = 1;
   for (const Knob& knob : study.space) points *= knob.values.size();
   return points;
+}
+
+std::vector<std::string> study_differences(const json& recorded, const json& now) {
+  // A value as a message shows it: short, on one line.
+  auto shown = [](const json& value) {
+    std::string text = value.dump();
+    return text.size() > 40 ? text.substr(0, 37) + "..." : text;
+  };
+  std::vector<std::string> differences;
+  std::map<std::string, size_t> appended;  // array pointer -> elements added at its end so far
+  for (const json& change : json::diff(recorded, now)) {
+    std::string path = change.at("path").get<std::string>();
+    const std::string op = change.at("op").get<std::string>();
+    // json::diff adds to the end of an array at "<array>/-": named by the index here.
+    if (path.ends_with("/-")) {
+      const std::string array = path.substr(0, path.size() - 2);
+      path = array + "/" + std::to_string(recorded.at(json::json_pointer(array)).size() + appended[array]++);
+    }
+    const std::string where = path.empty() ? "/" : path;
+    if (op == "replace") {
+      differences.push_back(where + ": " + shown(recorded.at(json::json_pointer(path))) + " -> " +
+                            shown(change.at("value")));
+    } else if (op == "add") {
+      differences.push_back(where + ": added " + shown(change.at("value")));
+    } else {
+      differences.push_back(where + ": removed");
+    }
+  }
+  return differences;
 }
 
 }  // namespace memfront

@@ -77,6 +77,7 @@ struct LauncherSettings {
   double timeout_s = kDefaultTrialTimeoutS;  // per trial
   std::string mpirun = kDefaultMpirun;
   std::vector<std::string> mpirun_args;  // added to every mpirun line
+  std::vector<std::string> trial_args;   // added to every memfront-trial line (e.g. --mem-cap 1GiB)
   bool trace = false;          // every trial writes a trace (Chrome trace-event JSON) beside its record
 };
 
@@ -128,5 +129,10 @@ std::vector<Candidate> enumerate_space(const Study& study);
 
 // Size of the full grid before constraints.
 uint64_t space_size(const Study& study);
+
+// How the study file `now` differs from `recorded` (a results header's
+// study_spec), one entry per change: "/steps: 3 -> 5", "/space/topk.grad:
+// added", "/warmup: removed". Empty when they are the same study.
+std::vector<std::string> study_differences(const nlohmann::json& recorded, const nlohmann::json& now);
 
 }  // namespace memfront

@@ -107,6 +107,17 @@ class Recorder {
       if (existing.header.study != study.name) {
         throw InputError(path.string() + ": holds study '" + existing.header.study + "', not '" + study.name + "'");
       }
+      // Records of another version of the study would mix into its front.
+      if (!existing.header.study_spec.is_null() && !options.study_spec.is_null()) {
+        const std::vector<std::string> changes = study_differences(existing.header.study_spec, options.study_spec);
+        if (!changes.empty()) {
+          std::string listed;
+          for (const std::string& change : changes) listed += (listed.empty() ? "" : "; ") + change;
+          throw InputError(path.string() + ": holds another version of study '" + study.name +
+                           "' (the study file changed: " + listed + "); continue it with the study it was made by, or "
+                           "give the changed study a new --results file");
+        }
+      }
       for (TrialRecord& record : existing.trials) {
         const std::string id = record.id;
         known_[id] = std::move(record);
@@ -345,9 +356,9 @@ class Sweep {
       : study_(study),
         options_(options),
         runner_(runner),
-        recorder_(study, options, log),
         candidates_(enumerate_space(study)),
         strategy_(make_strategy(study, candidates_, study.search.budget_trials)),
+        recorder_(study, options, log),
         progress_(options, log, expected_trials()) {
     work_dir_ = options.results.empty() ? std::filesystem::temp_directory_path() / ("memfront-" + study.name)
                                         : std::filesystem::path(options.results.string() + ".trials");
@@ -458,6 +469,7 @@ class Sweep {
     request.trial_exe = options_.trial_exe;
     request.mpirun = study_.launcher.mpirun;
     request.mpirun_args = study_.launcher.mpirun_args;
+    request.trial_args = study_.launcher.trial_args;
     request.trace = study_.launcher.trace;
     request.prediction = item.prediction;
     request.reference_id = config_id(with_steps(study_.reference, item.config.train.steps));
@@ -539,9 +551,11 @@ class Sweep {
   TrialRunner& runner_;
   const Clock::time_point start_ = Clock::now();
   SweepSummary summary_;
-  Recorder recorder_;
+  // The space and the strategy first: a study error found in them (a
+  // constraint that divides by zero) must not leave a results file behind.
   const std::vector<Candidate> candidates_;
   std::unique_ptr<SearchStrategy> strategy_;
+  Recorder recorder_;
   Progress progress_;
   std::filesystem::path work_dir_;
   int done_ = 0;

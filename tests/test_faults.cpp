@@ -1,0 +1,444 @@
+// Faults from the outside, as a hostile user or an unlucky cluster would
+// cause them: a sweep killed by any signal in the middle of a trial leaves no
+// trial process running and resumes with every record once; a later sweep
+// ends what an earlier one's trial left behind; two sweeps never run on one
+// results file.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/run_command.h"
+
+#include "core/config.h"
+#include "core/results.h"
+#include "tuner/launcher.h"
+#include "tuner/process.h"
+#include "tuner/sweep_lock.h"
+
+using namespace memfront;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::string kTool = MEMFRONT_TOOL_EXE;
+const std::string kFakeTrial = MEMFRONT_FAKE_TRIAL;
+const std::string kTrial = MEMFRONT_TRIAL_EXE;
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::path(testing::TempDir()) / ("faults-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Two configurations of two ranks under mpirun, each trial a fake_trial that
+// sleeps `seconds` before it writes an ok record.
+fs::path write_slow_study(const fs::path& dir, const std::string& name) {
+  const json study = {
+      {"study", name},
+      {"base", {{"model", {{"vocab", 64}, {"seq", 16}, {"width", 32}, {"heads", 2}, {"layers", 2}}},
+                {"batch", {{"micro", 2}}},
+                {"world", 2}}},
+      {"space", {{"checkpoint.every", {0, 1}}}},
+      {"objectives", {{{"metric", "peak_mem"}}, {{"metric", "step_time"}}}},
+      {"steps", 3},
+      {"warmup", 0},
+      {"launcher", {{"kind", "local"}, {"timeout_s", 60}, {"mpirun_args", {"--oversubscribe"}}}}};
+  const fs::path path = dir / "study.json";
+  std::ofstream(path) << study.dump(2);
+  return path;
+}
+
+std::string sweep_command(const fs::path& study, const fs::path& results, double trial_seconds,
+                          const std::string& extra = "") {
+  return "MEMFRONT_TRIAL='" + kFakeTrial + "' FAKE_TRIAL_MODE=slow FAKE_TRIAL_SECONDS=" +
+         std::to_string(trial_seconds) + " MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' sweep '" +
+         study.string() + "' --results '" + results.string() + "' " + extra;
+}
+
+// The command line of a process, its words joined by spaces ("" when gone).
+std::string command_line(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (char& c : text) {
+    if (c == '\0') c = ' ';
+  }
+  return text;
+}
+
+bool is_zombie(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t after_name = line.rfind(')');
+  return after_name == std::string::npos || line.size() < after_name + 3 || line[after_name + 2] == 'Z';
+}
+
+// The running processes, other than this one, whose command line mentions
+// `text`; with `program` given, only those that run it.
+std::vector<pid_t> processes_mentioning(const std::string& text, const std::string& program = "") {
+  std::vector<pid_t> found;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == ::getpid()) continue;
+    const std::string line = command_line(pid);
+    if (line.find(text) == std::string::npos || (!program.empty() && !line.starts_with(program))) continue;
+    if (!is_zombie(pid)) found.push_back(pid);
+  }
+  return found;
+}
+
+std::string describe(const std::vector<pid_t>& pids) {
+  std::string text;
+  for (pid_t pid : pids) text += "\n  " + std::to_string(pid) + ": " + command_line(pid);
+  return text;
+}
+
+// Starts `command` through the shell as a process of its own (pid = the
+// shell's exec'd program), its output into `log`.
+pid_t start_command(const std::string& command, const fs::path& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    const std::string line = "exec env " + command + " > '" + log.string() + "' 2>&1";
+    ::execl("/bin/sh", "sh", "-c", line.c_str(), nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class DriverKilled : public testing::TestWithParam<int> {};
+
+}  // namespace
+
+// SIGKILL leaves the trial to its watchdog; SIGTERM and SIGHUP stop the sweep
+// as Ctrl-C does. Either way, no rank (which Open MPI puts in a process group
+// of its own), no mpirun and no watchdog is left 2 s later, and --resume
+// records every configuration once.
+TEST_P(DriverKilled, NoTrialProcessSurvivesAndResumeCompletes) {
+  const int sig = GetParam();
+  const fs::path dir = fresh_dir(sigabbrev_np(sig));
+  const fs::path study = write_slow_study(dir, "killed");
+  const fs::path results = dir / "killed.jsonl";
+  const pid_t driver = start_command(sweep_command(study, results, 30), dir / "driver.log");
+
+  // Both ranks of the first trial run.
+  std::vector<pid_t> ranks;
+  for (int tries = 0; tries < 600 && ranks.size() < 2; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ranks = processes_mentioning(dir.string(), kFakeTrial);
+  }
+  ASSERT_EQ(ranks.size(), 2u) << read_text(dir / "driver.log");
+  ASSERT_EQ(::kill(driver, sig), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(driver, &status, 0), driver);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const std::vector<pid_t> left = processes_mentioning(dir.string());
+  EXPECT_TRUE(left.empty()) << "still running 2 s after the driver got " << sigabbrev_np(sig) << ":"
+                            << describe(left);
+  for (pid_t pid : left) ::kill(pid, SIGKILL);  // not left behind by the test
+
+  const CommandRun resumed = run_command(sweep_command(study, results, 0.2, "--resume"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const ResultsFile file = read_results(results);
+  std::set<std::string> ids;
+  for (const TrialRecord& record : file.trials) {
+    EXPECT_TRUE(ids.insert(record.id).second) << "recorded twice: " << record.id;
+    EXPECT_EQ(record.status, TrialStatus::ok) << record.error;
+  }
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_TRUE(processes_mentioning(dir.string()).empty());
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, DriverKilled, testing::Values(SIGKILL, SIGTERM, SIGHUP),
+                         [](const testing::TestParamInfo<int>& info) { return std::string(sigabbrev_np(info.param)); });
+
+TEST(SweepLock, ASecondSweepOnTheSameResultsIsRefused) {
+  const fs::path dir = fresh_dir("second");
+  const fs::path study = write_slow_study(dir, "second");
+  const fs::path results = dir / "second.jsonl";
+  const pid_t first = start_command(sweep_command(study, results, 30), dir / "first.log");
+  for (int tries = 0; tries < 600 && processes_mentioning(dir.string(), kFakeTrial).empty(); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const CommandRun second = run_command(sweep_command(study, results, 0.2, "--resume"));
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.output.find("another memfront sweep " + std::to_string(first)), std::string::npos)
+      << second.output;
+  ::kill(first, SIGINT);
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  fs::remove_all(dir);
+}
+
+// What a sweep whose watchdog was killed too (kill -9 of every memfront
+// process) left running is ended by the next one; a recorded pid that now
+// names another process is left alone.
+TEST(SweepLock, TheNextSweepEndsWhatAnEarlierOneLeftRunning) {
+  const fs::path dir = fresh_dir("left");
+  const fs::path results = dir / "left.jsonl";
+  ProcessRequest orphan_request;
+  orphan_request.argv = {"/bin/sh", "-c", "sleep 60 & echo $! > '" + (dir / "orphan").string() + "'; wait"};
+  // The orphan's session, as a killed sweep's trial would leave it: started
+  // by run_process in a child that is then killed with its watchdog.
+  const pid_t driver = ::fork();
+  if (driver == 0) {
+    orphan_request.on_start = [&](const ProcessIdentity& trial) {
+      std::ofstream(SweepLock::path_of(results)) << "sweep " << ::getpid() << "\ntrial " << trial.pid << " "
+                                                 << trial.start_ticks << "\n";
+    };
+    run_process(orphan_request);
+    ::_exit(0);
+  }
+  pid_t orphan = 0;
+  for (int tries = 0; tries < 200 && orphan == 0; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream(dir / "orphan") >> orphan;
+  }
+  ASSERT_GT(orphan, 0);
+  // The driver and its watchdog (the one process of the driver's other than
+  // the trial that runs the test program) go at once.
+  const std::vector<pid_t> watchdogs = processes_mentioning(command_line(::getpid()));
+  for (pid_t pid : watchdogs) {
+    if (pid != driver && command_line(pid) == command_line(::getpid())) ::kill(pid, SIGKILL);
+  }
+  ::kill(driver, SIGKILL);
+  ::waitpid(driver, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_FALSE(is_zombie(orphan)) << "the orphan must outlive its driver and watchdog for this test";
+
+  std::ostringstream log;
+  { SweepLock lock(results, log); }
+  EXPECT_NE(log.str().find("processes of a trial an earlier sweep left running"), std::string::npos)
+      << log.str();
+  bool gone = false;
+  for (int tries = 0; tries < 100 && !gone; ++tries) {
+    gone = is_zombie(orphan) || command_line(orphan).empty();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(gone);
+
+  // A record whose pid now names another process (this one, started long
+  // before) ends nothing.
+  std::ofstream(SweepLock::path_of(results)) << "sweep 1\ntrial " << ::getpid() << " 1\n";
+  std::ostringstream quiet;
+  { SweepLock lock(results, quiet); }
+  EXPECT_EQ(quiet.str(), "");
+  fs::remove_all(dir);
+}
+
+// A rank that rejects its input, alone, ends the whole job at once (the
+// others waited for it in a collective forever), and its message, not an
+// empty stderr, is the record's error. Nothing is written for input found bad.
+TEST(RankRejects, TheJobEndsWithinTheTimeoutWithTheRanksMessageInTheRecord) {
+  const fs::path dir = fresh_dir("rank1");
+  const Config config = parse_config({{"world", 2}}, "rank1");
+  const fs::path config_path = dir / "c.json";
+  std::ofstream(config_path) << to_json(config).dump();
+  const fs::path record_path = dir / "r.json", stderr_path = dir / "stderr";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> rank1_inputs = {
+      {{"--config", config_path.string(), "--mem-cap", "0.4"}, "rank 1: --mem-cap: expected a byte size from 1 B"},
+      {{"--config", (dir / "missing.json").string()}, "rank 1: " + (dir / "missing.json").string() + ": cannot read"}};
+  for (const auto& [rank1_args, message] : rank1_inputs) {
+    ProcessRequest request;
+    request.argv = {"mpirun", "--oversubscribe"};
+    if (::geteuid() == 0) request.argv.push_back("--allow-run-as-root");
+    request.argv.insert(request.argv.end(), {"-np", "1", kTrial, "--config", config_path.string(), "--out",
+                                             record_path.string(), ":", "-np", "1", kTrial, "--out",
+                                             record_path.string()});
+    request.argv.insert(request.argv.end(), rank1_args.begin(), rank1_args.end());
+    request.timeout_s = 60;
+    request.stderr_path = stderr_path;
+    const ProcessEnd end = run_process(request);
+    EXPECT_FALSE(end.timed_out) << "the other rank waited for the one that stopped";
+    EXPECT_LT(end.wall_s, 30);
+    const LaunchOutcome outcome = outcome_of_run(config, end, "mpirun", 60, record_path, stderr_path);
+    EXPECT_EQ(outcome.record.status, TrialStatus::invalid) << outcome.record.error;
+    EXPECT_NE(outcome.record.error.find(message), std::string::npos) << outcome.record.error;
+    EXPECT_FALSE(fs::exists(record_path)) << "a record was written for input found bad";
+  }
+  fs::remove_all(dir);
+}
+
+// Special files where a trial's files should be: a FIFO in the record's place
+// is refused at once, not waited on; a flood on stderr is kept as a bounded tail.
+TEST(SpecialFiles, AFifoRecordIsRefusedAndAFloodOfStderrIsBounded) {
+  const fs::path dir = fresh_dir("special");
+  LaunchRequest request;
+  request.config = parse_config({{"world", 1}}, "special");
+  request.work_dir = dir;
+  request.timeout_s = 60;
+  request.trial_exe = kFakeTrial;
+  const std::string id = config_id(request.config);
+
+  ::setenv("FAKE_TRIAL_MODE", "fifo", 1);
+  const LaunchOutcome fifo = LocalLauncher().run(request);
+  EXPECT_LT(fifo.end.wall_s, 10);
+  EXPECT_EQ(fifo.record.status, TrialStatus::failed);
+  EXPECT_NE(fifo.record.error.find("not a regular file (a FIFO)"), std::string::npos) << fifo.record.error;
+
+  ::setenv("FAKE_TRIAL_MODE", "flood", 1);
+  const LaunchOutcome flood = LocalLauncher().run(request);
+  ::unsetenv("FAKE_TRIAL_MODE");
+  EXPECT_EQ(flood.record.status, TrialStatus::failed);
+  EXPECT_NE(flood.record.error.find("fake_trial: the last word"), std::string::npos) << flood.record.error;
+  EXPECT_LE(fs::file_size(dir / (id + ".stderr")), size_t{1} << 20);
+  EXPECT_GT(fs::file_size(dir / (id + ".stderr")), size_t{1} << 19);
+  fs::remove_all(dir);
+}
+
+// Bad input leaves nothing behind: a study whose constraint divides by zero
+// (found while the space is enumerated) writes no results file, so the
+// corrected study then runs; a trial whose data file is missing leaves no
+// "did not finish" record.
+TEST(NothingWritten, UntilTheInputIsKnownGood) {
+  const fs::path dir = fresh_dir("nothing");
+  json spec = json::parse(read_text(write_slow_study(dir, "nothing")));
+  spec["base"]["world"] = 1;
+  spec["constraints"] = {"checkpoint.every / (model.layers - 2) == 0"};
+  const fs::path study = dir / "study.json";
+  std::ofstream(study) << spec.dump();
+  const fs::path results = dir / "nothing.jsonl";
+  const CommandRun bad = run_command(sweep_command(study, results, 0));
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("division by zero"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(results)) << "a results file was left for a study found bad";
+  spec.erase("constraints");
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const CommandRun good = run_command(sweep_command(study, results, 0));
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+
+  const Config config = parse_config({{"data", {{"source", "file"}, {"path", (dir / "missing.u16").string()}}}}, "c");
+  std::ofstream(dir / "c.json") << to_json(config).dump();
+  const CommandRun trial = run_command("'" + kTrial + "' --config '" + (dir / "c.json").string() + "' --out '" +
+                                       (dir / "r.json").string() + "'");
+  EXPECT_EQ(trial.exit_code, 2) << trial.output;
+  EXPECT_NE(trial.output.find("missing.u16"), std::string::npos) << trial.output;
+  EXPECT_FALSE(fs::exists(dir / "r.json")) << "a record was left for input found bad";
+  fs::remove_all(dir);
+}
+
+// The study a results header keeps is checked as a study file is before
+// pareto, export or status use it; --resume refuses a changed study and lists
+// what changed.
+TEST(RecordedStudy, IsValidatedAndAChangedStudyIsNotResumed) {
+  const fs::path dir = fresh_dir("recorded");
+  const fs::path study = write_slow_study(dir, "recorded");
+  json spec = json::parse(read_text(study));
+  spec["base"]["world"] = 1;
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path results = dir / "recorded.jsonl";
+  const CommandRun made = run_command(sweep_command(study, results, 0));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+
+  // Headers edited by hand: each refused with the field, not a type_error or
+  // undefined behaviour.
+  const std::string text = read_text(results);
+  const json header = json::parse(text.substr(0, text.find('\n')));
+  const std::string trials = text.substr(text.find('\n') + 1);
+  struct Edit {
+    std::string key;
+    json value;
+    std::string pointer;  // where the error must point
+  };
+  const std::vector<Edit> edits = {{"objectives", json::array({1, 2}), "/objectives/0"},
+                                   {"objectives", "peak_mem", "/objectives"},
+                                   {"steps", "three", "/steps"},
+                                   {"steps", 1e300, "/steps"}};
+  for (const auto& [key, value, pointer] : edits) {
+    json edited = header;
+    edited["study_spec"][key] = value;
+    const json edit = {{key, value}};
+    const fs::path path = dir / "edited.jsonl";
+    std::ofstream(path, std::ios::trunc) << edited.dump() << "\n" << trials;
+    for (const std::string command : {"pareto", "status"}) {
+      const CommandRun run = run_command("'" + kTool + "' " + command + " '" + path.string() + "'");
+      EXPECT_EQ(run.exit_code, 2) << command << " " << edit.dump() << ": " << run.output;
+      EXPECT_NE(run.output.find(path.string() + ": header /study_spec: " + pointer), std::string::npos)
+          << command << " " << edit.dump() << ": " << run.output;
+    }
+  }
+
+  spec["steps"] = 4;
+  spec["objectives"].push_back({{"metric", "loss_delta"}});
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const CommandRun resumed = run_command(sweep_command(study, results, 0, "--resume"));
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.output;
+  EXPECT_NE(resumed.output.find("/steps: 3 -> 4"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("/objectives/2: added"), std::string::npos) << resumed.output;
+  fs::remove_all(dir);
+}
+
+// A study sets memfront-trial's flags for every trial: a memory cap makes its
+// trials run out of memory (status oom, from the trial itself); the flags the
+// launcher sets per trial are refused.
+TEST(StudyTrialArgs, ACapFromTheStudyReachesEveryTrial) {
+  const fs::path dir = fresh_dir("trial-args");
+  json spec = json::parse(read_text(write_slow_study(dir, "capped")));
+  spec["base"]["world"] = 1;
+  spec["launcher"]["trial_args"] = {"--mem-cap", "300KiB"};
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path results = dir / "capped.jsonl";
+  auto sweep = [&](const fs::path& results) {
+    return "MEMFRONT_TRIAL='" + kTrial + "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' sweep '" +
+           study.string() + "' --results '" + results.string() + "'";
+  };
+  const CommandRun capped = run_command(sweep(results));
+  EXPECT_EQ(capped.exit_code, 0) << capped.output;
+  const ResultsFile file = read_results(results);
+  ASSERT_FALSE(file.trials.empty());
+  for (const TrialRecord& record : file.trials) {
+    EXPECT_EQ(record.status, TrialStatus::oom) << record.error;
+    EXPECT_NE(record.error.find("300"), std::string::npos) << record.error;
+  }
+
+  spec["launcher"]["trial_args"] = {"--out=elsewhere.json"};
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const CommandRun refused = run_command(sweep(dir / "refused.jsonl"));
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("/launcher/trial_args/0: --out is set by the launcher"), std::string::npos)
+      << refused.output;
+  fs::remove_all(dir);
+}
+
+// Host memory running out (an allocation that fails, here under an
+// address-space limit) is the trial's out-of-memory, recorded as oom with the
+// rank, not a crash recorded as failed.
+TEST(HostMemory, AFailedAllocationIsOom) {
+  const fs::path dir = fresh_dir("host-oom");
+  const Config config = parse_config(
+      {{"model", {{"vocab", 1024}, {"seq", 64}, {"width", 2048}, {"heads", 16}, {"layers", 8}}},  // ~1.6 GB of fp32
+       {"batch", {{"micro", 1}}},
+       {"train", {{"steps", 1}, {"warmup", 0}}}},
+      "host-oom");
+  std::ofstream(dir / "c.json") << to_json(config).dump();
+  const CommandRun run = run_command("ulimit -v 1500000; OPENBLAS_NUM_THREADS=1 '" + kTrial + "' --quiet --config '" +
+                                     (dir / "c.json").string() + "' --out '" + (dir / "r.json").string() + "'");
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  const TrialRecord record = read_record_file(dir / "r.json");
+  EXPECT_EQ(record.status, TrialStatus::oom);
+  EXPECT_EQ(record.error, "rank 0: out of host memory (an allocation failed)");
+  fs::remove_all(dir);
+}
