@@ -335,9 +335,9 @@ TEST(Results, PredictionIsReadTypedAndErrorsNameItsPointer) {
               l["prediction"] = to_json(Prediction{});
               l["prediction"]["comm"]["bytes_inter_node"] = -1;
             }),
-            "r.jsonl:7: /prediction/comm/bytes_inter_node: expected a non-negative integer, got -1");
+            "r.jsonl:7: /prediction/comm/bytes_inter_node: expected a non-negative integer, got number -1");
   EXPECT_EQ(record_error_after([](json& l) { l["prediction"] = {{"peak_bytes", 20480}}; }),
-            "r.jsonl:7: /prediction/peak_bytes: expected an object, got number");
+            "r.jsonl:7: /prediction/peak_bytes: expected an object, got number 20480");
 }
 
 TEST(Results, TrialWithoutMetricsRoundTrip) {
@@ -405,15 +405,15 @@ TEST(Results, MissingFieldNamesItsPointer) {
   EXPECT_EQ(record_error_after([](json& line) {
               line["metrics"]["step_time_s"].erase("p90");
             }),
-            "r.jsonl:7: /metrics/step_time_s/p90: missing, expected a number");
+            "r.jsonl:7: /metrics/step_time_s/p90: missing (expected a number)");
   EXPECT_EQ(record_error_after([](json& line) {
               line["metrics"]["ranks"][0]["peak_bytes"].erase("total");
             }),
-            "r.jsonl:7: /metrics/ranks/0/peak_bytes/total: missing, expected a non-negative integer");
+            "r.jsonl:7: /metrics/ranks/0/peak_bytes/total: missing (expected a non-negative integer)");
   EXPECT_EQ(record_error_after([](json& line) { line.erase("provenance"); }),
-            "r.jsonl:7: /provenance: missing, expected an object");
+            "r.jsonl:7: /provenance: missing (expected an object)");
   EXPECT_EQ(record_error_after([](json& line) { line["metrics"]["loss"].erase("delta"); }),
-            "r.jsonl:7: /metrics/loss/delta: missing, expected a number or null");
+            "r.jsonl:7: /metrics/loss/delta: missing (expected a number or null)");
 }
 
 TEST(Results, BadValuesAreNamed) {
@@ -442,7 +442,7 @@ TEST(Results, WrongSchemaVersionIsRejected) {
             "this memfront reads memfront.results/1");
   header.erase("schema");
   EXPECT_EQ(input_error_of([&] { header_from_json(header, "r.jsonl:1"); }),
-            "r.jsonl:1: /schema: missing, expected a string");
+            "r.jsonl:1: /schema: missing (expected a string)");
 }
 
 TEST(Results, HeaderFieldErrorsNameTheirPointer) {
@@ -603,7 +603,7 @@ TEST_F(ResultsFileTest, EmptyOrHeaderlessFilesAreErrors) {
 
   write_text(path, to_json(sample_record("a")).dump() + "\n");
   EXPECT_EQ(input_error_of([&] { read_results(path); }),
-            path.string() + ":1: /schema: missing, expected a string");
+            path.string() + ":1: /schema: missing (expected a string)");
 
   const fs::path missing = temp_path(".absent");
   EXPECT_NE(input_error_of([&] { read_results(missing); }).find(missing.string() + ": cannot read"),
