@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 #include <utility>
+#include <variant>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -263,7 +264,7 @@ json to_json(const ResultsHeader& header) {
 json to_json(const TrialRecord& record) {
   return {{"kind", "trial"},
           {"id", record.id},
-          {"config", record.config},
+          {"config", to_json(record.config)},
           {"status", to_string(record.status)},
           {"error", record.error},
           {"metrics", record.metrics ? to_json(*record.metrics) : json(nullptr)},
@@ -425,7 +426,12 @@ TrialRecord record_from_json(const json& document, std::string_view where) {
   const JsonField id = root.member("id", "a non-empty string (the config id)");
   record.id = id.as_string();
   if (record.id.empty()) id.fail_expected("a non-empty string (the config id)");
-  record.config = root.object_at("config").value();
+  const JsonField config = root.object_at("config");
+  std::variant<Config, ConfigViolation> checked = check_config(config.value(), where);
+  if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&checked)) {
+    fail_at(where, violation->pointer_under(config.pointer()), violation->expected);
+  }
+  record.config = std::move(std::get<Config>(checked));
   const JsonField status = root.member("status", "a string");
   const auto parsed_status = parse_trial_status(status.as_string());
   if (!parsed_status) status.fail_expected(status_choices());

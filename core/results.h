@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/config.h"
 #include "core/jsonl.h"
 #include "core/prediction.h"
 
@@ -114,7 +115,12 @@ struct TrialMetrics {
 
 struct TrialRecord {
   std::string id;              // config_id() of the normalized config
-  nlohmann::json config;       // normalized config (core/config.h to_json)
+  // Parsed (validated and normalized) once, when the record is read; written
+  // as to_json(config). A record whose config no longer parses (a file from a
+  // memfront whose config rules differed) is a malformed record like any other:
+  // read_results fails with "<file>:<line>: /config/<knob>: <what was expected>",
+  // scan_results reports that line as a problem and skips the record.
+  Config config;
   TrialStatus status = TrialStatus::ok;
   std::string error;           // one line; empty when ok
   std::optional<TrialMetrics> metrics;  // absent when nothing was measured

@@ -118,7 +118,7 @@ TrialMetrics sample_metrics() {
 TrialRecord sample_record(std::string id) {
   TrialRecord record;
   record.id = std::move(id);
-  record.config = {{"world", 2}, {"shard", {{"strategy", "zero2"}, {"group", 2}}}};
+  record.config = parse_config(json{{"world", 2}, {"shard", {{"strategy", "zero2"}}}}, "sample config");
   record.metrics = sample_metrics();
   record.trace = "traces/" + record.id + ".json";
   record.provenance = {{"memfront_version", "0.1.0"}, {"command", "memfront-trial --config c.json"}};
@@ -401,6 +401,24 @@ TEST(Results, IllTypedFieldNamesItsPointer) {
             "r.jsonl:7: /metrics/loss/curve/2: expected a number, got null");
 }
 
+TEST(Results, ConfigIsParsedOnReadAndItsErrorsAreUnderConfig) {
+  // The record holds the typed config, normalized: a group the file leaves out is the world's.
+  json line = to_json(sample_record("0123456789abcdef"));
+  line["config"] = {{"world", 2}, {"shard", {{"strategy", "zero2"}}}};
+  const TrialRecord back = record_from_json(line, "r.jsonl:7");
+  EXPECT_EQ(back.config.shard.strategy, ShardStrategy::zero2);
+  EXPECT_EQ(back.config.shard.group, 2);
+  EXPECT_EQ(back.config.placement.ranks_per_node, 2);
+
+  // A config this memfront's rules reject (an older file's) is a malformed record.
+  EXPECT_EQ(record_error_after([](json& l) { l["config"]["world"] = 3; }),
+            "r.jsonl:7: /config/placement/ranks_per_node: must divide world=3, got 2");
+  EXPECT_EQ(record_error_after([](json& l) { l["config"]["shard"]["strategi"] = "zero1"; }),
+            "r.jsonl:7: /config/shard/strategi: unknown key (expected one of: group, strategy)");
+  EXPECT_EQ(record_error_after([](json& l) { l["config"]["checkpoint"] = 1; }),
+            "r.jsonl:7: /config/checkpoint: expected an object, got integer");
+}
+
 TEST(Results, MissingFieldNamesItsPointer) {
   EXPECT_EQ(record_error_after([](json& line) {
               line["metrics"]["step_time_s"].erase("p90");
@@ -572,6 +590,28 @@ TEST_F(ResultsFileTest, CorruptMiddleLineIsAnError) {
   EXPECT_EQ(input_error_of([&] { ResultsWriter::open_append(path); }), message);
 }
 
+TEST_F(ResultsFileTest, ARecordWhoseConfigNoLongerParses) {
+  const fs::path path = temp_path(".jsonl");
+  const std::string text = write_three_trials(path);
+  const size_t line3 = text.find('\n', text.find('\n') + 1) + 1;
+  const size_t line4 = text.find('\n', line3) + 1;
+  json record = to_json(sample_record("b"));
+  record["config"]["world"] = 3;  // placement.ranks_per_node=2 does not divide it
+  write_text(path, text.substr(0, line3) + record.dump() + "\n" + text.substr(line4));
+
+  // The strict reader fails with the line and the pointer into the config...
+  EXPECT_EQ(input_error_of([&] { read_results(path); }),
+            path.string() + ":3: /config/placement/ranks_per_node: must divide world=3, got 2");
+  // ...the viewer's scan reports that line and keeps the other trials.
+  const ResultsScan scan = scan_results(path);
+  const std::string problem = path.string() + ":3: /config/placement/ranks_per_node: must divide world=3, got 2";
+  EXPECT_EQ(scan.problems, std::vector<std::string>{problem});
+  EXPECT_EQ(scan.skipped, 1);
+  ASSERT_EQ(scan.file.trials.size(), 2u);
+  EXPECT_EQ(scan.file.trials[0].id, "a");
+  EXPECT_EQ(scan.file.trials[1].id, "c");
+}
+
 TEST_F(ResultsFileTest, MalformedLastLineWithNewlineIsAnError) {
   const fs::path path = temp_path(".jsonl");
   const std::string text = write_three_trials(path);
@@ -649,6 +689,16 @@ TEST_F(ResultsFileTest, RecordFileErrorsNameTheFile) {
 // ---------------------------------------------------------------------------
 // Files kept in the repository
 
+TEST(Results, RecordsReadAndWrittenAgainKeepTheirBytes) {
+  // Records hold typed structs; the file's text must not change on the way
+  // through them (the example's configs are normalized, as memfront writes them).
+  const std::string text = read_text(kResultsData / "example_v1.jsonl");
+  const ResultsFile file = read_results(kResultsData / "example_v1.jsonl");
+  std::string written = to_json(file.header).dump() + "\n";
+  for (const TrialRecord& record : file.trials) written += to_json(record).dump() + "\n";
+  EXPECT_EQ(written, text);
+}
+
 TEST(Results, ReadsTheVersion1Example) {
   // Written by hand from results/SCHEMA.md: the format is a contract, so a
   // file of this version must keep reading the same.
@@ -660,7 +710,7 @@ TEST(Results, ReadsTheVersion1Example) {
   const TrialRecord& ok = file.trials[0];
   EXPECT_EQ(ok.id, "3f2a9c1e5b7d0a44");
   EXPECT_EQ(ok.status, TrialStatus::ok);
-  EXPECT_EQ(ok.config["shard"]["strategy"], "ddp");
+  EXPECT_EQ(ok.config.shard.strategy, ShardStrategy::ddp);
   ASSERT_TRUE(ok.metrics);
   ASSERT_EQ(ok.metrics->ranks.size(), 2u);
   EXPECT_EQ(ok.metrics->ranks[1].peak_total, 7540736u);

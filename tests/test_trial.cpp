@@ -51,7 +51,7 @@ TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
   EXPECT_GT(record.metrics->peak_max[static_cast<int>(MemCategory::activations)], 0u);
   EXPECT_GE(record.metrics->ranks[0].rss_peak_bytes, record.metrics->peak_total_max);
   EXPECT_GT(record.metrics->phase_s.at("forward"), 0.0);
-  EXPECT_EQ(record.id, config_id(parse_config(record.config, "record")));
+  EXPECT_EQ(record.id, config_id(record.config));
 }
 
 TEST(TrialExe, StepsOnTheCommandLineOverrideTheConfig) {

@@ -250,7 +250,7 @@ LaunchOutcome outcome_of_run(const Config& config, const ProcessEnd& end, const 
   // with the launcher's account of how it ended.
   TrialRecord record = left.record ? *left.record : TrialRecord{};
   record.id = id;
-  record.config = to_json(config);
+  record.config = config;
   // A launcher sends SIGKILL only after a timeout or interrupt; any other
   // SIGKILL came from outside, on Linux almost always the out-of-memory killer.
   // mpirun reports a rank so killed as "exited on signal 9".
