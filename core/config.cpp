@@ -69,6 +69,7 @@ class ObjectReader {
   ObjectReader(const json* object, std::string pointer, std::string_view source)
       : object_(object), pointer_(std::move(pointer)), source_(source) {
     if (object_ && !object_->is_object()) fail(pointer_, "expected an object, got " + type_name(*object_));
+    known_.reserve(16);  // more than any group of the config has
   }
 
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
@@ -122,12 +123,14 @@ class ObjectReader {
   Enum choice(std::string_view key, Enum fallback, const std::array<Enum, N>& choices) {
     const json* v = find(key);
     if (!v) return fallback;
+    if (v->is_string()) {
+      for (Enum c : choices) {
+        if (to_string(c) == v->get_ref<const std::string&>()) return c;
+      }
+    }
     std::string names;
     for (Enum c : choices) names += (names.empty() ? "" : ", ") + std::string(to_string(c));
     if (!v->is_string()) fail(at(key), "expected one of " + names + ", got " + type_name(*v) + " " + v->dump());
-    for (Enum c : choices) {
-      if (to_string(c) == v->get<std::string>()) return c;
-    }
     fail(at(key), "expected one of " + names + ", got \"" + v->get<std::string>() + "\"");
   }
 
