@@ -78,10 +78,13 @@ class ObjectReader {
   std::string at(std::string_view key) const { return pointer_ + "/" + std::string(key); }
 
   const json* find(std::string_view key) {
-    if (std::ranges::find(known_, key) == known_.end()) known_.push_back(key);
+    const bool first_ask = std::ranges::find(known_, key) == known_.end();
+    if (first_ask) known_.push_back(key);
     if (!object_) return nullptr;
-    auto it = object_->find(std::string(key));
-    return it == object_->end() ? nullptr : &*it;
+    const auto it = object_->find(key);
+    if (it == object_->end()) return nullptr;
+    if (first_ask) ++present_;
+    return &*it;
   }
 
   ObjectReader object(std::string_view key) { return ObjectReader(find(key), at(key), source_); }
@@ -136,7 +139,8 @@ class ObjectReader {
 
   // Reports the first key that no reader asked for.
   void reject_unknown_keys() const {
-    if (!object_) return;
+    // Every member was asked for (the common case): no key to look for.
+    if (!object_ || present_ == object_->size()) return;
     for (const auto& [key, value] : object_->items()) {
       if (std::ranges::find(known_, key) == known_.end()) {
         std::vector<std::string_view> sorted = known_;
@@ -158,6 +162,7 @@ class ObjectReader {
   // The keys asked for (string literals): a config is parsed for every record
   // a results file holds, so this stays a short list rather than a set.
   std::vector<std::string_view> known_;
+  size_t present_ = 0;  // how many of known_ the object has
 };
 
 constexpr std::array kActivationFormats = {DType::fp32, DType::bf16, DType::fp8e4m3, DType::int8};
