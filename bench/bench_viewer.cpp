@@ -36,14 +36,16 @@ std::filesystem::path results_file() {
   ResultsWriter writer = ResultsWriter::create(partial, header);
   std::mt19937_64 random(7);
   std::uniform_real_distribution<double> unit(0, 1);
-  const char* strategies[] = {"ddp", "zero1", "zero2", "zero3"};
+  const ShardStrategy strategies[] = {ShardStrategy::ddp, ShardStrategy::zero1, ShardStrategy::zero2,
+                                      ShardStrategy::zero3};
   for (int i = 0; i < kTrials; ++i) {
     TrialRecord record;
     record.id = std::to_string(1000000 + i);
     const int strategy = i % 4, every = (i / 4) % 4;
-    record.config = {{"shard", {{"strategy", strategies[strategy]}, {"group", 2}}},
-                     {"checkpoint", {{"every", every}}},
-                     {"world", 2}};
+    // Normalized as parse_config leaves it: one shard group and one node of the world.
+    record.config.world = record.config.shard.group = record.config.placement.ranks_per_node = 2;
+    record.config.shard.strategy = strategies[strategy];
+    record.config.checkpoint.every = every;
     record.provenance = nlohmann::json::object();
     if (unit(random) < 0.05) {
       record.status = TrialStatus::failed;

@@ -22,25 +22,26 @@ json to_json(const Calibration& c) {
 }
 
 Calibration calibration_from_json(const json& j, std::string_view where) {
-  const StrictObject o(j, where, "",
-                       {"format", "measured", "host", "created", "gemm_flops_per_s", "attention_flops_per_s",
-                        "memory_bytes_per_s", "link_latency_s", "link_bytes_per_s"});
-  if (!j.contains("format")) {
-    o.fail(o.at("format"), "missing (expected \"" + std::string(kCalibrationFormat) +
-                               "\"; a file from before calibration files were versioned: run memfront calibrate again)");
+  const JsonField o(j, where);
+  o.only_keys({"format", "measured", "host", "created", "gemm_flops_per_s", "attention_flops_per_s",
+               "memory_bytes_per_s", "link_latency_s", "link_bytes_per_s"});
+  const std::string expected_format = "\"" + std::string(kCalibrationFormat) + "\"";
+  if (!o.has("format")) {
+    o.fail_below("/format", "missing (expected " + expected_format +
+                                "; a file from before calibration files were versioned: run memfront calibrate again)");
   }
-  if (const std::string format = o.text("format"); format != kCalibrationFormat) {
-    o.fail(o.at("format"), "expected \"" + std::string(kCalibrationFormat) + "\", got \"" + format + "\"");
+  if (const std::string format = o.string_at("format"); format != kCalibrationFormat) {
+    o.fail_below("/format", "expected " + expected_format + ", got \"" + format + "\"");
   }
   Calibration c;
-  c.measured = o.boolean("measured");
-  c.host = o.text("host");
-  c.created = o.text("created");
-  c.gemm_flops_per_s = o.positive("gemm_flops_per_s");
-  c.attention_flops_per_s = o.positive("attention_flops_per_s");
-  c.memory_bytes_per_s = o.positive("memory_bytes_per_s");
-  c.link_latency_s = o.non_negative("link_latency_s");
-  c.link_bytes_per_s = o.positive("link_bytes_per_s");
+  c.measured = o.bool_at("measured");
+  c.host = o.string_at("host");
+  c.created = o.string_at("created");
+  c.gemm_flops_per_s = o.positive_at("gemm_flops_per_s");
+  c.attention_flops_per_s = o.positive_at("attention_flops_per_s");
+  c.memory_bytes_per_s = o.positive_at("memory_bytes_per_s");
+  c.link_latency_s = o.non_negative_at("link_latency_s");
+  c.link_bytes_per_s = o.positive_at("link_bytes_per_s");
   return c;
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +38,10 @@ std::string_view to_string(DataSource v) { return v == DataSource::synthetic ? "
 
 std::string ConfigViolation::message() const { return pointed_message(source, pointer, expected); }
 
+std::string ConfigViolation::pointer_under(std::string_view parent) const {
+  return std::string(parent) + (pointer == "/" ? "" : pointer);
+}
+
 namespace {
 
 // What parse_config throws: an InputError with the one-line message, carrying
@@ -66,6 +69,7 @@ class ObjectReader {
   ObjectReader(const json* object, std::string pointer, std::string_view source)
       : object_(object), pointer_(std::move(pointer)), source_(source) {
     if (object_ && !object_->is_object()) fail(pointer_, "expected an object, got " + type_name(*object_));
+    known_.reserve(16);  // more than any group of the config has
   }
 
   [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
@@ -74,10 +78,13 @@ class ObjectReader {
   std::string at(std::string_view key) const { return pointer_ + "/" + std::string(key); }
 
   const json* find(std::string_view key) {
-    known_.insert(std::string(key));
+    const bool first_ask = std::ranges::find(known_, key) == known_.end();
+    if (first_ask) known_.push_back(key);
     if (!object_) return nullptr;
-    auto it = object_->find(std::string(key));
-    return it == object_->end() ? nullptr : &*it;
+    const auto it = object_->find(key);
+    if (it == object_->end()) return nullptr;
+    if (first_ask) ++present_;
+    return &*it;
   }
 
   ObjectReader object(std::string_view key) { return ObjectReader(find(key), at(key), source_); }
@@ -121,22 +128,30 @@ class ObjectReader {
   Enum choice(std::string_view key, Enum fallback, const std::array<Enum, N>& choices) {
     const json* v = find(key);
     if (!v) return fallback;
+    if (v->is_string()) {
+      for (Enum c : choices) {
+        if (to_string(c) == v->get_ref<const std::string&>()) return c;
+      }
+    }
     std::string names;
     for (Enum c : choices) names += (names.empty() ? "" : ", ") + std::string(to_string(c));
     if (!v->is_string()) fail(at(key), "expected one of " + names + ", got " + type_name(*v) + " " + v->dump());
-    for (Enum c : choices) {
-      if (to_string(c) == v->get<std::string>()) return c;
-    }
     fail(at(key), "expected one of " + names + ", got \"" + v->get<std::string>() + "\"");
   }
 
   // Reports the first key that no reader asked for.
   void reject_unknown_keys() const {
-    if (!object_) return;
+    // Every member was asked for (the common case): no key to look for.
+    if (!object_ || present_ == object_->size()) return;
     for (const auto& [key, value] : object_->items()) {
-      if (!known_.contains(key)) {
+      if (std::ranges::find(known_, key) == known_.end()) {
+        std::vector<std::string_view> sorted = known_;
+        std::ranges::sort(sorted);
         std::string expected;
-        for (const auto& k : known_) expected += (expected.empty() ? "" : ", ") + k;
+        for (std::string_view k : sorted) {
+          if (!expected.empty()) expected += ", ";
+          expected += k;
+        }
         fail(at(key), "unknown key (expected one of: " + expected + ")");
       }
     }
@@ -146,7 +161,10 @@ class ObjectReader {
   const json* object_;
   std::string pointer_;
   std::string_view source_;
-  std::set<std::string> known_;
+  // The keys asked for (string literals): a config is parsed for every record
+  // a results file holds, so this stays a short list rather than a set.
+  std::vector<std::string_view> known_;
+  size_t present_ = 0;  // how many of known_ the object has
 };
 
 constexpr std::array kActivationFormats = {DType::fp32, DType::bf16, DType::fp8e4m3, DType::int8};
@@ -406,36 +424,102 @@ Config load_config(const std::filesystem::path& path) {
   return parse_config(read_json_file(path, "config file"), path.string());
 }
 
-json to_json(const Config& c) {
-  json order;
-  if (c.placement.order == PlacementOrder::explicit_list) {
-    order = c.placement.node_of_rank;
-  } else {
-    order = std::string(to_string(c.placement.order));
-  }
-  return json{
-      {"model", {{"vocab", c.model.vocab}, {"seq", c.model.seq}, {"width", c.model.width},
-                 {"heads", c.model.heads}, {"layers", c.model.layers}}},
-      {"batch", {{"micro", c.batch.micro}, {"accum", c.batch.accum}}},
-      {"checkpoint", {{"every", c.checkpoint.every}}},
-      {"precision", {{"activations", to_string(c.precision.activations)}, {"compute", to_string(c.precision.compute)}}},
-      {"quant", {{"grad", to_string(c.quant.grad)}, {"weights", to_string(c.quant.weights)},
-                 {"block", c.quant.block}, {"error_feedback", c.quant.error_feedback}}},
-      {"topk", {{"grad", c.topk.grad}, {"attention", c.topk.attention}, {"error_feedback", c.topk.error_feedback}}},
-      {"shard", {{"strategy", to_string(c.shard.strategy)}, {"group", c.shard.group}}},
-      {"placement", {{"ranks_per_node", c.placement.ranks_per_node}, {"order", order},
-                     {"collectives", to_string(c.placement.collectives)},
-                     {"link_latency_us", c.placement.link_latency_us},
-                     {"link_bandwidth_gbps", c.placement.link_bandwidth_gbps}}},
-      {"world", c.world},
-      {"backend", to_string(c.backend)},
-      {"data", {{"source", to_string(c.data.source)}, {"path", c.data.path}, {"seed", c.data.seed},
-                {"noise", c.data.noise}}},
-      {"train", {{"steps", c.train.steps}, {"warmup", c.train.warmup}, {"lr", c.train.lr},
-                 {"beta1", c.train.beta1}, {"beta2", c.train.beta2}, {"eps", c.train.eps},
-                 {"weight_decay", c.train.weight_decay}, {"seed", c.train.seed},
-                 {"threads", c.train.threads}, {"eval_batches", c.train.eval_batches}}},
+namespace {
+
+// Enums are knob values by the names that config files use.
+template <class Enum>
+KnobValue name_of(Enum value) {
+  return std::string(to_string(value));
+}
+
+}  // namespace
+
+const std::vector<ConfigKnob>& knob_table() {
+  using I = int64_t;
+  static const std::vector<ConfigKnob> table = {
+      {"model.vocab", [](const Config& c) -> KnobValue { return I{c.model.vocab}; }},
+      {"model.seq", [](const Config& c) -> KnobValue { return I{c.model.seq}; }},
+      {"model.width", [](const Config& c) -> KnobValue { return I{c.model.width}; }},
+      {"model.heads", [](const Config& c) -> KnobValue { return I{c.model.heads}; }},
+      {"model.layers", [](const Config& c) -> KnobValue { return I{c.model.layers}; }},
+      {"batch.micro", [](const Config& c) -> KnobValue { return I{c.batch.micro}; }},
+      {"batch.accum", [](const Config& c) -> KnobValue { return I{c.batch.accum}; }},
+      {"checkpoint.every", [](const Config& c) -> KnobValue { return I{c.checkpoint.every}; }},
+      {"precision.activations", [](const Config& c) { return name_of(c.precision.activations); }},
+      {"precision.compute", [](const Config& c) { return name_of(c.precision.compute); }},
+      {"quant.grad", [](const Config& c) { return name_of(c.quant.grad); }},
+      {"quant.weights", [](const Config& c) { return name_of(c.quant.weights); }},
+      {"quant.block", [](const Config& c) -> KnobValue { return I{c.quant.block}; }},
+      {"quant.error_feedback", [](const Config& c) -> KnobValue { return c.quant.error_feedback; }},
+      {"topk.grad", [](const Config& c) -> KnobValue { return c.topk.grad; }},
+      {"topk.attention", [](const Config& c) -> KnobValue { return I{c.topk.attention}; }},
+      {"topk.error_feedback", [](const Config& c) -> KnobValue { return c.topk.error_feedback; }},
+      {"shard.strategy", [](const Config& c) { return name_of(c.shard.strategy); }},
+      {"shard.group", [](const Config& c) -> KnobValue { return I{c.shard.group}; }},
+      {"placement.ranks_per_node", [](const Config& c) -> KnobValue { return I{c.placement.ranks_per_node}; }},
+      {"placement.order",
+       [](const Config& c) -> KnobValue {
+         if (c.placement.order == PlacementOrder::explicit_list) return c.placement.node_of_rank;
+         return name_of(c.placement.order);
+       }},
+      {"placement.collectives", [](const Config& c) { return name_of(c.placement.collectives); }},
+      {"placement.link_latency_us", [](const Config& c) -> KnobValue { return c.placement.link_latency_us; }},
+      {"placement.link_bandwidth_gbps", [](const Config& c) -> KnobValue { return c.placement.link_bandwidth_gbps; }},
+      {"world", [](const Config& c) -> KnobValue { return I{c.world}; }},
+      {"backend", [](const Config& c) { return name_of(c.backend); }},
+      {"data.source", [](const Config& c) { return name_of(c.data.source); }},
+      {"data.path", [](const Config& c) -> KnobValue { return c.data.path; }},
+      // Seeds are parsed no larger than INT64_MAX, so they fit.
+      {"data.seed", [](const Config& c) -> KnobValue { return static_cast<I>(c.data.seed); }},
+      {"data.noise", [](const Config& c) -> KnobValue { return c.data.noise; }},
+      {"train.steps", [](const Config& c) -> KnobValue { return I{c.train.steps}; }},
+      {"train.warmup", [](const Config& c) -> KnobValue { return I{c.train.warmup}; }},
+      {"train.lr", [](const Config& c) -> KnobValue { return c.train.lr; }},
+      {"train.beta1", [](const Config& c) -> KnobValue { return c.train.beta1; }},
+      {"train.beta2", [](const Config& c) -> KnobValue { return c.train.beta2; }},
+      {"train.eps", [](const Config& c) -> KnobValue { return c.train.eps; }},
+      {"train.weight_decay", [](const Config& c) -> KnobValue { return c.train.weight_decay; }},
+      {"train.seed", [](const Config& c) -> KnobValue { return static_cast<I>(c.train.seed); }},
+      {"train.threads", [](const Config& c) -> KnobValue { return I{c.train.threads}; }},
+      {"train.eval_batches", [](const Config& c) -> KnobValue { return I{c.train.eval_batches}; }},
   };
+  return table;
+}
+
+const ConfigKnob* find_knob(std::string_view path) {
+  for (const ConfigKnob& knob : knob_table()) {
+    if (knob.path == path) return &knob;
+  }
+  return nullptr;
+}
+
+std::optional<double> knob_number(const KnobValue& value) {
+  if (const bool* flag = std::get_if<bool>(&value)) return *flag ? 1.0 : 0.0;
+  if (const int64_t* integer = std::get_if<int64_t>(&value)) return static_cast<double>(*integer);
+  if (const double* real = std::get_if<double>(&value)) return *real;
+  return std::nullopt;
+}
+
+std::string knob_text(const KnobValue& value) {
+  if (const std::string* name = std::get_if<std::string>(&value)) return *name;
+  return to_json(value).dump();
+}
+
+json to_json(const KnobValue& value) {
+  return std::visit([](const auto& held) { return json(held); }, value);
+}
+
+json to_json(const Config& c) {
+  // ConfigKnob paths are "key" or "group.key": the config is never nested deeper.
+  json object = json::object();
+  for (const ConfigKnob& knob : knob_table()) {
+    const size_t dot = knob.path.find('.');
+    json& slot = dot == std::string_view::npos
+                     ? object[std::string(knob.path)]
+                     : object[std::string(knob.path.substr(0, dot))][std::string(knob.path.substr(dot + 1))];
+    slot = to_json(knob.read(c));
+  }
+  return object;
 }
 
 std::string config_id(const Config& config) {

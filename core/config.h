@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -142,6 +143,8 @@ struct ConfigViolation {
   std::string expected;  // what was expected, and what was found
   // "<source>: <pointer>: <expected>": the one line of parse_config's InputError.
   std::string message() const;
+  // The pointer in a document that holds the config at `parent`: "/config/shard/group".
+  std::string pointer_under(std::string_view parent) const;
 };
 
 // Parses and validates like parse_config; a broken rule comes back as the
@@ -150,7 +153,38 @@ std::variant<Config, ConfigViolation> check_config(const nlohmann::json& json, s
 Config parse_config_text(std::string_view text, std::string_view source);
 Config load_config(const std::filesystem::path& path);
 
-// Normalized JSON with every field present; parse_config(to_json(c)) == c.
+// ---------------------------------------------------------------------------
+// The knob table: every leaf of a Config, by the dotted path that study files
+// ("space"), --where filters and config.<path> metric names spell, with how to
+// read its value from a typed Config. to_json(Config) is written from it, so
+// the table and the normalized JSON cannot disagree about a knob.
+
+// A knob's value: a flag, an integer, a real, a name (strategies, formats and
+// the other enums as config files spell them), or placement.order's explicit
+// rank -> node list.
+using KnobValue = std::variant<bool, int64_t, double, std::string, std::vector<int>>;
+
+struct ConfigKnob {
+  std::string_view path;              // "shard.strategy"; "world" for a top-level knob
+  KnobValue (*read)(const Config&);   // never fails: every Config has every knob
+};
+
+// Every knob, grouped as the config file groups them.
+const std::vector<ConfigKnob>& knob_table();
+// The knob at a dotted path, or null when the config has no such leaf: resolve
+// a name once with it, then read any number of configs without a lookup.
+const ConfigKnob* find_knob(std::string_view path);
+
+// The value as a number: flags as 1 and 0, integers and reals as they are;
+// nullopt for names and lists.
+std::optional<double> knob_number(const KnobValue& value);
+// The value as a person reads it: a name as it is, everything else as the
+// normalized JSON writes it (2, 0.001, true, [0,1,0,1]).
+std::string knob_text(const KnobValue& value);
+nlohmann::json to_json(const KnobValue& value);
+
+// Normalized JSON with every field present, one member per knob of
+// knob_table(); parse_config(to_json(c)) == c.
 nlohmann::json to_json(const Config& config);
 
 // Stable id of the normalized config: 16 hex digits of a 64-bit FNV-1a hash

@@ -12,20 +12,7 @@ namespace memfront {
 
 namespace {
 
-using json = nlohmann::json;
 using Reading = std::optional<double>;
-
-json::json_pointer pointer_of(std::string_view dotted) {
-  std::string pointer;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = dotted.find('.', start);
-    pointer += '/';
-    pointer += dotted.substr(start, dot == std::string_view::npos ? dotted.npos : dot - start);
-    if (dot == std::string_view::npos) return json::json_pointer(pointer);
-    start = dot + 1;
-  }
-}
 
 double as_number(uint64_t value) { return static_cast<double>(value); }
 
@@ -151,23 +138,6 @@ std::vector<RecordPath> build_record_paths() {
   return paths;
 }
 
-void collect_leaves(const json& node, const std::string& prefix, std::vector<std::string>& out) {
-  if (!node.is_object()) {
-    out.push_back(prefix);
-    return;
-  }
-  for (const auto& [key, value] : node.items()) collect_leaves(value, prefix.empty() ? key : prefix + "." + key, out);
-}
-
-// A number of the normalized config (booleans as 1 and 0); nullopt for strings.
-Reading config_number(const json& config, const json::json_pointer& pointer) {
-  if (!config.is_object() || !config.contains(pointer)) return std::nullopt;
-  const json& node = config.at(pointer);
-  if (node.is_number()) return node.get<double>();
-  if (node.is_boolean()) return node.get<bool>() ? 1.0 : 0.0;
-  return std::nullopt;
-}
-
 MetricRef named_ref(const MetricInfo& info) {
   return {info.name, info.unit, &info, [&info](const TrialRecord& record) -> Reading {
             return record.metrics ? info.measured(*record.metrics) : std::nullopt;
@@ -252,20 +222,6 @@ const std::vector<RecordPath>& record_paths() {
   return paths;
 }
 
-const std::vector<std::string>& config_paths() {
-  static const std::vector<std::string> paths = [] {
-    std::vector<std::string> leaves;
-    collect_leaves(to_json(Config{}), "", leaves);
-    return leaves;
-  }();
-  return paths;
-}
-
-std::optional<json::json_pointer> config_pointer(std::string_view path) {
-  if (std::ranges::find(config_paths(), path) == config_paths().end()) return std::nullopt;
-  return pointer_of(path);
-}
-
 std::vector<std::string> known_metric_names() {
   std::vector<std::string> names;
   for (const MetricInfo& info : metric_registry()) {
@@ -276,7 +232,7 @@ std::vector<std::string> known_metric_names() {
     if (family.keys.empty()) names.push_back(family.any_key ? family.pattern() : family.parent);
     for (const std::string& key : family.keys) names.push_back(family.parent + "." + key);
   }
-  for (const std::string& path : config_paths()) names.push_back("config." + path);
+  for (const ConfigKnob& knob : knob_table()) names.push_back("config." + std::string(knob.path));
   return names;
 }
 
@@ -318,9 +274,9 @@ MetricResolution resolve_metric(std::string_view name) {
     }
   }
   if (name.starts_with("config.")) {
-    if (std::optional<json::json_pointer> pointer = config_pointer(name.substr(7))) {
+    if (const ConfigKnob* knob = find_knob(name.substr(7))) {
       return {MetricRef{std::string(name), MetricUnit::none, nullptr,
-                        [pointer = *pointer](const TrialRecord& record) { return config_number(record.config, pointer); }},
+                        [knob](const TrialRecord& record) { return knob_number(knob->read(record.config)); }},
               ""};
     }
   }

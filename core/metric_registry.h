@@ -12,7 +12,9 @@
 //                           results file writes it: phase_s.backward, step_time_s.p90,
 //                           breakdown_s.comm (record_paths()); the "metrics." prefix
 //                           that pandas shows in a column name is accepted too
-//   config.<path>           a number of the normalized config: config.checkpoint.every
+//   config.<path>           a number of the config: config.checkpoint.every, any
+//                           knob of core/config.h's knob_table() (flags read as 1
+//                           and 0; names and lists read as none)
 //
 // Resolve a name once (resolve_metric), then read it from any number of records
 // without exceptions: a known name a record lacks (loss_delta of a failed
@@ -67,12 +69,6 @@ struct RecordPath {
   std::string pattern() const;     // "phase_s.<phase>", "step_time_s.{median,p10,...}", "flops_per_step"
 };
 const std::vector<RecordPath>& record_paths();
-
-// The paths of the normalized config's leaves (checkpoint.every, shard.strategy, ...).
-const std::vector<std::string>& config_paths();
-// Where the normalized config holds a path: checkpoint.every -> /checkpoint/every;
-// nullopt when the config has no such leaf.
-std::optional<nlohmann::json::json_pointer> config_pointer(std::string_view path);
 
 // A name resolved against the registry: reads its number from any record.
 struct MetricRef {

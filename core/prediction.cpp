@@ -26,23 +26,24 @@ json to_json(const Prediction& p) {
 }
 
 Prediction prediction_from_json(const json& j, std::string_view where, std::string pointer) {
-  const StrictObject o(j, where, std::move(pointer),
-                       {"peak_bytes", "comm", "flops_per_step", "compute_s", "comm_s", "step_time_s", "calibrated"});
-  const StrictObject peak = o.object(
-      "peak_bytes", {"params", "grads", "optimizer", "activations", "recompute", "comm", "workspace", "total"});
+  const JsonField o(j, where, std::move(pointer));
+  o.only_keys({"peak_bytes", "comm", "flops_per_step", "compute_s", "comm_s", "step_time_s", "calibrated"});
+  const JsonField peak = o.object_at("peak_bytes");
+  peak.only_keys({"params", "grads", "optimizer", "activations", "recompute", "comm", "workspace", "total"});
   Prediction p;
   for (MemCategory category : kAllMemCategories) {
-    p.peak[static_cast<int>(category)] = peak.count(std::string(to_string(category)).c_str());
+    p.peak[static_cast<int>(category)] = peak.unsigned_at(to_string(category));
   }
-  p.peak_total = peak.count("total");
-  const StrictObject comm = o.object("comm", {"bytes_intra_node", "bytes_inter_node"});
-  p.bytes_intra_node = comm.count("bytes_intra_node");
-  p.bytes_inter_node = comm.count("bytes_inter_node");
-  p.flops_per_step = o.non_negative("flops_per_step");
-  p.compute_s = o.non_negative("compute_s");
-  p.comm_s = o.non_negative("comm_s");
-  p.step_time_s = o.non_negative("step_time_s");
-  p.calibrated = o.boolean("calibrated");
+  p.peak_total = peak.unsigned_at("total");
+  const JsonField comm = o.object_at("comm");
+  comm.only_keys({"bytes_intra_node", "bytes_inter_node"});
+  p.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
+  p.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
+  p.flops_per_step = o.non_negative_at("flops_per_step");
+  p.compute_s = o.non_negative_at("compute_s");
+  p.comm_s = o.non_negative_at("comm_s");
+  p.step_time_s = o.non_negative_at("step_time_s");
+  p.calibrated = o.bool_at("calibrated");
   return p;
 }
 

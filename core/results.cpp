@@ -7,21 +7,21 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <utility>
+#include <variant>
 
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/jsonl.h"
+#include "core/strict_json.h"
 
 namespace memfront {
 
@@ -103,9 +103,9 @@ namespace {
 // link the BLAS, so it loads the library the kernels link (its Debian soname,
 // also what scripts/gpu-prepare.sh stages) to ask, and keeps it loaded:
 // OpenBLAS does not support being unloaded.
-std::string detect_blas() {
+std::optional<std::string> detect_blas() {
   void* library = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_LOCAL);
-  if (!library) return "";
+  if (!library) return std::nullopt;
   using Text = char* (*)();
   const auto config = reinterpret_cast<Text>(dlsym(library, "openblas_get_config"));
   const auto core = reinterpret_cast<Text>(dlsym(library, "openblas_get_corename"));
@@ -220,10 +220,12 @@ json peak_bytes_to_json(const BytesByCategory& bytes, uint64_t total) {
 }
 
 json to_json(const MachineInfo& machine) {
-  return {{"host", machine.host},   {"cpu", machine.cpu},       {"cores", machine.cores},
-          {"memory_bytes", machine.memory_bytes},               {"gpu", machine.gpu},
-          {"driver", machine.driver}, {"cuda", machine.cuda},   {"mpi", machine.mpi},
-          {"nccl", machine.nccl},     {"blas", machine.blas}};
+  json j = {{"host", machine.host},     {"cpu", machine.cpu},   {"cores", machine.cores},
+            {"memory_bytes", machine.memory_bytes},                 {"gpu", machine.gpu},
+            {"driver", machine.driver}, {"cuda", machine.cuda}, {"mpi", machine.mpi},
+            {"nccl", machine.nccl}};
+  if (machine.blas) j["blas"] = *machine.blas;  // absent in files from before it, and read back so
+  return j;
 }
 
 json to_json(const Spread& spread) {
@@ -292,7 +294,7 @@ json to_json(const ResultsHeader& header) {
 json to_json(const TrialRecord& record) {
   return {{"kind", "trial"},
           {"id", record.id},
-          {"config", record.config},
+          {"config", to_json(record.config)},
           {"status", to_string(record.status)},
           {"error", record.error},
           {"metrics", record.metrics ? to_json(*record.metrics) : json(nullptr)},
@@ -308,138 +310,7 @@ namespace {
 
 constexpr std::string_view kBytesMethods[] = {"counted", "formula"};
 
-// "string \"fast\"", "number -3", "object": what a reader found, for errors.
-std::string describe(const json& value) {
-  std::string text = value.type_name();
-  if (value.is_primitive() && !value.is_null()) {
-    constexpr size_t kMaxShown = 40;
-    std::string shown = value.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (shown.size() > kMaxShown) shown = shown.substr(0, kMaxShown) + "...";
-    text += " " + shown;
-  }
-  return text;
-}
-
-// One value of a JSON document being read, with the JSON pointer that leads to
-// it. The accessors check presence and type and throw InputError
-// "<where>: <pointer>: <what was expected>", so the readers below only say
-// what they expect.
-class Field {
- public:
-  Field(const json& value, std::string_view where, std::string pointer)
-      : value_(value), where_(where), pointer_(std::move(pointer)) {}
-
-  const json& value() const { return value_; }
-  std::string_view where() const { return where_; }
-  const std::string& pointer() const { return pointer_; }
-  bool is_null() const { return value_.is_null(); }
-
-  [[noreturn]] void fail(std::string_view what) const { fail_at(where_, pointer_, what); }
-  [[noreturn]] void fail_expected(std::string_view expected) const {
-    fail("expected " + std::string(expected) + ", got " + describe(value_));
-  }
-
-  bool has(std::string_view key) const { return value_.contains(key); }
-  // A member of this object (already checked to be one).
-  Field member(std::string_view key, std::string_view expected) const {
-    const auto found = value_.find(key);
-    const std::string pointer = pointer_ + "/" + json_pointer_token(key);
-    if (found == value_.end()) {
-      Field(value_, where_, pointer).fail("missing, expected " + std::string(expected));
-    }
-    return Field(*found, where_, pointer);
-  }
-  Field element(size_t index) const {
-    return Field(value_[index], where_, pointer_ + "/" + std::to_string(index));
-  }
-
-  const Field& expect_object() const {
-    if (!value_.is_object()) fail_expected("an object");
-    return *this;
-  }
-  const Field& expect_array() const {
-    if (!value_.is_array()) fail_expected("an array");
-    return *this;
-  }
-  std::string as_string() const {
-    if (!value_.is_string()) fail_expected("a string");
-    return value_.get<std::string>();
-  }
-  bool as_bool() const {
-    if (!value_.is_boolean()) fail_expected("a boolean");
-    return value_.get<bool>();
-  }
-  // A number, or one of the strings real_to_json writes for non-finite ones.
-  double as_real() const {
-    if (value_.is_number()) return value_.get<double>();
-    if (value_.is_string()) {
-      const auto& text = value_.get_ref<const std::string&>();
-      if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
-      if (text == "Infinity") return std::numeric_limits<double>::infinity();
-      if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
-    }
-    fail_expected("a number");
-  }
-  uint64_t as_unsigned() const {
-    if (value_.is_number_unsigned()) return value_.get<uint64_t>();
-    if (value_.is_number_integer() && value_.get<int64_t>() >= 0) return value_.get<uint64_t>();
-    fail_expected("a non-negative integer");
-  }
-  int as_non_negative_int() const {
-    if (!value_.is_number_integer() || value_.get<int64_t>() < 0 ||
-        value_.get<int64_t>() > INT_MAX) {
-      fail_expected("a non-negative integer no larger than " + std::to_string(INT_MAX));
-    }
-    return value_.get<int>();
-  }
-
-  // Typed members: member(key, "...") followed by the matching check.
-  std::string string_at(std::string_view key) const { return member(key, "a string").as_string(); }
-  bool bool_at(std::string_view key) const { return member(key, "a boolean").as_bool(); }
-  double real_at(std::string_view key) const { return member(key, "a number").as_real(); }
-  uint64_t unsigned_at(std::string_view key) const {
-    return member(key, "a non-negative integer").as_unsigned();
-  }
-  int non_negative_int_at(std::string_view key) const {
-    return member(key, "a non-negative integer").as_non_negative_int();
-  }
-  Field object_at(std::string_view key) const {
-    Field field = member(key, "an object");
-    field.expect_object();
-    return field;
-  }
-  Field array_at(std::string_view key) const {
-    Field field = member(key, "an array");
-    field.expect_array();
-    return field;
-  }
-  std::optional<double> optional_real_at(std::string_view key) const {
-    const Field field = member(key, "a number or null");
-    if (field.is_null()) return std::nullopt;
-    return field.as_real();
-  }
-  // An object or null, as JSON: the free-form members (a rank's gpu).
-  json optional_object_at(std::string_view key) const {
-    const Field field = member(key, "an object or null");
-    if (!field.is_null() && !field.value_.is_object()) field.fail_expected("an object or null");
-    return field.value_;
-  }
-  // A string equal to `expected` (a line's "kind").
-  void expect_string_at(std::string_view key, std::string_view expected) const {
-    const std::string quoted = "\"" + std::string(expected) + "\"";
-    const Field field = member(key, quoted);
-    if (!field.value_.is_string() || field.value_.get_ref<const std::string&>() != expected) {
-      field.fail_expected(quoted);
-    }
-  }
-
- private:
-  const json& value_;
-  std::string_view where_;
-  std::string pointer_;
-};
-
-MachineInfo machine_from_json(const Field& object) {
+MachineInfo machine_from_json(const JsonField& object) {
   MachineInfo machine;
   machine.host = object.string_at("host");
   machine.cpu = object.string_at("cpu");
@@ -454,7 +325,7 @@ MachineInfo machine_from_json(const Field& object) {
   return machine;
 }
 
-Spread spread_from_json(const Field& object) {
+Spread spread_from_json(const JsonField& object) {
   Spread spread;
   spread.median = object.real_at("median");
   spread.p10 = object.real_at("p10");
@@ -466,19 +337,19 @@ Spread spread_from_json(const Field& object) {
 }
 
 // Every category and "total" must be present; other keys are ignored.
-void peak_bytes_from_json(const Field& object, BytesByCategory& bytes, uint64_t& total) {
+void peak_bytes_from_json(const JsonField& object, BytesByCategory& bytes, uint64_t& total) {
   for (MemCategory category : kAllMemCategories) {
     bytes[static_cast<int>(category)] = object.unsigned_at(to_string(category));
   }
   total = object.unsigned_at("total");
 }
 
-RankMetrics rank_from_json(const Field& object) {
+RankMetrics rank_from_json(const JsonField& object) {
   RankMetrics rank;
   rank.rank = object.non_negative_int_at("rank");
   peak_bytes_from_json(object.object_at("peak_bytes"), rank.peak, rank.peak_total);
   rank.rss_peak_bytes = object.unsigned_at("rss_peak_bytes");
-  const Field comm = object.object_at("comm");
+  const JsonField comm = object.object_at("comm");
   rank.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
   rank.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
   rank.step_time_median_s = object.real_at("step_time_median_s");
@@ -487,28 +358,27 @@ RankMetrics rank_from_json(const Field& object) {
   }
   if (object.has("gpu")) rank.gpu = object.optional_object_at("gpu");
   if (object.has("timing")) {
-    const Field timing = object.member("timing", "an object");
-    rank.timing = rank_timing_from_json(timing.value(), timing.where(), timing.pointer());
+    rank.timing = rank_timing_from_json(object.member("timing", "an object"));
   }
   return rank;
 }
 
-TrialMetrics metrics_from_json(const Field& object) {
+TrialMetrics metrics_from_json(const JsonField& object) {
   TrialMetrics metrics;
-  const Field ranks = object.array_at("ranks");
+  const JsonField ranks = object.array_at("ranks");
   for (size_t i = 0; i < ranks.value().size(); ++i) {
-    const Field rank = ranks.element(i);
+    const JsonField rank = ranks.element(i);
     rank.expect_object();
     metrics.ranks.push_back(rank_from_json(rank));
   }
   peak_bytes_from_json(object.object_at("peak_bytes"), metrics.peak_max, metrics.peak_total_max);
   peak_bytes_from_json(object.object_at("peak_min_bytes"), metrics.peak_min, metrics.peak_total_min);
   metrics.step_time_s = spread_from_json(object.object_at("step_time_s"));
-  const Field breakdown = object.object_at("breakdown_s");
+  const JsonField breakdown = object.object_at("breakdown_s");
   metrics.compute_s = breakdown.real_at("compute");
   metrics.comm_s = breakdown.real_at("comm");
   metrics.exposed_comm_s = breakdown.real_at("exposed_comm");
-  const Field phases = object.object_at("phase_s");
+  const JsonField phases = object.object_at("phase_s");
   for (const auto& phase : phases.value().items()) {
     metrics.phase_s[phase.key()] = phases.real_at(phase.key());
   }
@@ -516,10 +386,10 @@ TrialMetrics metrics_from_json(const Field& object) {
   metrics.flops_per_step = object.real_at("flops_per_step");
   metrics.gflops = object.real_at("gflops");
 
-  const Field comm = object.object_at("comm");
+  const JsonField comm = object.object_at("comm");
   metrics.bytes_intra_node = comm.unsigned_at("bytes_intra_node");
   metrics.bytes_inter_node = comm.unsigned_at("bytes_inter_node");
-  const Field method = comm.member("method", "\"counted\" or \"formula\"");
+  const JsonField method = comm.member("method", "\"counted\" or \"formula\"");
   if (!method.value().is_string() ||
       std::ranges::find(kBytesMethods, method.value().get<std::string>()) ==
           std::end(kBytesMethods)) {
@@ -528,8 +398,8 @@ TrialMetrics metrics_from_json(const Field& object) {
   metrics.bytes_method = method.value().get<std::string>();
   metrics.emulated = comm.bool_at("emulated");
 
-  const Field loss = object.object_at("loss");
-  const Field curve = loss.array_at("curve");
+  const JsonField loss = object.object_at("loss");
+  const JsonField curve = loss.array_at("curve");
   for (size_t i = 0; i < curve.value().size(); ++i) {
     metrics.loss_curve.push_back(curve.element(i).as_real());
   }
@@ -537,8 +407,7 @@ TrialMetrics metrics_from_json(const Field& object) {
   metrics.loss_floor = loss.optional_real_at("floor");
   metrics.loss_delta = loss.optional_real_at("delta");
   if (object.has("timing")) {
-    const Field timing = object.member("timing", "an object");
-    metrics.timing = timing_quality_from_json(timing.value(), timing.where(), timing.pointer());
+    metrics.timing = timing_quality_from_json(object.member("timing", "an object"));
   }
   return metrics;
 }
@@ -555,7 +424,7 @@ std::string status_choices() {
 }  // namespace
 
 ResultsHeader header_from_json(const json& document, std::string_view where) {
-  const Field root(document, where, "");
+  const JsonField root(document, where, "");
   root.expect_object();
   ResultsHeader header;
   // The schema first: a file of another version may differ in anything else.
@@ -584,28 +453,33 @@ ResultsHeader header_from_json(const json& document, std::string_view where) {
 json rank_metrics_to_json(const RankMetrics& rank) { return to_json(rank); }
 
 RankMetrics rank_metrics_from_json(const json& document, std::string_view where) {
-  const Field root(document, where, "");
+  const JsonField root(document, where, "");
   root.expect_object();
   return rank_from_json(root);
 }
 
 TrialRecord record_from_json(const json& document, std::string_view where) {
-  const Field root(document, where, "");
+  const JsonField root(document, where, "");
   root.expect_object();
   root.expect_string_at("kind", "trial");
   TrialRecord record;
-  const Field id = root.member("id", "a non-empty string (the config id)");
+  const JsonField id = root.member("id", "a non-empty string (the config id)");
   record.id = id.as_string();
   if (record.id.empty()) id.fail_expected("a non-empty string (the config id)");
-  record.config = root.object_at("config").value();
-  const Field status = root.member("status", "a string");
+  const JsonField config = root.object_at("config");
+  std::variant<Config, ConfigViolation> checked = check_config(config.value(), where);
+  if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&checked)) {
+    fail_at(where, violation->pointer_under(config.pointer()), violation->expected);
+  }
+  record.config = std::move(std::get<Config>(checked));
+  const JsonField status = root.member("status", "a string");
   const auto parsed_status = parse_trial_status(status.as_string());
   if (!parsed_status) status.fail_expected(status_choices());
   record.status = *parsed_status;
   record.error = root.string_at("error");
-  const Field metrics = root.member("metrics", "an object or null");
+  const JsonField metrics = root.member("metrics", "an object or null");
   if (!metrics.is_null()) record.metrics = metrics_from_json(metrics.expect_object());
-  const Field prediction = root.member("prediction", "an object or null");
+  const JsonField prediction = root.member("prediction", "an object or null");
   if (!prediction.is_null()) record.prediction = prediction_from_json(prediction.value(), where, "/prediction");
   record.trace = root.string_at("trace");
   record.provenance = root.object_at("provenance").value();

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/arena.h"
+#include "core/config.h"
 #include "core/jsonl.h"
 #include "core/prediction.h"
 #include "core/timing.h"
@@ -44,7 +45,7 @@ struct MachineInfo {
   std::string cuda;         // CUDA runtime version, empty when not built with CUDA
   std::string mpi;          // MPI library version, empty when not built with MPI
   std::string nccl;         // NCCL version, empty when not built with NCCL
-  std::string blas;         // OpenBLAS's build and the kernels it chose for this CPU, empty when not found
+  std::optional<std::string> blas;  // OpenBLAS's build and the kernels it chose for this CPU; none when not found (or in older files)
 };
 
 // Fills what this process can see of the machine it runs on.
@@ -127,7 +128,12 @@ struct TrialMetrics {
 
 struct TrialRecord {
   std::string id;              // config_id() of the normalized config
-  nlohmann::json config;       // normalized config (core/config.h to_json)
+  // Parsed (validated and normalized) once, when the record is read; written
+  // as to_json(config). A record whose config no longer parses (a file from a
+  // memfront whose config rules differed) is a malformed record like any other:
+  // read_results fails with "<file>:<line>: /config/<knob>: <what was expected>",
+  // scan_results reports that line as a problem and skips the record.
+  Config config;
   TrialStatus status = TrialStatus::ok;
   std::string error;           // one line; empty when ok
   std::optional<TrialMetrics> metrics;  // absent when nothing was measured

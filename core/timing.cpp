@@ -95,33 +95,32 @@ json to_json(const TimingQuality& q) {
           {"reason", q.reason}};
 }
 
-RankTiming rank_timing_from_json(const json& j, std::string_view where, std::string pointer) {
-  const StrictObject o(j, where, std::move(pointer), {"cpu_s", "run_delay_s", "involuntary_switches", "affinity_cpus", "bound"});
+RankTiming rank_timing_from_json(const JsonField& o) {
+  o.expect_object().only_keys({"cpu_s", "run_delay_s", "involuntary_switches", "affinity_cpus", "bound"});
   RankTiming t;
-  t.cpu_s = o.non_negative("cpu_s");
-  t.run_delay_s = o.optional_non_negative("run_delay_s");
-  t.involuntary_switches = o.non_negative("involuntary_switches");
-  t.affinity_cpus = static_cast<int>(std::min<uint64_t>(o.count("affinity_cpus"), 1 << 20));
-  t.bound = o.boolean("bound");
+  t.cpu_s = o.non_negative_at("cpu_s");
+  t.run_delay_s = o.optional_real_at("run_delay_s");
+  t.involuntary_switches = o.non_negative_at("involuntary_switches");
+  t.affinity_cpus = o.non_negative_int_at("affinity_cpus");
+  t.bound = o.bool_at("bound");
   return t;
 }
 
-TimingQuality timing_quality_from_json(const json& j, std::string_view where, std::string pointer) {
-  const StrictObject o(j, where, std::move(pointer),
-                       {"cores", "ranks_on_machine", "oversubscribed", "bound", "load_start", "load_end",
-                        "run_delay_fraction", "cpu_per_wall", "step_spread", "contended", "reason"});
+TimingQuality timing_quality_from_json(const JsonField& o) {
+  o.expect_object().only_keys({"cores", "ranks_on_machine", "oversubscribed", "bound", "load_start", "load_end",
+                               "run_delay_fraction", "cpu_per_wall", "step_spread", "contended", "reason"});
   TimingQuality q;
-  q.cores = static_cast<int>(std::min<uint64_t>(o.count("cores"), 1 << 20));
-  q.ranks_on_machine = static_cast<int>(std::min<uint64_t>(o.count("ranks_on_machine"), 1 << 20));
-  q.oversubscribed = o.boolean("oversubscribed");
-  q.bound = o.boolean("bound");
-  q.load_start = o.optional_non_negative("load_start");
-  q.load_end = o.optional_non_negative("load_end");
-  q.run_delay_fraction = o.optional_non_negative("run_delay_fraction");
-  q.cpu_per_wall = o.non_negative("cpu_per_wall");
-  q.step_spread = o.non_negative("step_spread");
-  q.contended = o.boolean("contended");
-  q.reason = o.text("reason");
+  q.cores = o.non_negative_int_at("cores");
+  q.ranks_on_machine = o.non_negative_int_at("ranks_on_machine");
+  q.oversubscribed = o.bool_at("oversubscribed");
+  q.bound = o.bool_at("bound");
+  q.load_start = o.optional_real_at("load_start");
+  q.load_end = o.optional_real_at("load_end");
+  q.run_delay_fraction = o.optional_real_at("run_delay_fraction");
+  q.cpu_per_wall = o.non_negative_at("cpu_per_wall");
+  q.step_spread = o.non_negative_at("step_spread");
+  q.contended = o.bool_at("contended");
+  q.reason = o.string_at("reason");
   return q;
 }
 

@@ -18,6 +18,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/strict_json.h"
+
 namespace memfront {
 
 // One rank, medians over its timed steps (seconds per step).
@@ -76,8 +78,8 @@ std::string timing_line(const TimingQuality& timing);
 
 nlohmann::json to_json(const RankTiming& timing);
 nlohmann::json to_json(const TimingQuality& timing);
-// Strict readers of what to_json writes; `pointer` is where the object sits.
-RankTiming rank_timing_from_json(const nlohmann::json& json, std::string_view where, std::string pointer);
-TimingQuality timing_quality_from_json(const nlohmann::json& json, std::string_view where, std::string pointer);
+// Strict readers of what to_json writes (every member, nothing else).
+RankTiming rank_timing_from_json(const JsonField& field);
+TimingQuality timing_quality_from_json(const JsonField& field);
 
 }  // namespace memfront

@@ -5,31 +5,16 @@
 #include <QTableWidget>
 #include <QVBoxLayout>
 
-#include <map>
-#include <set>
-
 #include "gui/trial_store.h"
 #include "tuner/metrics.h"
 
 namespace memfront {
-namespace {
-
-void flatten(const nlohmann::json& node, const std::string& prefix, std::map<std::string, QString>& out) {
-  if (node.is_object()) {
-    for (auto it = node.begin(); it != node.end(); ++it)
-      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-  } else {
-    out[prefix] = node.is_string() ? QString::fromStdString(node.get<std::string>()) : QString::fromStdString(node.dump());
-  }
-}
-
-}  // namespace
 
 CompareDialog::CompareDialog(const TrialStore& store, std::vector<int> trials, QWidget* parent) : QDialog(parent) {
   setWindowTitle(tr("Compare trials"));
   const int columns = static_cast<int>(trials.size());
 
-  // Rows: status, the figures, then every config path any of the trials has.
+  // Rows: status, the figures, then every knob (core/config.h knob_table).
   std::vector<std::pair<QString, std::vector<QString>>> rows;
   auto add_row = [&](const QString& name, auto&& value_of) {
     std::vector<QString> cells;
@@ -45,19 +30,9 @@ CompareDialog::CompareDialog(const TrialStore& store, std::vector<int> trials, Q
       return value ? QString::fromStdString(format_metric_value(metric.unit, *value)) : QString();
     });
   }
-  std::vector<std::map<std::string, QString>> configs(trials.size());
-  std::set<std::string> paths;
-  for (size_t c = 0; c < trials.size(); ++c) {
-    flatten(store.trial(trials[c]).config, "", configs[c]);
-    for (const auto& entry : configs[c]) paths.insert(entry.first);
-  }
-  for (const std::string& path : paths) {
-    std::vector<QString> cells;
-    for (const auto& config : configs) {
-      auto it = config.find(path);
-      cells.push_back(it == config.end() ? QString() : it->second);
-    }
-    rows.emplace_back(QString::fromStdString(path), std::move(cells));
+  for (const ConfigKnob& knob : knob_table()) {
+    add_row(QString::fromStdString(std::string(knob.path)),
+            [&knob](const TrialRecord& r) { return QString::fromStdString(knob_text(knob.read(r.config))); });
   }
 
   table_ = new QTableWidget(static_cast<int>(rows.size()), columns);

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 
 #include "core/arena.h"
@@ -55,18 +56,6 @@ QCustomPlot* make_memory_chart(const QString& title) {
 
 void set_title(QCustomPlot* plot, const QString& title) {
   if (auto* text = qobject_cast<QCPTextElement*>(plot->plotLayout()->element(0, 0))) text->setText(title);
-}
-
-void add_json(QTreeWidgetItem* parent, const QString& key, const nlohmann::json& value) {
-  auto* item = new QTreeWidgetItem(parent, {key});
-  if (value.is_object()) {
-    for (auto it = value.begin(); it != value.end(); ++it) add_json(item, QString::fromStdString(it.key()), it.value());
-  } else if (value.is_array() && !value.empty() && (value.front().is_object() || value.front().is_array())) {
-    for (size_t i = 0; i < value.size(); ++i) add_json(item, QString::number(i), value[i]);
-  } else {
-    item->setText(1, value.is_string() ? QString::fromStdString(value.get<std::string>())
-                                       : QString::fromStdString(value.dump()));
-  }
 }
 
 }  // namespace
@@ -196,10 +185,23 @@ void DetailPane::fill_timeline() {
 void DetailPane::fill_config() {
   config_tree_->clear();
   if (trial_ < 0) return;
-  const nlohmann::json& config = store_.trial(trial_).config;
-  if (config.is_object())
-    for (auto it = config.begin(); it != config.end(); ++it)
-      add_json(config_tree_->invisibleRootItem(), QString::fromStdString(it.key()), it.value());
+  // One item per knob, under an item per group of the config file ("shard"),
+  // in the knob table's order.
+  const Config& config = store_.trial(trial_).config;
+  std::map<std::string_view, QTreeWidgetItem*> groups;
+  for (const ConfigKnob& knob : knob_table()) {
+    const size_t dot = knob.path.find('.');
+    QTreeWidgetItem* parent = config_tree_->invisibleRootItem();
+    if (dot != std::string_view::npos) {
+      const std::string_view group = knob.path.substr(0, dot);
+      QTreeWidgetItem*& item = groups[group];
+      if (!item) item = new QTreeWidgetItem(parent, {QString::fromUtf8(group.data(), qsizetype(group.size()))});
+      parent = item;
+    }
+    const std::string_view key = dot == std::string_view::npos ? knob.path : knob.path.substr(dot + 1);
+    new QTreeWidgetItem(parent, {QString::fromUtf8(key.data(), qsizetype(key.size())),
+                                 QString::fromStdString(knob_text(knob.read(config)))});
+  }
   config_tree_->expandAll();
 }
 

@@ -23,24 +23,12 @@ double value_or_nan(const std::optional<MetricRef>& metric, const TrialRecord& r
   return value ? *value : kNaN;
 }
 
-const nlohmann::json* config_node(const nlohmann::json& config, std::string_view path) {
-  const nlohmann::json* node = &config;
-  while (true) {
-    const size_t dot = std::min(path.find('.'), path.size());
-    if (!node->is_object()) return nullptr;
-    const auto found = node->find(path.substr(0, dot));
-    if (found == node->end()) return nullptr;
-    node = &*found;
-    if (dot == path.size()) return node;
-    path.remove_prefix(dot + 1);
-  }
-}
-
-QString group_of(const TrialRecord& record, const std::string& colour_by) {
+// The colour group of a trial: its status, or the value of the knob that
+// colour_by names (resolved once, by the caller).
+QString group_of(const TrialRecord& record, const std::string& colour_by, const ConfigKnob* colour_knob) {
   if (colour_by == "status") return QString::fromStdString(std::string(to_string(record.status)));
-  const nlohmann::json* node = config_node(record.config, colour_by);
-  if (!node) return QStringLiteral("(none)");
-  return QString::fromStdString(node->is_string() ? node->get<std::string>() : node->dump());
+  if (!colour_knob) return QStringLiteral("(none)");
+  return QString::fromStdString(knob_text(colour_knob->read(record.config)));
 }
 
 }  // namespace
@@ -90,6 +78,7 @@ FrontAnalysis analyse(const TrialStore& store, const FrontSettings& settings) {
   // (shown and feasible are std::vector<bool>, packed bits: threads write
   // these byte-per-trial copies instead, and they are copied over after.)
   std::vector<QString> labels(count);
+  const ConfigKnob* colour_knob = find_knob(settings.colour_by);
   std::vector<double> values(static_cast<size_t>(count) * metrics.size());
   std::vector<char> shown(count, 0), feasible_trial(count, 0), on_front_candidate(count, 0);
   const auto measure = [&](int begin, int end) {
@@ -108,7 +97,7 @@ FrontAnalysis analyse(const TrialStore& store, const FrontSettings& settings) {
         if (!feasible) break;
       }
       feasible_trial[i] = feasible;
-      labels[i] = group_of(record, settings.colour_by);
+      labels[i] = group_of(record, settings.colour_by, colour_knob);
       if (!shown[i] || !feasible || metrics.empty()) continue;
       bool finite = true;
       double* point = values.data() + static_cast<size_t>(i) * metrics.size();

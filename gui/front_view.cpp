@@ -33,31 +33,6 @@ QColor group_colour(int group) {
   return palette[group % std::size(palette)];
 }
 
-const nlohmann::json* find_path(const nlohmann::json& config, const std::string& path) {
-  const nlohmann::json* node = &config;
-  size_t start = 0;
-  while (start <= path.size()) {
-    const size_t dot = path.find('.', start);
-    const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (!node->is_object()) return nullptr;
-    auto it = node->find(key);
-    if (it == node->end()) return nullptr;
-    node = &*it;
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  return node;
-}
-
-void collect_leaves(const nlohmann::json& node, const std::string& prefix, std::map<std::string, std::set<std::string>>& out) {
-  if (node.is_object()) {
-    for (auto it = node.begin(); it != node.end(); ++it)
-      collect_leaves(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-  } else {
-    out[prefix].insert(node.dump());
-  }
-}
-
 }  // namespace
 
 AxisUnit axis_unit_for(const std::string& metric, double largest) {
@@ -86,21 +61,24 @@ std::vector<std::string> varying_knobs(const TrialStore& store) {
   }
   if (!knobs.empty()) return knobs;
   // No study space: sample the trials (spread over the whole store) rather than
-  // flatten 100k configs.
-  std::map<std::string, std::set<std::string>> values;
+  // compare 100k configs.
   const int n = store.trial_count();
   const int step = std::max(1, n / 2000);
-  for (int i = 0; i < n; i += step) collect_leaves(store.trial(i).config, "", values);
-  for (const auto& [path, distinct] : values)
-    if (distinct.size() > 1) knobs.push_back(path);
+  for (const ConfigKnob& knob : knob_table()) {
+    for (int i = step; i < n; i += step) {
+      if (knob.read(store.trial(i).config) != knob.read(store.trial(0).config)) {
+        knobs.emplace_back(knob.path);
+        break;
+      }
+    }
+  }
+  std::sort(knobs.begin(), knobs.end());
   return knobs;
 }
 
-QString knob_text(const nlohmann::json& config, const std::string& path) {
-  const nlohmann::json* value = find_path(config, path);
-  if (!value) return {};
-  if (value->is_string()) return QString::fromStdString(value->get<std::string>());
-  return QString::fromStdString(value->dump());
+QString knob_text(const Config& config, const std::string& path) {
+  const ConfigKnob* knob = find_knob(path);
+  return knob ? QString::fromStdString(knob_text(knob->read(config))) : QString();
 }
 
 FrontView::FrontView(const TrialStore& store, QWidget* parent) : QWidget(parent), store_(store) {

@@ -12,8 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "core/config.h"
 #include "gui/front_analysis.h"
 
 class QCheckBox;
@@ -40,8 +39,8 @@ AxisUnit axis_unit_for(const std::string& metric, double largest_value);
 // the first file's study space when it has one, else found by sampling the
 // trials' configs. Offered for colouring and as parallel-coordinate axes.
 std::vector<std::string> varying_knobs(const TrialStore& store);
-// The value of a config path in a record, as text ("" when absent).
-QString knob_text(const nlohmann::json& config, const std::string& path);
+// The value of a knob path in a config, as text ("" when no knob has that path).
+QString knob_text(const Config& config, const std::string& path);
 
 class FrontView : public QWidget {
   Q_OBJECT

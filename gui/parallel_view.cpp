@@ -70,8 +70,9 @@ void ParallelView::set_data(const std::vector<std::string>& objectives, const Fr
     axis.name = QString::fromStdString(knob);
     std::vector<QString> text(n);
     bool numeric = true;
+    const ConfigKnob* resolved = find_knob(knob);
     for (int i : shown_) {
-      text[i] = knob_text(store_.trial(i).config, knob);
+      if (resolved) text[i] = QString::fromStdString(knob_text(resolved->read(store_.trial(i).config)));
       bool ok = false;
       text[i].toDouble(&ok);
       numeric = numeric && (ok || text[i].isEmpty());

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_map>
 
 #include "gui/trial_store.h"
 #include "tuner/metrics.h"
@@ -30,51 +29,18 @@ std::vector<std::optional<MetricRef>> resolve_objectives(const std::vector<std::
   return metrics;
 }
 
-// Every leaf of a config as (dotted path, JSON node), e.g. shard.strategy.
-void collect_leaves(const nlohmann::json& node, const std::string& prefix,
-                    std::vector<std::pair<std::string, const nlohmann::json*>>& leaves) {
-  if (node.is_object() && !node.empty()) {
-    for (const auto& [key, child] : node.items()) {
-      collect_leaves(child, prefix.empty() ? key : prefix + "." + key, leaves);
-    }
-    return;
-  }
-  leaves.emplace_back(prefix, &node);
-}
-
-const nlohmann::json* node_at(const nlohmann::json& config, const std::string& path) {
-  const nlohmann::json* node = &config;
-  size_t start = 0;
-  while (start <= path.size()) {
-    const size_t dot = std::min(path.find('.', start), path.size());
-    if (!node->is_object()) return nullptr;
-    const auto found = node->find(path.substr(start, dot - start));
-    if (found == node->end()) return nullptr;
-    node = &*found;
-    start = dot + 1;
-  }
-  return node;
-}
-
-QString knob_text(const nlohmann::json& value) {
-  if (value.is_string()) return QString::fromStdString(value.get<std::string>());
-  return QString::fromStdString(value.dump());
-}
-
 }  // namespace
 
-// How the model decides which config paths vary: per path, the first value
-// seen and on how many trials it appeared. A path varies once a trial has a
-// different value, or once some trial lacks it. Rows are only ever appended,
-// so a path that varies never stops varying, and knob columns only get added.
+// How the model decides which knobs vary: per knob of the knob table, the
+// value of the first trial and whether another trial's differs. Rows are only
+// ever appended, so a knob that varies never stops varying, and knob columns
+// only get added.
 struct KnobTracker {
   struct Seen {
-    std::string first;
-    int count = 0;
+    KnobValue first;
     bool varies = false;
   };
-  std::unordered_map<std::string, Seen> paths;
-  int trials = 0;
+  std::vector<Seen> knobs;  // in knob_table() order; empty until the first trial
 };
 
 TrialTableModel::TrialTableModel(const TrialStore& store, std::vector<std::string> objectives, QObject* parent)
@@ -123,10 +89,13 @@ QVariant TrialTableModel::data(const QModelIndex& index, int role) const {
     return QString::fromStdString(format_metric_value(metric->unit, *value));
   }
   column -= static_cast<int>(objectives_.size());
-  const nlohmann::json* value = node_at(record.config, knobs_[column]);
-  if (!value) return {};
-  if (role == kSortRole && value->is_number()) return value->get<double>();
-  return knob_text(*value);
+  const ConfigKnob* knob = find_knob(knobs_[column]);
+  if (!knob) return {};
+  const KnobValue value = knob->read(record.config);
+  if (role == kSortRole) {
+    if (const std::optional<double> number = knob_number(value)) return *number;
+  }
+  return QString::fromStdString(knob_text(value));
 }
 
 QVariant TrialTableModel::headerData(int section, Qt::Orientation orientation, int role) const {
@@ -157,29 +126,24 @@ void TrialTableModel::set_objectives(std::vector<std::string> objectives) {
 
 void TrialTableModel::note_trials(int first, int count) {
   KnobTracker& tracker = *tracker_;
-  std::vector<std::pair<std::string, const nlohmann::json*>> leaves;
+  const std::vector<ConfigKnob>& table = knob_table();
   for (int row = first; row < first + count; ++row) {
-    leaves.clear();
-    collect_leaves(store_.trial(row).config, "", leaves);
-    for (const auto& [path, node] : leaves) {
-      auto [found, inserted] = tracker.paths.try_emplace(path);
-      KnobTracker::Seen& seen = found->second;
-      const std::string text = node->dump();
-      if (inserted) {
-        seen.first = text;
-      } else if (!seen.varies && seen.first != text) {
-        seen.varies = true;
-      }
-      ++seen.count;
+    const Config& config = store_.trial(row).config;
+    if (tracker.knobs.empty()) {
+      for (const ConfigKnob& knob : table) tracker.knobs.push_back({knob.read(config)});
+      continue;
     }
-    ++tracker.trials;
+    for (size_t k = 0; k < table.size(); ++k) {
+      KnobTracker::Seen& seen = tracker.knobs[k];
+      if (!seen.varies && table[k].read(config) != seen.first) seen.varies = true;
+    }
   }
 }
 
 std::vector<std::string> TrialTableModel::varying_knobs() const {
   std::vector<std::string> knobs;
-  for (const auto& [path, seen] : tracker_->paths) {
-    if (seen.varies || seen.count != tracker_->trials) knobs.push_back(path);
+  for (size_t k = 0; k < tracker_->knobs.size(); ++k) {
+    if (tracker_->knobs[k].varies) knobs.emplace_back(knob_table()[k].path);
   }
   std::sort(knobs.begin(), knobs.end());
   return knobs;

@@ -347,7 +347,7 @@ namespace {
 TrialRecord new_record(const Config& config, const TrialOptions& options) {
   TrialRecord record;
   record.id = config_id(config);
-  record.config = to_json(config);
+  record.config = config;
   record.provenance = provenance(config, options);
   return record;
 }
@@ -440,7 +440,7 @@ TrialRecord run_trial(const Config& config, const TrialOptions& options) {
         gpu_probe ? trace->serialize_events(gpu_probe->serialize_gpu_events()) : trace->serialize_events();
     const std::vector<std::string> per_rank = comm ? all_gather_text(events) : std::vector<std::string>{events};
     if (!comm || comm->rank() == 0) {
-      TraceRecorder::write_trace(options.trace, per_rank, {{"trial", record.id}, {"config", record.config}});
+      TraceRecorder::write_trace(options.trace, per_rank, {{"trial", record.id}, {"config", to_json(record.config)}});
     }
     record.trace = trace_path_for_record(options);
   }
@@ -454,19 +454,17 @@ std::string format_summary(const TrialRecord& record) {
     std::snprintf(line, sizeof line, format, args...);
     out += line;
   };
-  const auto& c = record.config;
-  auto text = [&](const char* section, const char* key) { return c[section][key].get<std::string>(); };
+  const Config& c = record.config;
+  auto text = [](auto value) { return std::string(to_string(value)); };
   out += "trial " + record.id + "  status " + std::string(to_string(record.status)) +
          (record.error.empty() ? "" : ": " + record.error) + "\n";
-  add("model    V=%d T=%d C=%d H=%d L=%d   batch %dx%d per rank   world %d\n", c["model"]["vocab"].get<int>(),
-      c["model"]["seq"].get<int>(), c["model"]["width"].get<int>(), c["model"]["heads"].get<int>(),
-      c["model"]["layers"].get<int>(), c["batch"]["micro"].get<int>(), c["batch"]["accum"].get<int>(),
-      c["world"].get<int>());
-  add("knobs    checkpoint.every=%d  precision.activations=%s  topk.attention=%d\n",
-      c["checkpoint"]["every"].get<int>(), text("precision", "activations").c_str(), c["topk"]["attention"].get<int>());
+  add("model    V=%d T=%d C=%d H=%d L=%d   batch %dx%d per rank   world %d\n", c.model.vocab, c.model.seq,
+      c.model.width, c.model.heads, c.model.layers, c.batch.micro, c.batch.accum, c.world);
+  add("knobs    checkpoint.every=%d  precision.activations=%s  topk.attention=%d\n", c.checkpoint.every,
+      text(c.precision.activations).c_str(), c.topk.attention);
   add("         shard.strategy=%s  quant.grad=%s  quant.weights=%s  topk.grad=%g  collectives=%s\n",
-      text("shard", "strategy").c_str(), text("quant", "grad").c_str(), text("quant", "weights").c_str(),
-      c["topk"]["grad"].get<double>(), text("placement", "collectives").c_str());
+      text(c.shard.strategy).c_str(), text(c.quant.grad).c_str(), text(c.quant.weights).c_str(), c.topk.grad,
+      text(c.placement.collectives).c_str());
   if (record.provenance.contains("topology")) {
     out += "nodes    " + record.provenance["topology"].get<std::string>() + "\n";
   }

@@ -57,7 +57,7 @@ std::vector<int> open_fds() {
 TrialRecord record_for(const Config& config, const std::vector<std::string>& args) {
   TrialRecord record;
   record.id = config_id(config);
-  record.config = to_json(config);
+  record.config = config;
   record.provenance = {{"fake_trial", true}, {"argv", args}, {"open_fds", open_fds()}};
   return record;
 }

@@ -1,6 +1,9 @@
 // Config parsing, normalization, ids and the one-line error messages.
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <vector>
 #include <variant>
 
 #include <gtest/gtest.h>
@@ -177,4 +180,102 @@ TEST(Config, EveryExampleConfigParses) {
     ++parsed;
   }
   EXPECT_GE(parsed, 1);
+}
+
+namespace {
+
+// Configs where the knobs take values other than their defaults, and
+// (within each group) other than each other's, so a knob that read the wrong
+// field would be caught.
+std::vector<Config> knob_probes() {
+  return {
+      Config{},
+      parse_config_text(R"({"model": {"vocab": 300, "seq": 48, "width": 96, "heads": 6, "layers": 5},
+          "batch": {"micro": 3, "accum": 7}, "checkpoint": {"every": 2},
+          "precision": {"activations": "bf16"}, "quant": {"block": 64, "error_feedback": false},
+          "topk": {"grad": 0.25, "attention": 8, "error_feedback": false},
+          "world": 6, "shard": {"strategy": "zero1"},
+          "placement": {"ranks_per_node": 3, "order": "cyclic", "collectives": "hierarchical",
+                        "link_latency_us": 7.5, "link_bandwidth_gbps": 12.5},
+          "data": {"seed": 9, "noise": 0.5},
+          "train": {"steps": 11, "warmup": 3, "lr": 0.002, "beta1": 0.8, "beta2": 0.85, "eps": 1e-7,
+                    "weight_decay": 0.01, "seed": 13, "threads": 2, "eval_batches": 5}})",
+                        "probe 1"),
+      parse_config_text(R"({"world": 4, "shard": {"strategy": "hybrid", "group": 2},
+          "quant": {"grad": "int8", "weights": "bf16"}, "backend": "cuda", "precision": {"compute": "bf16"},
+          "placement": {"ranks_per_node": 2, "order": [1, 0, 0, 1]},
+          "data": {"source": "file", "path": "tokens.bin"}})",
+                        "probe 2"),
+  };
+}
+
+// Every leaf of a JSON object as (dotted path, value).
+void leaves_of(const json& node, const std::string& prefix, std::map<std::string, json>& out) {
+  if (!node.is_object()) {
+    out[prefix] = node;
+    return;
+  }
+  for (const auto& [key, value] : node.items()) leaves_of(value, prefix.empty() ? key : prefix + "." + key, out);
+}
+
+}  // namespace
+
+TEST(KnobTable, AgreesWithTheNormalizedJsonOnEveryLeaf) {
+  for (const Config& config : knob_probes()) {
+    std::map<std::string, json> leaves;
+    leaves_of(memfront::to_json(config), "", leaves);
+    EXPECT_EQ(leaves.size(), memfront::knob_table().size());
+    for (const auto& [path, value] : leaves) {
+      const memfront::ConfigKnob* knob = memfront::find_knob(path);
+      ASSERT_NE(knob, nullptr) << path << " is in the normalized JSON but not in the knob table";
+      EXPECT_EQ(memfront::to_json(knob->read(config)), value) << path;
+    }
+  }
+}
+
+TEST(KnobTable, EveryKnobReadsTheFieldThatParsingSets) {
+  // Written from the table and parsed by hand-written code: a knob that read
+  // another field, or a field no knob reads, changes the config on the way.
+  for (const Config& config : knob_probes()) {
+    const json written = memfront::to_json(config);
+    EXPECT_EQ(memfront::parse_config(written, "again"), config) << written.dump();
+  }
+  const Config probe = knob_probes()[1];
+  for (const memfront::ConfigKnob& knob : memfront::knob_table()) {
+    if (knob.path == "data.source" || knob.path == "data.path" || knob.path == "backend" ||
+        knob.path == "precision.compute" || knob.path == "quant.grad" || knob.path == "quant.weights") {
+      continue;  // at their defaults in probe 1; probe 2 changes them
+    }
+    EXPECT_NE(knob.read(probe), knob.read(Config{})) << knob.path << " reads the same in probe 1 as by default";
+  }
+}
+
+TEST(KnobTable, ValuesReadAsNumbersAndText) {
+  const Config probe = knob_probes()[2];
+  const auto value = [&](std::string_view path) { return memfront::find_knob(path)->read(probe); };
+  EXPECT_EQ(memfront::knob_number(value("world")), 4.0);
+  EXPECT_EQ(memfront::knob_number(value("quant.error_feedback")), 1.0);
+  EXPECT_EQ(memfront::knob_number(value("topk.grad")), 1.0);
+  EXPECT_EQ(memfront::knob_number(value("shard.strategy")), std::nullopt);
+  EXPECT_EQ(memfront::knob_number(value("placement.order")), std::nullopt);
+  EXPECT_EQ(memfront::knob_text(value("shard.strategy")), "hybrid");
+  EXPECT_EQ(memfront::knob_text(value("placement.order")), "[1,0,0,1]");
+  EXPECT_EQ(memfront::knob_text(value("train.eps")), "1e-08");
+  EXPECT_EQ(memfront::knob_text(value("quant.error_feedback")), "true");
+  EXPECT_EQ(memfront::find_knob("shard"), nullptr);  // a group, not a knob
+  EXPECT_EQ(memfront::find_knob("shard.strategi"), nullptr);
+}
+
+TEST(KnobTable, NormalizedJsonKeepsItsBytes) {
+  // Results files hold this text; the config ids hash it.
+  EXPECT_EQ(memfront::to_json(Config{}).dump(),
+            R"({"backend":"cpu","batch":{"accum":1,"micro":4},"checkpoint":{"every":0},)"
+            R"("data":{"noise":0.25,"path":"","seed":1,"source":"synthetic"},)"
+            R"("model":{"heads":4,"layers":4,"seq":64,"vocab":256,"width":64},)"
+            R"("placement":{"collectives":"flat","link_bandwidth_gbps":10.0,"link_latency_us":5.0,"order":"block",)"
+            R"("ranks_per_node":1},"precision":{"activations":"fp32","compute":"fp32"},)"
+            R"("quant":{"block":256,"error_feedback":true,"grad":"fp32","weights":"fp32"},)"
+            R"("shard":{"group":1,"strategy":"ddp"},"topk":{"attention":0,"error_feedback":true,"grad":1.0},)"
+            R"("train":{"beta1":0.9,"beta2":0.95,"eps":1e-08,"eval_batches":4,"lr":0.001,"seed":42,"steps":20,)"
+            R"("threads":1,"warmup":2,"weight_decay":0.0},"world":1})");
 }

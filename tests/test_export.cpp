@@ -81,7 +81,7 @@ TrialRecord make_record(const json& config_json, TrialStatus status) {
   const Config config = parse_config(config_json, "test");
   TrialRecord record;
   record.id = config_id(config);
-  record.config = to_json(config);
+  record.config = config;
   record.status = status;
   return record;
 }
@@ -221,7 +221,7 @@ TEST(ExportMemfrontTest, RoundTripsThroughParseConfig) {
   for (const TrialRecord& record : {zero3_record(), ddp_record()}) {
     const Config config = parse_config_text(export_trial(record, ExportFormat::memfront, golden_source()), "export");
     EXPECT_EQ(config_id(config), record.id);
-    EXPECT_EQ(to_json(config), record.config);
+    EXPECT_EQ(config, record.config);
   }
 }
 
@@ -310,7 +310,7 @@ TEST(ExportFsdpTest, EveryStrategyIsValidPython) {
       {{"world", 2}, {"shard", {{"strategy", "zero1"}}}},
       {{"world", 2}, {"shard", {{"strategy", "zero2"}}}, {"checkpoint", {{"every", 4}}}},
       {{"world", 4}, {"shard", {{"strategy", "hybrid"}, {"group", 2}}}, {"placement", {{"order", {0, 1, 1, 0}}, {"ranks_per_node", 2}}}},
-      to_json(parse_config(zero3_record().config, "zero3")),
+      to_json(zero3_record().config),
   };
   int n = 0;
   for (const json& config : configs) {
@@ -437,17 +437,6 @@ TEST(ExportTest, RecordWhoseIdIsNotItsConfigsSaysSo) {
   EXPECT_NE(script.find("#   trial: 3f2a9c1e5b7d0a44\n"), std::string::npos);
   EXPECT_NE(script.find("#   config_id: " + id + "\n"), std::string::npos);
   EXPECT_NE(script.find("is not its config's id"), std::string::npos);
-}
-
-TEST(ExportTest, RejectsARecordWithAnInvalidConfig) {
-  TrialRecord record = zero3_record();
-  record.config["world"] = 3;  // ranks_per_node=2 does not divide it
-  try {
-    export_trial(record, ExportFormat::deepspeed, golden_source());
-    FAIL() << "expected InputError";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("results/golden.jsonl: trial " + record.id), std::string::npos) << e.what();
-  }
 }
 
 }  // namespace

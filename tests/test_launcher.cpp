@@ -86,7 +86,7 @@ class LauncherTest : public testing::Test {
 
 void expect_record_basics(const LaunchOutcome& outcome, const Config& config) {
   EXPECT_EQ(outcome.record.id, config_id(config));
-  EXPECT_EQ(outcome.record.config, to_json(config));
+  EXPECT_EQ(outcome.record.config, config);
   const auto& launcher = outcome.record.provenance.at("launcher");
   EXPECT_EQ(launcher.at("command"), outcome.command);
   EXPECT_EQ(launcher.at("exit_code"), outcome.end.exit_code);

@@ -19,7 +19,7 @@ TrialRecord measured_record() {
   Config c;
   c.checkpoint.every = 2;
   r.id = config_id(c);
-  r.config = to_json(c);
+  r.config = c;
   TrialMetrics m;
   m.peak_total_max = 3ull << 20;
   m.peak_max[static_cast<int>(MemCategory::activations)] = 1ull << 20;
@@ -108,6 +108,21 @@ TEST(Metrics, RecordExpressionsServeConstraintsOverRecords) {
   EXPECT_EQ(holds("status == \"ok\" && shard.strategy == \"ddp\""), true);
   EXPECT_EQ(holds("config.shard.strategy == \"ddp\""), true);
   EXPECT_EQ(holds("step_time < 20ms"), false);
+}
+
+TEST(Metrics, ConfigNamesReadTheTypedConfigThroughTheKnobTable) {
+  TrialRecord r = measured_record();
+  r.config.quant.error_feedback = false;
+  EXPECT_EQ(metric_value(r, "config.quant.error_feedback"), 0.0);  // flags as 1 and 0
+  EXPECT_EQ(metric_value(r, "config.topk.grad"), 1.0);
+  EXPECT_FALSE(metric_value(r, "config.shard.strategy"));  // a name is no number
+  EXPECT_EQ(resolve_metric("config.shard.strategi").error,
+            "unknown metric 'config.shard.strategi'; did you mean 'config.shard.strategy'?");
+  auto holds = [&](const char* text) { return RecordExpr(Expr::parse(text, "t"), "t", "t").holds(r); };
+  EXPECT_EQ(holds("quant.error_feedback == false && world == 1 && train.eps < 0.001"), true);
+  r.config.placement.order = PlacementOrder::explicit_list;
+  r.config.placement.node_of_rank = {0};
+  EXPECT_EQ(holds("placement.order == \"block\""), std::nullopt);  // a list has no value an expression compares
 }
 
 TEST(Metrics, RecordExpressionsRejectUnknownNamesWhenMade) {

@@ -119,7 +119,7 @@ TrialMetrics sample_metrics() {
 TrialRecord sample_record(std::string id) {
   TrialRecord record;
   record.id = std::move(id);
-  record.config = {{"world", 2}, {"shard", {{"strategy", "zero2"}, {"group", 2}}}};
+  record.config = parse_config(json{{"world", 2}, {"shard", {{"strategy", "zero2"}}}}, "sample config");
   record.metrics = sample_metrics();
   record.trace = "traces/" + record.id + ".json";
   record.provenance = {{"memfront_version", "0.1.0"}, {"command", "memfront-trial --config c.json"}};
@@ -213,8 +213,9 @@ TEST(Results, DetectMachineSeesThisHost) {
   EXPECT_EQ(machine.gpu.empty(), !driver_lists_a_gpu) << machine.gpu;
   EXPECT_EQ(machine.cuda.empty(), machine.nccl.empty());
   // OpenBLAS is one of memfront's dependencies: its kernel choice is always named.
-  EXPECT_EQ(machine.blas.rfind("OpenBLAS", 0), 0u) << machine.blas;
-  EXPECT_NE(machine.blas.find("(kernels: "), std::string::npos) << machine.blas;
+  ASSERT_TRUE(machine.blas);
+  EXPECT_EQ(machine.blas->rfind("OpenBLAS", 0), 0u) << *machine.blas;
+  EXPECT_NE(machine.blas->find("(kernels: "), std::string::npos) << *machine.blas;
 }
 
 TEST(Results, SpreadOfOddSample) {
@@ -355,9 +356,9 @@ TEST(Results, PredictionIsReadTypedAndErrorsNameItsPointer) {
               l["prediction"] = to_json(Prediction{});
               l["prediction"]["comm"]["bytes_inter_node"] = -1;
             }),
-            "r.jsonl:7: /prediction/comm/bytes_inter_node: expected a non-negative integer, got -1");
+            "r.jsonl:7: /prediction/comm/bytes_inter_node: expected a non-negative integer, got number -1");
   EXPECT_EQ(record_error_after([](json& l) { l["prediction"] = {{"peak_bytes", 20480}}; }),
-            "r.jsonl:7: /prediction/peak_bytes: expected an object, got number");
+            "r.jsonl:7: /prediction/peak_bytes: expected an object, got number 20480");
 }
 
 TEST(Results, TrialWithoutMetricsRoundTrip) {
@@ -421,19 +422,37 @@ TEST(Results, IllTypedFieldNamesItsPointer) {
             "r.jsonl:7: /metrics/loss/curve/2: expected a number, got null");
 }
 
+TEST(Results, ConfigIsParsedOnReadAndItsErrorsAreUnderConfig) {
+  // The record holds the typed config, normalized: a group the file leaves out is the world's.
+  json line = to_json(sample_record("0123456789abcdef"));
+  line["config"] = {{"world", 2}, {"shard", {{"strategy", "zero2"}}}};
+  const TrialRecord back = record_from_json(line, "r.jsonl:7");
+  EXPECT_EQ(back.config.shard.strategy, ShardStrategy::zero2);
+  EXPECT_EQ(back.config.shard.group, 2);
+  EXPECT_EQ(back.config.placement.ranks_per_node, 2);
+
+  // A config this memfront's rules reject (an older file's) is a malformed record.
+  EXPECT_EQ(record_error_after([](json& l) { l["config"]["world"] = 3; }),
+            "r.jsonl:7: /config/placement/ranks_per_node: must divide world=3, got 2");
+  EXPECT_EQ(record_error_after([](json& l) { l["config"]["shard"]["strategi"] = "zero1"; }),
+            "r.jsonl:7: /config/shard/strategi: unknown key (expected one of: group, strategy)");
+  EXPECT_EQ(record_error_after([](json& l) { l["config"]["checkpoint"] = 1; }),
+            "r.jsonl:7: /config/checkpoint: expected an object, got integer");
+}
+
 TEST(Results, MissingFieldNamesItsPointer) {
   EXPECT_EQ(record_error_after([](json& line) {
               line["metrics"]["step_time_s"].erase("p90");
             }),
-            "r.jsonl:7: /metrics/step_time_s/p90: missing, expected a number");
+            "r.jsonl:7: /metrics/step_time_s/p90: missing (expected a number)");
   EXPECT_EQ(record_error_after([](json& line) {
               line["metrics"]["ranks"][0]["peak_bytes"].erase("total");
             }),
-            "r.jsonl:7: /metrics/ranks/0/peak_bytes/total: missing, expected a non-negative integer");
+            "r.jsonl:7: /metrics/ranks/0/peak_bytes/total: missing (expected a non-negative integer)");
   EXPECT_EQ(record_error_after([](json& line) { line.erase("provenance"); }),
-            "r.jsonl:7: /provenance: missing, expected an object");
+            "r.jsonl:7: /provenance: missing (expected an object)");
   EXPECT_EQ(record_error_after([](json& line) { line["metrics"]["loss"].erase("delta"); }),
-            "r.jsonl:7: /metrics/loss/delta: missing, expected a number or null");
+            "r.jsonl:7: /metrics/loss/delta: missing (expected a number or null)");
 }
 
 TEST(Results, BadValuesAreNamed) {
@@ -462,7 +481,7 @@ TEST(Results, WrongSchemaVersionIsRejected) {
             "this memfront reads memfront.results/1");
   header.erase("schema");
   EXPECT_EQ(input_error_of([&] { header_from_json(header, "r.jsonl:1"); }),
-            "r.jsonl:1: /schema: missing, expected a string");
+            "r.jsonl:1: /schema: missing (expected a string)");
 }
 
 TEST(Results, HeaderFieldErrorsNameTheirPointer) {
@@ -592,6 +611,28 @@ TEST_F(ResultsFileTest, CorruptMiddleLineIsAnError) {
   EXPECT_EQ(input_error_of([&] { ResultsWriter::open_append(path); }), message);
 }
 
+TEST_F(ResultsFileTest, ARecordWhoseConfigNoLongerParses) {
+  const fs::path path = temp_path(".jsonl");
+  const std::string text = write_three_trials(path);
+  const size_t line3 = text.find('\n', text.find('\n') + 1) + 1;
+  const size_t line4 = text.find('\n', line3) + 1;
+  json record = to_json(sample_record("b"));
+  record["config"]["world"] = 3;  // placement.ranks_per_node=2 does not divide it
+  write_text(path, text.substr(0, line3) + record.dump() + "\n" + text.substr(line4));
+
+  // The strict reader fails with the line and the pointer into the config...
+  EXPECT_EQ(input_error_of([&] { read_results(path); }),
+            path.string() + ":3: /config/placement/ranks_per_node: must divide world=3, got 2");
+  // ...the viewer's scan reports that line and keeps the other trials.
+  const ResultsScan scan = scan_results(path);
+  const std::string problem = path.string() + ":3: /config/placement/ranks_per_node: must divide world=3, got 2";
+  EXPECT_EQ(scan.problems, std::vector<std::string>{problem});
+  EXPECT_EQ(scan.skipped, 1);
+  ASSERT_EQ(scan.file.trials.size(), 2u);
+  EXPECT_EQ(scan.file.trials[0].id, "a");
+  EXPECT_EQ(scan.file.trials[1].id, "c");
+}
+
 TEST_F(ResultsFileTest, MalformedLastLineWithNewlineIsAnError) {
   const fs::path path = temp_path(".jsonl");
   const std::string text = write_three_trials(path);
@@ -623,7 +664,7 @@ TEST_F(ResultsFileTest, EmptyOrHeaderlessFilesAreErrors) {
 
   write_text(path, to_json(sample_record("a")).dump() + "\n");
   EXPECT_EQ(input_error_of([&] { read_results(path); }),
-            path.string() + ":1: /schema: missing, expected a string");
+            path.string() + ":1: /schema: missing (expected a string)");
 
   const fs::path missing = temp_path(".absent");
   EXPECT_NE(input_error_of([&] { read_results(missing); }).find(missing.string() + ": cannot read"),
@@ -669,6 +710,16 @@ TEST_F(ResultsFileTest, RecordFileErrorsNameTheFile) {
 // ---------------------------------------------------------------------------
 // Files kept in the repository
 
+TEST(Results, RecordsReadAndWrittenAgainKeepTheirBytes) {
+  // Records hold typed structs; the file's text must not change on the way
+  // through them (the example's configs are normalized, as memfront writes them).
+  const std::string text = read_text(kResultsData / "example_v1.jsonl");
+  const ResultsFile file = read_results(kResultsData / "example_v1.jsonl");
+  std::string written = to_json(file.header).dump() + "\n";
+  for (const TrialRecord& record : file.trials) written += to_json(record).dump() + "\n";
+  EXPECT_EQ(written, text);
+}
+
 TEST(Results, ReadsTheVersion1Example) {
   // Written by hand from results/SCHEMA.md: the format is a contract, so a
   // file of this version must keep reading the same.
@@ -680,7 +731,7 @@ TEST(Results, ReadsTheVersion1Example) {
   const TrialRecord& ok = file.trials[0];
   EXPECT_EQ(ok.id, "3f2a9c1e5b7d0a44");
   EXPECT_EQ(ok.status, TrialStatus::ok);
-  EXPECT_EQ(ok.config["shard"]["strategy"], "ddp");
+  EXPECT_EQ(ok.config.shard.strategy, ShardStrategy::ddp);
   ASSERT_TRUE(ok.metrics);
   ASSERT_EQ(ok.metrics->ranks.size(), 2u);
   EXPECT_EQ(ok.metrics->ranks[1].peak_total, 7540736u);

@@ -37,8 +37,8 @@ Study study_with(const std::string& strategy, json search_extra = json::object()
 TrialRecord synthetic(const Candidate& c, int steps) {
   TrialRecord r;
   r.id = config_id(c.config);
-  r.config = to_json(c.config);
-  r.config["train"]["steps"] = steps;
+  r.config = c.config;
+  r.config.train.steps = steps;
   TrialMetrics m;
   const double every = c.config.checkpoint.every == 0 ? 8 : c.config.checkpoint.every;
   const double width = c.config.precision.activations == DType::fp32 ? 4 : c.config.precision.activations == DType::bf16 ? 2 : 1.1;
@@ -150,7 +150,6 @@ TEST(Search, SelectionPutsFeasibleFrontFirstAndFailuresLast) {
   auto make = [](uint64_t mem, double time, TrialStatus status = TrialStatus::ok) {
     TrialRecord r;
     r.id = "x";
-    r.config = to_json(Config{});
     r.status = status;
     TrialMetrics m;
     m.peak_total_max = mem;

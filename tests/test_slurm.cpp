@@ -393,7 +393,7 @@ SlurmState::Array array_of(const std::string& job_id, const std::vector<Config>&
   array.options.max_parallel = 2;
   array.timeout_s = 30;
   for (const Config& config : configs) {
-    array.trials.push_back({config_id(config), to_json(config), config_id(config), Prediction{.peak_total = 1},
+    array.trials.push_back({config_id(config), config, config_id(config), Prediction{.peak_total = 1},
                             "srun memfront-trial"});
   }
   return array;
@@ -416,7 +416,7 @@ TEST(SlurmStateFile, ArraysReadBackAndTheLastSubmissionOfATrialWins) {
   ASSERT_EQ(state.arrays().size(), 2u);
   EXPECT_EQ(state.arrays()[0].options.partition, kHostile);
   EXPECT_EQ(state.arrays()[0].options.max_parallel, 2);
-  EXPECT_EQ(state.arrays()[0].trials[0].config, to_json(tiny_config()));
+  EXPECT_EQ(state.arrays()[0].trials[0].config, tiny_config());
   const auto latest = state.latest_elements();
   EXPECT_EQ(latest.at(config_id(other)).name(), "11_0");
   EXPECT_EQ(latest.at(config_id(tiny_config())).name(), "10_0");
@@ -514,7 +514,7 @@ class SlurmOutcomes : public testing::Test {
   void ok_record(int run) {
     TrialRecord record;
     record.id = id();
-    record.config = to_json(tiny_config());
+    record.config = tiny_config();
     record.provenance = json::object();
     write_record_file(state_->record_path(id(), run), record);
   }
@@ -583,7 +583,7 @@ TEST_F(SlurmOutcomes, AnElementSlurmEndedIsRecordedWithItsStateAndLog) {
             "Slurm ended array element 20_0 as TIMEOUT (exit 0:15) before the trial finished; log: starting | "
             "slurmstepd: error: *** JOB 21 CANCELLED DUE TO TIME LIMIT ***");
   EXPECT_EQ(record.provenance["slurm"]["state"], "TIMEOUT");
-  EXPECT_EQ(record.config, to_json(tiny_config()));
+  EXPECT_EQ(record.config, tiny_config());
 }
 
 // The sweep command against stand-ins: no sbatch, an sbatch that refuses, and

@@ -198,7 +198,7 @@ TEST_F(SlurmCluster, ASmallSweepRunsEndToEnd) {
     EXPECT_EQ(record.status, TrialStatus::ok) << record.error;
     EXPECT_EQ(record.provenance["slurm"]["nodes"], "localhost") << "the node list Slurm gave";
     ASSERT_TRUE(record.metrics && record.metrics->loss_delta);
-    EXPECT_EQ(static_cast<int>(record.metrics->ranks.size()), record.config["world"].get<int>())
+    EXPECT_EQ(static_cast<int>(record.metrics->ranks.size()), record.config.world)
         << "srun started every rank of the trial";
     EXPECT_TRUE(record.prediction);
   }

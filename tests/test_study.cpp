@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/config.h"
 #include "core/error.h"
 
 namespace memfront {
@@ -520,6 +521,22 @@ TEST(Study, EnumerationErrorsOfALoadedStudyNameItsFile) {
               0u)
         << e.what();
   }
+}
+
+TEST(Study, TheSpaceKnowsTheKnobsOfTheKnobTable) {
+  // The study's catalogue of knob paths and the knob table (core/config.h)
+  // are one list: what a space may vary is what records, --where and the
+  // viewer can read back. (A few knobs are the study's own fields, such as
+  // train.steps: known, but refused in the space.)
+  const Config defaults;
+  for (const ConfigKnob& knob : knob_table()) {
+    const std::string path(knob.path);
+    const json value = to_json(knob.read(defaults));
+    const std::string error = error_of(with(minimal(), {{"space", {{path, json::array({value})}}}}));
+    EXPECT_EQ(error.find("unknown knob"), std::string::npos) << path << ": " << error;
+  }
+  EXPECT_NE(error_of(with(minimal(), {{"space", {{"shard.strategi", {"ddp"}}}}})).find("unknown knob"),
+            std::string::npos);
 }
 
 }  // namespace

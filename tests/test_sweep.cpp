@@ -90,7 +90,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   }
   EXPECT_EQ(ids.size(), 4u);
   EXPECT_EQ(*file.trials[0].metrics->loss_delta, 0.0) << "the reference runs first";
-  EXPECT_EQ(file.trials[0].config["checkpoint"]["every"], 0);
+  EXPECT_EQ(file.trials[0].config.checkpoint.every, 0);
 
   // The commands that read results.
   CommandRun pareto = run_command("'" + kTool + "' pareto '" + results.string() + "' --objectives peak_mem,step_time");
@@ -249,7 +249,7 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
   for (const Candidate& c : enumerate_space(study)) {
     TrialRecord r;
     r.id = config_id(c.config);
-    r.config = to_json(c.config);
+    r.config = c.config;
     TrialMetrics m;
     m.peak_total_max = 1000 + 100 * c.config.topk.attention + (c.config.checkpoint.every ? 0 : 500);
     m.step_time_s.median = 0.01 * (c.config.checkpoint.every + 1);
@@ -273,7 +273,7 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
     for (const TrialRecord& r : summary.records) {
       EXPECT_EQ(r.status, TrialStatus::ok) << strategy << " " << r.error;
       // Shorter runs of halving are the recorded run's beginning.
-      if (r.config["train"]["steps"] == 1) {
+      if (r.config.train.steps == 1) {
         EXPECT_EQ(r.metrics->final_loss, 5.0);
       }
     }

@@ -83,27 +83,27 @@ TEST(Timing, WithoutSchedstatTheRunDelayIsUnknownNotZero) {
   EXPECT_FALSE(q.run_delay_fraction);
   EXPECT_FALSE(q.contended);
   EXPECT_FALSE(q.bound);
-  EXPECT_EQ(timing_quality_from_json(to_json(q), "t", "").run_delay_fraction, std::nullopt);
+  EXPECT_EQ(timing_quality_from_json(JsonField(to_json(q), "t")).run_delay_fraction, std::nullopt);
 }
 
 TEST(Timing, RoundTripsThroughJsonAndReadsStrictly) {
   TimingEvidence e = quiet_two_ranks();
   e.ranks[1].run_delay_s = 0.004;
   const TimingQuality q = assess_timing(e);
-  EXPECT_EQ(timing_quality_from_json(to_json(q), "t", "/metrics/timing"), q);
-  EXPECT_EQ(rank_timing_from_json(to_json(e.ranks[0]), "t", ""), e.ranks[0]);
+  EXPECT_EQ(timing_quality_from_json(JsonField(to_json(q), "t", "/metrics/timing")), q);
+  EXPECT_EQ(rank_timing_from_json(JsonField(to_json(e.ranks[0]), "t")), e.ranks[0]);
 
   nlohmann::json broken = to_json(q);
   broken["contended"] = "yes";
   try {
-    timing_quality_from_json(broken, "r.jsonl:3", "/metrics/timing");
+    timing_quality_from_json(JsonField(broken, "r.jsonl:3", "/metrics/timing"));
     FAIL() << "a string for a flag was accepted";
   } catch (const InputError& error) {
-    EXPECT_NE(std::string(error.what()).find("r.jsonl:3: /metrics/timing/contended: expected true or false"),
+    EXPECT_NE(std::string(error.what()).find("r.jsonl:3: /metrics/timing/contended: expected a boolean, got string \"yes\""),
               std::string::npos)
         << error.what();
   }
   nlohmann::json extra = to_json(e.ranks[0]);
   extra["steal"] = 1;
-  EXPECT_THROW(rank_timing_from_json(extra, "t", ""), InputError);
+  EXPECT_THROW(rank_timing_from_json(JsonField(extra, "t")), InputError);
 }

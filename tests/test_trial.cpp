@@ -54,7 +54,7 @@ TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
   ASSERT_TRUE(record.metrics->ranks[0].pool_reserved_high_bytes);
   EXPECT_GE(*record.metrics->ranks[0].pool_reserved_high_bytes, record.metrics->peak_total_max);
   EXPECT_GT(record.metrics->phase_s.at("forward"), 0.0);
-  EXPECT_EQ(record.id, config_id(parse_config(record.config, "record")));
+  EXPECT_EQ(record.id, config_id(record.config));
 }
 
 TEST(TrialExe, StepsOnTheCommandLineOverrideTheConfig) {

@@ -106,13 +106,13 @@ std::string one_line(std::string_view text) {
 struct Trial {
   const TrialRecord& record;
   const ExportSource& source;
-  Config config;
+  const Config& config;  // the record's
   std::string id;  // config_id(config): 16 hex digits, safe in file and job names
   int nodes = 1;
 };
 
 Trial read_trial(const TrialRecord& record, const ExportSource& source) {
-  Trial t{record, source, parse_config(record.config, source.results_file.string() + ": trial " + record.id), "", 1};
+  Trial t{record, source, record.config, "", 1};
   t.id = config_id(t.config);
   t.nodes = t.config.world / t.config.placement.ranks_per_node;
   return t;

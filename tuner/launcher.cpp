@@ -279,7 +279,7 @@ LaunchOutcome outcome_of_run(const Config& config, const ProcessEnd& end, const 
   // with the launcher's account of how it ended.
   TrialRecord record = left.record ? *left.record : TrialRecord{};
   record.id = id;
-  record.config = to_json(config);
+  record.config = config;
   // A launcher sends SIGKILL only after a timeout or interrupt; any other
   // SIGKILL came from outside: the kernel's out-of-memory killer when the
   // kernel counted one meanwhile, else someone's kill (never guessed to be an

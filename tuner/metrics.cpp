@@ -27,8 +27,8 @@ RecordExpr::RecordExpr(Expr expression, std::string where_written, std::string_v
     // A config path under config. first: as a metric it would read numbers only.
     const bool under_config = text.starts_with("config.");
     if (under_config) {
-      if (std::optional<nlohmann::json::json_pointer> config = config_pointer(text.substr(7))) {
-        names_.push_back({Name::Kind::config, text, std::nullopt, std::move(*config)});
+      if (const ConfigKnob* knob = find_knob(text.substr(7))) {
+        names_.push_back({Name::Kind::config, text, std::nullopt, knob});
         continue;
       }
     }
@@ -38,12 +38,12 @@ RecordExpr::RecordExpr(Expr expression, std::string where_written, std::string_v
       continue;
     }
     // A knob path as the study's space names it: shard.strategy.
-    if (std::optional<nlohmann::json::json_pointer> config = config_pointer(text); config && !under_config) {
-      names_.push_back({Name::Kind::config, text, std::nullopt, std::move(*config)});
+    if (const ConfigKnob* knob = find_knob(text); knob && !under_config) {
+      names_.push_back({Name::Kind::config, text, std::nullopt, knob});
       continue;
     }
     std::vector<std::string> known = known_metric_names();
-    known.insert(known.end(), config_paths().begin(), config_paths().end());
+    for (const ConfigKnob& knob : knob_table()) known.emplace_back(knob.path);
     known.emplace_back("status");
     throw InputError(std::string(where) + ": " + unknown_name_message("metric", text, known));
   }
@@ -64,14 +64,13 @@ std::optional<bool> RecordExpr::holds(const TrialRecord& record) const {
         break;
       }
       case Name::Kind::config: {
-        if (!record.config.contains(name.config)) return std::nullopt;
-        const nlohmann::json& node = record.config.at(name.config);
-        if (node.is_number()) {
-          values.emplace_back(node.get<double>());
-        } else if (node.is_string()) {
-          values.emplace_back(node.get<std::string>());
-        } else if (node.is_boolean()) {
-          values.emplace_back(node.get<bool>());
+        const KnobValue value = name.knob->read(record.config);
+        if (const bool* flag = std::get_if<bool>(&value)) {
+          values.emplace_back(*flag);
+        } else if (const std::string* text = std::get_if<std::string>(&value)) {
+          values.emplace_back(*text);
+        } else if (const std::optional<double> number = knob_number(value)) {
+          values.emplace_back(*number);
         } else {
           return std::nullopt;  // placement.order as an explicit list of nodes
         }

@@ -48,8 +48,8 @@ class RecordExpr {
   struct Name {
     enum class Kind { status, metric, config } kind;
     std::string text;              // as the expression writes it
-    std::optional<MetricRef> metric;        // kind metric
-    nlohmann::json::json_pointer config{};  // kind config
+    std::optional<MetricRef> metric;  // kind metric
+    const ConfigKnob* knob = nullptr;       // kind config
   };
   std::vector<Name> names_;
 };

@@ -190,7 +190,7 @@ void SlurmRunner::submit_array(const ArrayShape& shape, const std::vector<Pendin
     std::vector<std::string> srun_line = {"srun"};
     srun_line.insert(srun_line.end(), srun.begin(), srun.end());
     srun_line.insert(srun_line.end(), command.begin(), command.end());
-    array.trials.push_back({id, to_json(request.config), request.reference_id, request.prediction,
+    array.trials.push_back({id, request.config, request.reference_id, request.prediction,
                             shell_command(srun_line)});
   }
   const fs::path script_path = fs::path("arrays") / (std::to_string(array.number) + ".sbatch");

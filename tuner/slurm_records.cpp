@@ -67,7 +67,7 @@ std::vector<LaunchOutcome> outcomes_of_finished(const SlurmState& state, const S
   // The end file says which element wrote it (an earlier submission of the
   // same trial may have finished after all).
   slurm = {{"job_id", end.job_id}, {"array_task", end.task}, {"nodes", end.nodes}};
-  const Config config = parse_config(trial.config, state.config_path(trial.id).string());
+  const Config& config = trial.config;
   std::vector<LaunchOutcome> outcomes;
   for (size_t r = 0; r < end.runs.size(); ++r) {
     const EndFile::Run& run = end.runs[r];

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <variant>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -27,7 +28,7 @@ json to_json(const SlurmState::Array& array) {
   json trials = json::array();
   for (const SlurmState::Trial& trial : array.trials) {
     trials.push_back({{"id", trial.id},
-                      {"config", trial.config},
+                      {"config", to_json(trial.config)},
                       {"reference", trial.reference_id},
                       {"prediction", trial.prediction ? to_json(*trial.prediction) : json(nullptr)},
                       {"command", trial.command}});
@@ -54,14 +55,17 @@ SlurmState::Array array_from_json(const json& line, const std::string& where) {
     std::optional<Prediction> prediction;
     const json written = member_as<json>(trial, pointer, "prediction", where, "the prediction");
     if (!written.is_null()) prediction = prediction_from_json(written, where, pointer + "/prediction");
+    const json written_config = member_as<json>(trial, pointer, "config", where, "the trial's config");
+    if (!written_config.is_object()) fail_at(where, pointer + "/config", "expected the trial's config as an object");
+    std::variant<Config, ConfigViolation> config = check_config(written_config, where);
+    if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&config)) {
+      fail_at(where, violation->pointer_under(pointer + "/config"), violation->expected);
+    }
     array.trials.push_back({member_as<std::string>(trial, pointer, "id", where, "the trial id"),
-                            member_as<json>(trial, pointer, "config", where, "the trial's config"),
+                            std::move(std::get<Config>(config)),
                             member_as<std::string>(trial, pointer, "reference", where, "the reference's trial id"),
                             std::move(prediction),
                             member_as<std::string>(trial, pointer, "command", where, "the trial's command")});
-    if (!array.trials.back().config.is_object()) {
-      fail_at(where, pointer + "/config", "expected the trial's config as an object");
-    }
   }
   return array;
 }

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/config.h"
 #include "core/prediction.h"
 #include "core/time_limits.h"
 #include "tuner/slurm.h"
@@ -22,7 +23,7 @@ class SlurmState {
  public:
   struct Trial {
     std::string id;
-    nlohmann::json config;      // normalized
+    Config config;
     std::string reference_id;   // the study reference's id at this trial's steps (its own for the reference)
     std::optional<Prediction> prediction;  // the cost model's, for the record
     std::string command;        // the srun command line of a run, for the record's provenance

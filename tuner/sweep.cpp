@@ -58,16 +58,14 @@ std::string version_of(const std::string& program) {
   return text;
 }
 
-// The replay key of a config: everything but the step count, which halving varies.
-std::string replay_key(nlohmann::json config) {
-  config["train"].erase("steps");
-  return config.dump();
-}
-
 Config with_steps(Config config, int steps) {
   config.train.steps = steps;
   return config;
 }
+
+// The replay key of a config: everything but the step count, which halving
+// varies (0 steps, which no config has, stands for any).
+std::string replay_key(const Config& config) { return to_json(with_steps(config, 0)).dump(); }
 
 // The first outcome constraint the prediction breaks. A constraint is judged
 // only when the cost model predicts every metric it names (the registry's
@@ -232,10 +230,9 @@ ReplayLauncher::ReplayLauncher(const std::vector<TrialRecord>& recorded) {
 LaunchOutcome ReplayLauncher::run(const LaunchRequest& request) {
   ++lookups_;
   LaunchOutcome outcome;
-  const nlohmann::json config = to_json(request.config);
   outcome.record.id = config_id(request.config);
-  outcome.record.config = config;
-  auto found = by_id_.find(replay_key(config));
+  outcome.record.config = request.config;
+  auto found = by_id_.find(replay_key(request.config));
   if (found == by_id_.end()) {
     outcome.record.status = TrialStatus::failed;
     outcome.record.error = "not in the recorded sweep";
@@ -246,8 +243,7 @@ LaunchOutcome ReplayLauncher::run(const LaunchRequest& request) {
   outcome.record.error = recorded.error;
   outcome.record.metrics = recorded.metrics;
   outcome.record.provenance = {{"replayed_from", recorded.id}};
-  const int recorded_steps = recorded.config["train"]["steps"].get<int>();
-  if (outcome.record.metrics && request.config.train.steps < recorded_steps) {
+  if (outcome.record.metrics && request.config.train.steps < recorded.config.train.steps) {
     // A shorter run of the same config is the recorded run's beginning.
     TrialMetrics& m = *outcome.record.metrics;
     const size_t keep = static_cast<size_t>(request.config.train.warmup + request.config.train.steps);
@@ -452,7 +448,7 @@ class Sweep {
       if (const RecordExpr* broken = predicted_violation(study_, item.prediction)) {
         TrialRecord pruned;
         pruned.id = item.id;
-        pruned.config = to_json(item.config);
+        pruned.config = item.config;
         pruned.status = TrialStatus::pruned;
         pruned.error = "predicted to break " + broken->pointer + " (" + broken->expr.text() + ")";
         pruned.prediction = item.prediction;
@@ -582,8 +578,7 @@ SweepSummary run_sweep(const Study& study, const SweepOptions& options, TrialRun
 std::vector<TrialRecord> full_length(const std::vector<TrialRecord>& records, int steps) {
   std::vector<TrialRecord> kept;
   for (const TrialRecord& record : records) {
-    const nlohmann::json& train = record.config.contains("train") ? record.config["train"] : nlohmann::json();
-    if (train.is_object() && train.value("steps", -1) == steps) kept.push_back(record);
+    if (record.config.train.steps == steps) kept.push_back(record);
   }
   return kept;
 }
@@ -622,30 +617,17 @@ std::vector<Objective> recorded_objectives(const ResultsHeader& header) {
   return objectives;
 }
 
-namespace {
-
-// Flattens a config JSON into path -> value text.
-void flatten(const nlohmann::json& node, const std::string& prefix, std::map<std::string, std::string>& out) {
-  if (node.is_object()) {
-    for (const auto& [key, value] : node.items()) flatten(value, prefix.empty() ? key : prefix + "." + key, out);
-    return;
-  }
-  out[prefix] = node.is_string() ? node.get<std::string>() : node.dump();
-}
-
-}  // namespace
-
 std::string format_front(const std::vector<TrialRecord>& records, const std::vector<size_t>& front,
                          const std::vector<Objective>& objectives) {
-  // The knobs worth showing are those that differ between the records.
-  std::vector<std::map<std::string, std::string>> flat(records.size());
-  for (size_t i = 0; i < records.size(); ++i) flatten(records[i].config, "", flat[i]);
-  std::set<std::string> varying;
-  for (size_t i = 1; i < records.size(); ++i) {
-    for (const auto& [path, value] : flat[i]) {
-      if (flat[0].count(path) == 0 || flat[0].at(path) != value) varying.insert(path);
-    }
+  // The knobs worth showing are those that differ between the records, by path.
+  std::vector<const ConfigKnob*> varying;
+  for (const ConfigKnob& knob : knob_table()) {
+    const bool varies = std::ranges::any_of(records, [&](const TrialRecord& record) {
+      return knob.read(record.config) != knob.read(records.front().config);
+    });
+    if (varies) varying.push_back(&knob);
   }
+  std::ranges::sort(varying, {}, &ConfigKnob::path);
   std::string out = "id                ";
   char cell[64];
   for (const Objective& objective : objectives) {
@@ -661,7 +643,12 @@ std::string format_front(const std::vector<TrialRecord>& records, const std::vec
       out += cell;
     }
     out += " ";
-    for (const std::string& path : varying) out += " " + path + "=" + flat[i][path];
+    for (const ConfigKnob* knob : varying) {
+      out += ' ';
+      out += knob->path;
+      out += '=';
+      out += knob_text(knob->read(records[i].config));
+    }
     if (contended_timing(records[i])) out += "  [contended]";
     out += "\n";
   }

@@ -38,7 +38,8 @@ TrialRecord make_trial(const std::string& id, const std::string& strategy, int e
                        double step_ms, TrialStatus status = TrialStatus::ok) {
   TrialRecord record;
   record.id = id;
-  record.config = {{"world", 2}, {"shard", {{"strategy", strategy}, {"group", 2}}}, {"checkpoint", {{"every", every}}}};
+  const nlohmann::json config = {{"world", 2}, {"shard", {{"strategy", strategy}}}, {"checkpoint", {{"every", every}}}};
+  record.config = parse_config(config, "make_trial");
   record.status = status;
   if (status != TrialStatus::ok) record.error = "failed on purpose";
   record.provenance = nlohmann::json::object();
