@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/input_error_of.h"
+
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -31,16 +33,6 @@ fs::path fresh_dir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
-}
-
-template <class F>
-std::string input_error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "no InputError";
 }
 
 std::string nested(int levels) { return std::string(static_cast<size_t>(levels), '[') + std::string(static_cast<size_t>(levels), ']'); }

@@ -2,6 +2,8 @@
 // error format: "<file>:<line>:<column>: not valid JSON: ..." for syntax,
 // "<file>[:<line>]: <json pointer>: <what was expected>" for content.
 #include <gtest/gtest.h>
+
+#include "tests/input_error_of.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,16 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-template <class F>
-std::string input_error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "no InputError";
-}
 
 TEST(JsonFile, SyntaxErrorsNameFileLineAndColumn) {
   EXPECT_EQ(input_error_of([] { parse_json_text("{\n  \"a\": 1,\n  \"b\" 2\n}", "c.json"); }),

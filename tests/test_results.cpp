@@ -3,6 +3,8 @@
 // crash rules (a truncated last line is reported and repaired, nothing else is
 // forgiven). Also holds results/schema.json to what the code writes.
 #include <gtest/gtest.h>
+
+#include "tests/input_error_of.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,16 +65,6 @@ void write_text(const fs::path& path, std::string_view text) {
 }
 
 // The message of the InputError that `action` throws; fails the test if none.
-std::string input_error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
-
 ResultsHeader sample_header() {
   ResultsHeader header;
   header.study = "unit";
