@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (preset fuzz: clang, AddressSanitizer, UBSan)
 # and runs each for FUZZ_SECONDS (default 60) from its seed corpus in
-# fuzz/corpus/<target>. New inputs go to a scratch folder, not the tree. Fails
+# tests/fuzz/corpus/<target>. New inputs go to a scratch folder, not the tree. Fails
 # on any finding (a crash, a sanitizer report, a timeout, a leak); libFuzzer
 # leaves the input in build-fuzz/findings/, with the run's log beside it.
 set -euo pipefail
@@ -17,7 +17,7 @@ failed=0
 for target in fuzz_results fuzz_config fuzz_study fuzz_expr; do
   scratch="$(mktemp -d)"
   log="$findings/$target.log"
-  if (cd "$findings" && "$root/build-fuzz/fuzz/$target" "$scratch" "$root/fuzz/corpus/$target" \
+  if (cd "$findings" && "$root/build-fuzz/tests/fuzz/$target" "$scratch" "$root/tests/fuzz/corpus/$target" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 > "$log" 2>&1); then
     result="no finding"
   else
