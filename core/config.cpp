@@ -395,7 +395,17 @@ Config parse_config(const json& j, std::string_view source) {
   c.train.weight_decay = train.number("weight_decay", c.train.weight_decay);
   c.train.seed = static_cast<uint64_t>(train.integer("seed", static_cast<int64_t>(c.train.seed), 0, INT64_MAX));
   c.train.threads = static_cast<int>(train.integer("threads", c.train.threads, 1, 1024));
-  c.train.eval_batches = static_cast<int>(train.integer("eval_batches", c.train.eval_batches, 1, kIntMax));
+  // Configs before eval_sequences gave eval_batches micro-batches of
+  // batch.micro sequences: the same held-out sequences as eval_sequences =
+  // their product, which is how an older record's config reads.
+  const int64_t eval_batches = train.integer("eval_batches", 0, 1, kIntMax);
+  const int64_t eval_sequences = train.integer("eval_sequences", 0, 1, kIntMax);
+  if (eval_batches > 0 && eval_sequences > 0) {
+    train.fail("/train/eval_batches", "the older spelling of eval_sequences (times batch.micro); give only eval_sequences");
+  }
+  c.train.eval_sequences = eval_sequences > 0 ? static_cast<int>(eval_sequences)
+                           : eval_batches > 0 ? static_cast<int>(std::min<int64_t>(eval_batches * c.batch.micro, kIntMax))
+                                              : c.train.eval_sequences;
   if (!(c.train.lr > 0)) train.fail("/train/lr", "must be > 0");
   if (!(c.train.beta1 >= 0 && c.train.beta1 < 1)) train.fail("/train/beta1", "must be in [0, 1)");
   if (!(c.train.beta2 >= 0 && c.train.beta2 < 1)) train.fail("/train/beta2", "must be in [0, 1)");
@@ -481,7 +491,7 @@ const std::vector<ConfigKnob>& knob_table() {
       {"train.weight_decay", [](const Config& c) -> KnobValue { return c.train.weight_decay; }},
       {"train.seed", [](const Config& c) -> KnobValue { return static_cast<I>(c.train.seed); }},
       {"train.threads", [](const Config& c) -> KnobValue { return I{c.train.threads}; }},
-      {"train.eval_batches", [](const Config& c) -> KnobValue { return I{c.train.eval_batches}; }},
+      {"train.eval_sequences", [](const Config& c) -> KnobValue { return I{c.train.eval_sequences}; }},
   };
   return table;
 }

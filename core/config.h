@@ -127,7 +127,10 @@ struct Config {
     double weight_decay = 0.0;
     uint64_t seed = 42;      // parameter initialization
     int threads = 1;         // BLAS threads per rank
-    int eval_batches = 4;    // held-out micro-batches that give final_loss
+    // Held-out sequences that give final_loss: a fixed set, whatever
+    // batch.micro and world, so that configurations that train alike report
+    // the same loss (evaluated in micro-batches of batch.micro).
+    int eval_sequences = 16;
   } train;
 };
 

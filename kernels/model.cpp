@@ -446,7 +446,7 @@ float Gpt::forward_backward(const int32_t* inputs, const int32_t* targets, float
   return loss;
 }
 
-float Gpt::evaluate(const int32_t* inputs, const int32_t* targets) {
+double Gpt::evaluate(const int32_t* inputs, const int32_t* targets, int sequences) {
   Range range(Phase::eval);
   Workspace& w = *ws_;
   float* x = w.stream_a.as<float>();
@@ -457,7 +457,8 @@ float Gpt::evaluate(const int32_t* inputs, const int32_t* targets) {
     std::swap(x, y);
   }
   SavedHead head;
-  return head_forward(x, targets, head, MemCategory::workspace);
+  head_forward(x, targets, head, MemCategory::workspace);  // leaves each token's loss in w.losses
+  return ops_->sum(w.losses.as<float>(), size_t(sequences) * T_);
 }
 
 }  // namespace memfront

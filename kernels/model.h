@@ -50,8 +50,9 @@ class Gpt {
   // state may reduce across ranks as each unit finishes) and returns the mean
   // loss. Saved activations live only inside this call.
   float forward_backward(const int32_t* inputs, const int32_t* targets, float loss_weight);
-  // Mean loss of one micro-batch, forward only, nothing saved.
-  float evaluate(const int32_t* inputs, const int32_t* targets);
+  // Summed token loss of the micro-batch's first `sequences` sequences (the
+  // rest are computed and left out), forward only, nothing saved.
+  double evaluate(const int32_t* inputs, const int32_t* targets, int sequences);
 
   void zero_grads() { state_->zero_grads(); }
   // Reduces gradients across ranks and takes one AdamW step; t counts from 1.

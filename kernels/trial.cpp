@@ -206,14 +206,17 @@ RankResult train_on_this_rank(const Config& config, const TrialOptions& options,
     if (comm) timed_end = comm->counters();
     if (rank == 0) result.load_end = load_average();
     if (result.status == TrialStatus::ok) {
-      // Every rank evaluates the same held-out batches (zero3 needs every rank
-      // for its gathers anyway); they agree, and rank 0 reports.
-      double eval = 0;
-      for (int e = 0; e < config.train.eval_batches; ++e) {
-        load_batch(kEvalSampleBase + uint64_t(e) * B);
-        eval += model.evaluate(inputs.as<int32_t>(), targets.as<int32_t>());
+      // Every rank evaluates the same held-out sequences (zero3 needs every
+      // rank for its gathers anyway); they agree, and rank 0 reports. The set
+      // is fixed by train.eval_sequences whatever batch.micro and world, and
+      // goes through in micro-batches of B, the last one in part.
+      const int sequences = config.train.eval_sequences;
+      double loss_sum = 0;
+      for (int first = 0; first < sequences; first += B) {
+        load_batch(kEvalSampleBase + uint64_t(first));
+        loss_sum += model.evaluate(inputs.as<int32_t>(), targets.as<int32_t>(), std::min(B, sequences - first));
       }
-      result.final_loss = eval / config.train.eval_batches;
+      result.final_loss = loss_sum / (double(sequences) * T);
     }
   } catch (const OutOfMemory& e) {
     result.status = TrialStatus::oom;

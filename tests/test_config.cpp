@@ -199,7 +199,7 @@ std::vector<Config> knob_probes() {
                         "link_latency_us": 7.5, "link_bandwidth_gbps": 12.5},
           "data": {"seed": 9, "noise": 0.5},
           "train": {"steps": 11, "warmup": 3, "lr": 0.002, "beta1": 0.8, "beta2": 0.85, "eps": 1e-7,
-                    "weight_decay": 0.01, "seed": 13, "threads": 2, "eval_batches": 5}})",
+                    "weight_decay": 0.01, "seed": 13, "threads": 2, "eval_sequences": 5}})",
                         "probe 1"),
       parse_config_text(R"({"world": 4, "shard": {"strategy": "hybrid", "group": 2},
           "quant": {"grad": "int8", "weights": "bf16"}, "backend": "cuda", "precision": {"compute": "bf16"},
@@ -276,6 +276,25 @@ TEST(KnobTable, NormalizedJsonKeepsItsBytes) {
             R"("ranks_per_node":1},"precision":{"activations":"fp32","compute":"fp32"},)"
             R"("quant":{"block":256,"error_feedback":true,"grad":"fp32","weights":"fp32"},)"
             R"("shard":{"group":1,"strategy":"ddp"},"topk":{"attention":0,"error_feedback":true,"grad":1.0},)"
-            R"("train":{"beta1":0.9,"beta2":0.95,"eps":1e-08,"eval_batches":4,"lr":0.001,"seed":42,"steps":20,)"
+            R"("train":{"beta1":0.9,"beta2":0.95,"eps":1e-08,"eval_sequences":16,"lr":0.001,"seed":42,"steps":20,)"
             R"("threads":1,"warmup":2,"weight_decay":0.0},"world":1})");
+}
+
+// An older config's eval_batches micro-batches of batch.micro sequences are
+// the same held-out sequences as eval_sequences = their product; giving both
+// is an error naming the older key.
+TEST(Config, EvalBatchesReadsAsTheSequencesItEvaluated) {
+  const Config old = parse_config_text(R"({"batch": {"micro": 6}, "train": {"eval_batches": 3}})", "old");
+  EXPECT_EQ(old.train.eval_sequences, 18);
+  EXPECT_EQ(to_json(old)["train"].count("eval_batches"), 0u);
+  EXPECT_EQ(to_json(old)["train"]["eval_sequences"], 18);
+  EXPECT_EQ(parse_config_text("{}", "default").train.eval_sequences, 16) << "independent of batch.micro";
+  try {
+    parse_config_text(R"({"train": {"eval_batches": 3, "eval_sequences": 8}})", "both.json");
+    FAIL() << "both keys were accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("both.json: /train/eval_batches: the older spelling of eval_sequences"),
+              std::string::npos)
+        << e.what();
+  }
 }

@@ -55,7 +55,7 @@ class ScopedEnv {
 Config tiny(ShardStrategy strategy) {
   Config c = parse_config_text(R"({"model": {"vocab": 61, "seq": 16, "width": 33, "heads": 3, "layers": 3},
                                    "batch": {"micro": 2},
-                                   "train": {"steps": 2, "warmup": 0, "eval_batches": 1}})",
+                                   "train": {"steps": 2, "warmup": 0, "eval_sequences": 2}})",
                                "tiny");
   c.world = mpi_world();
   c.placement.ranks_per_node = c.world;

@@ -118,9 +118,10 @@ void check_whole_model_gradient(const Config& c, bool piecewise = false,
   auto central_difference = [&](uint64_t j, float h) {
     const float saved = p[j];
     p[j] = saved + h;
-    const double plus = model.evaluate(b.inputs.data(), b.targets.data());
+    const double tokens = double(c.batch.micro) * c.model.seq;  // forward_backward's loss is their mean
+    const double plus = model.evaluate(b.inputs.data(), b.targets.data(), c.batch.micro) / tokens;
     p[j] = saved - h;
-    const double minus = model.evaluate(b.inputs.data(), b.targets.data());
+    const double minus = model.evaluate(b.inputs.data(), b.targets.data(), c.batch.micro) / tokens;
     p[j] = saved;
     return (plus - minus) / (2.0 * h);
   };

@@ -165,3 +165,30 @@ TEST(Trial, PeaksAnswerTheKnobs) {
   c.batch.micro = 4;
   EXPECT_GT(activations(c), reference) << "batch.micro";
 }
+
+// The held-out loss is over a fixed set of sequences (train.eval_sequences):
+// configurations that train alike report the same loss to float noise,
+// whatever their micro-batch and world. It used to evaluate eval_batches
+// micro-batches, so micro 15 and micro 5 x accum 3 differed by 1e-3.
+TEST(TrialExe, HeldOutLossIsTheSameForEveryWayOfCuttingTheBatch) {
+  const auto final_loss = [](const std::string& name, const std::string& batch, int world) {
+    fs::path config = write_config(name + ".json", R"({"model": {"vocab": 64, "seq": 16, "width": 32, "heads": 4,
+        "layers": 2}, "train": {"steps": 3, "warmup": 0, "eval_sequences": 20}, )" + batch +
+                                                      R"(, "world": )" + std::to_string(world) + "}");
+    fs::path out = fs::path(testing::TempDir()) / (name + ".record.json");
+    const std::string launch = world == 1 ? std::string()
+                                          : std::string(MEMFRONT_MPIEXEC) + " -np " + std::to_string(world) +
+                                                " --oversubscribe --allow-run-as-root ";
+    CommandRun run = run_command(launch + MEMFRONT_TRIAL_EXE + " --quiet --config " + config.string() + " --out " +
+                                 out.string());
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    const TrialRecord record = read_record_file(out);
+    return record.metrics ? record.metrics->final_loss : -1.0;
+  };
+  const double whole = final_loss("micro15", R"("batch": {"micro": 15})", 1);
+  const double accumulated = final_loss("micro5x3", R"("batch": {"micro": 5, "accum": 3})", 1);
+  const double three_ranks = final_loss("world3", R"("batch": {"micro": 5})", 3);
+  ASSERT_GT(whole, 0);
+  EXPECT_NEAR(accumulated, whole, 2e-5 * whole);
+  EXPECT_NEAR(three_ranks, whole, 2e-5 * whole);
+}

@@ -190,7 +190,7 @@ void add_target_notes(const Trial& t, std::string_view target, Notes& n) {
   }
   n.notes.push_back("model (V=" + std::to_string(m.vocab) + " T=" + std::to_string(m.seq) + " C=" +
                     std::to_string(m.width) + " H=" + std::to_string(m.heads) + " L=" + std::to_string(m.layers) +
-                    "), data.* and train.steps/warmup/seed/threads/eval_batches describe memfront's benchmark "
+                    "), data.* and train.steps/warmup/seed/threads/eval_sequences describe memfront's benchmark "
                     "workload; " + std::string(target) +
                     " trains your model on your data, so the measured figures hold for a model of this shape");
 

@@ -67,7 +67,7 @@ TrainingRun train(const Config& config, Ops& ops, int steps) {
     run.losses.push_back(loss / config.batch.accum);
   }
   load(kEvalSampleBase);
-  run.eval_loss = model.evaluate(inputs.as<int32_t>(), targets.as<int32_t>());
+  run.eval_loss = model.evaluate(inputs.as<int32_t>(), targets.as<int32_t>(), B) / (double(B) * config.model.seq);
   ops.synchronize();
   run.arena_peak = arena.peak_total();
   return run;

@@ -1,9 +1,9 @@
-# memfront export: PyTorch DistributedDataParallel setup for trial c9efd58a4ce3a7dd
+# memfront export: PyTorch DistributedDataParallel setup for trial 7013618a476d0440
 #
 # Provenance
 #   results_file: results/golden.jsonl
 #   study: golden
-#   trial: c9efd58a4ce3a7dd
+#   trial: 7013618a476d0440
 #   status: failed
 #   error: c.json: /backend: backend=cuda cannot run here: no CUDA device: cudaGetDeviceCount found 0
 #   machine.host: node17
@@ -13,7 +13,7 @@
 #
 # Notes
 #   - status=failed: memfront did not complete this trial; its measured figures are partial or absent
-#   - model (V=256 T=64 C=64 H=4 L=4), data.* and train.steps/warmup/seed/threads/eval_batches describe memfront's benchmark workload; PyTorch trains your model on your data, so the measured figures hold for a model of this shape
+#   - model (V=256 T=64 C=64 H=4 L=4), data.* and train.steps/warmup/seed/threads/eval_sequences describe memfront's benchmark workload; PyTorch trains your model on your data, so the measured figures hold for a model of this shape
 #   - precision.compute=bf16: DistributedDataParallel has no precision setting; run the forward pass and loss under torch.autocast("cuda", dtype=torch.bfloat16)
 #
 # Not mapped (no PyTorch equivalent: this run differs from the measured one there)
@@ -35,7 +35,7 @@ GRADIENT_ACCUMULATION_STEPS = 1  # batch.accum: micro-batches per optimizer step
 
 
 def apply_memfront_config(model: torch.nn.Module, blocks_name: str) -> torch.nn.Module:
-    """Applies trial c9efd58a4ce3a7dd's configuration to `model` and returns the model to train."""
+    """Applies trial 7013618a476d0440's configuration to `model` and returns the model to train."""
     # blocks_name is not needed: ddp without checkpointing leaves the blocks as they are.
     # shard.strategy=ddp: every rank holds the whole model, gradients and optimizer state;
     # gradients are all-reduced.

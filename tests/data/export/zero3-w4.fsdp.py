@@ -1,9 +1,9 @@
-# memfront export: PyTorch FSDP2 setup for trial fe17a909e880fc07
+# memfront export: PyTorch FSDP2 setup for trial af0779be9d15d04c
 #
 # Provenance
 #   results_file: results/golden.jsonl
 #   study: golden
-#   trial: fe17a909e880fc07
+#   trial: af0779be9d15d04c
 #   status: ok
 #   machine.host: node17
 #   machine.cpu: AMD EPYC 7763 64-Core Processor
@@ -18,7 +18,7 @@
 #
 # Notes
 #   - backend=cpu: measured on memfront's CPU backend; on GPUs the step time and the memory beside the model state (CUDA context, allocator caching, kernel workspaces) differ
-#   - model (V=256 T=64 C=64 H=4 L=4), data.* and train.steps/warmup/seed/threads/eval_batches describe memfront's benchmark workload; PyTorch trains your model on your data, so the measured figures hold for a model of this shape
+#   - model (V=256 T=64 C=64 H=4 L=4), data.* and train.steps/warmup/seed/threads/eval_sequences describe memfront's benchmark workload; PyTorch trains your model on your data, so the measured figures hold for a model of this shape
 #
 # Not mapped (no PyTorch equivalent: this run differs from the measured one there)
 #   - precision.activations=int8: PyTorch keeps saved activations in the compute dtype; it has no setting for their storage format
@@ -46,7 +46,7 @@ CHECKPOINT_EVERY = 2  # checkpoint.every
 
 
 def apply_memfront_config(model: torch.nn.Module, blocks_name: str) -> torch.nn.Module:
-    """Applies trial fe17a909e880fc07's configuration to `model` and returns the model to train."""
+    """Applies trial af0779be9d15d04c's configuration to `model` and returns the model to train."""
     parent_name, _, leaf = blocks_name.rpartition(".")
     parent = model.get_submodule(parent_name)
     blocks = list(getattr(parent, leaf))
