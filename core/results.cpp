@@ -116,12 +116,14 @@ std::optional<std::string> detect_blas() {
 
 }  // namespace
 
+int online_cores() { return static_cast<int>(std::max(0L, sysconf(_SC_NPROCESSORS_ONLN))); }
+
 MachineInfo detect_machine() {
   MachineInfo machine;
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) == 0) machine.host = host;
   machine.cpu = proc_field("/proc/cpuinfo", "model name");
-  machine.cores = static_cast<int>(std::max(0L, sysconf(_SC_NPROCESSORS_ONLN)));
+  machine.cores = online_cores();
   // "MemTotal:  131891792 kB": the kernel's kB are KiB.
   const std::string mem_total = proc_field("/proc/meminfo", "MemTotal");
   machine.memory_bytes = std::strtoull(mem_total.c_str(), nullptr, 10) * 1024;

@@ -50,6 +50,8 @@ struct MachineInfo {
 
 // Fills what this process can see of the machine it runs on.
 MachineInfo detect_machine();
+// Its online logical CPUs (MachineInfo::cores), without the rest of detect_machine.
+int online_cores();
 
 // Now, as the results files write times: ISO 8601 UTC, e.g. 2026-11-23T02:10:00Z.
 std::string utc_now();

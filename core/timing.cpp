@@ -35,9 +35,9 @@ TimingQuality assess_timing(const TimingEvidence& e) {
   q.step_spread = e.step_median_s > 0 ? (e.step_p90_s - e.step_p10_s) / e.step_median_s : 0;
 
   int most_delayed = -1;
-  q.cpu_per_wall = e.ranks.empty() || e.step_median_s <= 0 ? 0 : 1e300;
   for (size_t r = 0; r < e.ranks.size() && e.step_median_s > 0; ++r) {
-    q.cpu_per_wall = std::min(q.cpu_per_wall, e.ranks[r].cpu_s / e.step_median_s);
+    const double cpu_per_wall = e.ranks[r].cpu_s / e.step_median_s;
+    q.cpu_per_wall = r == 0 ? cpu_per_wall : std::min(q.cpu_per_wall, cpu_per_wall);
     if (!e.ranks[r].run_delay_s) continue;
     const double fraction = *e.ranks[r].run_delay_s / e.step_median_s;
     if (!q.run_delay_fraction || fraction > *q.run_delay_fraction) {

@@ -279,7 +279,7 @@ TrialMetrics combine(const Config& config, const std::vector<RankResult>& ranks,
   m.step_time_s = spread_of(first.step_seconds);
   if (first.metrics.timing) {
     TimingEvidence evidence;
-    evidence.cores = detect_machine().cores;
+    evidence.cores = online_cores();
     for (const RankResult& r : ranks) {
       if (r.metrics.timing) evidence.ranks.push_back(*r.metrics.timing);
     }

@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
           load_calibration(calibration_path.empty() ? default_calibration_path() : std::filesystem::path(calibration_path));
       const Prediction prediction = predict(config, calibration);
       // The ranks of one machine: all of them where nodes are emulated here.
-      if (const int cores = detect_machine().cores; oversubscribes(config.world, config.train.threads, cores)) {
+      if (const int cores = online_cores(); oversubscribes(config.world, config.train.threads, cores)) {
         std::cerr << "memfront: warning: run by the local launcher (which emulates every node here), " << config.world
                   << " ranks x " << config.train.threads << " threads would share this machine's " << cores
                   << " cores: the measured step time would be contended (the prediction assumes a core per thread)\n";
