@@ -203,4 +203,18 @@ SavedActivationBytes saved_activation_bytes(const Config& config) {
   return s;
 }
 
+double causal_entries(int T, int limit) {
+  const double t = T, k = std::min(limit, T);
+  return k * (k + 1) / 2 + (t - k) * k;  // queries t < k use t+1 keys, the rest k
+}
+
+double matmul_forward_flops(int N, int C, int OC) { return 2.0 * N * C * OC; }
+double matmul_backward_flops(int N, int C, int OC) { return 4.0 * N * C * OC; }
+double attention_forward_flops(int B, int T, int C) { return 4.0 * B * C * causal_entries(T, T); }
+double attention_backward_flops(int B, int T, int C) { return 8.0 * B * C * causal_entries(T, T); }
+double attention_topk_forward_flops(int B, int T, int C, int K) {
+  return 2.0 * B * C * (causal_entries(T, T) + causal_entries(T, K));
+}
+double attention_topk_backward_flops(int B, int T, int C, int K) { return 8.0 * B * C * causal_entries(T, K); }
+
 }  // namespace memfront

@@ -148,4 +148,23 @@ struct SavedActivationBytes {
 };
 SavedActivationBytes saved_activation_bytes(const Config& config);
 
+// ---------------------------------------------------------------------------
+// FLOPs, as the kernels count them (kernels/cpu/ops.h) and the cost model and
+// the calibration size their work by. A GEMM of (N,C) by (C,OC) is 2*N*C*OC
+// forward and twice that backward. Attention counts its dot products and
+// weighted sums over the causal entries, 2C FLOPs each over the heads: with
+// E(limit) = sum over queries t < T of min(limit, t+1), dense forward is
+// 4BC*E(T) and backward 8BC*E(T); Top-K forward scores every causal key and
+// then weighs its kept ones, 2BC*(E(T) + E(K)), and backward works on the
+// kept ones only, 8BC*E(K).
+// ---------------------------------------------------------------------------
+
+double causal_entries(int T, int limit);
+double matmul_forward_flops(int N, int C, int OC);
+double matmul_backward_flops(int N, int C, int OC);
+double attention_forward_flops(int B, int T, int C);
+double attention_backward_flops(int B, int T, int C);
+double attention_topk_forward_flops(int B, int T, int C, int K);
+double attention_topk_backward_flops(int B, int T, int C, int K);
+
 }  // namespace memfront

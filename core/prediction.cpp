@@ -22,12 +22,13 @@ json to_json(const Prediction& p) {
           {"compute_s", p.compute_s},
           {"comm_s", p.comm_s},
           {"step_time_s", p.step_time_s},
+          {"phase_s", p.phase_s},
           {"calibrated", p.calibrated}};
 }
 
 Prediction prediction_from_json(const json& j, std::string_view where, std::string pointer) {
   const JsonField o(j, where, std::move(pointer));
-  o.only_keys({"peak_bytes", "comm", "flops_per_step", "compute_s", "comm_s", "step_time_s", "calibrated"});
+  o.only_keys({"peak_bytes", "comm", "flops_per_step", "compute_s", "comm_s", "step_time_s", "phase_s", "calibrated"});
   const JsonField peak = o.object_at("peak_bytes");
   peak.only_keys({"params", "grads", "optimizer", "activations", "recompute", "comm", "workspace", "total"});
   Prediction p;
@@ -44,6 +45,10 @@ Prediction prediction_from_json(const json& j, std::string_view where, std::stri
   p.comm_s = o.non_negative_at("comm_s");
   p.step_time_s = o.non_negative_at("step_time_s");
   p.calibrated = o.bool_at("calibrated");
+  if (o.has("phase_s")) {
+    const JsonField phases = o.object_at("phase_s");
+    for (const auto& [phase, seconds] : phases.value().items()) p.phase_s[phase] = phases.non_negative_at(phase);
+  }
   return p;
 }
 

@@ -5,6 +5,7 @@
 // that records, the metric registry and the viewer read it typed; the tuner
 // computes it.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,10 @@ struct Prediction {
   double compute_s = 0;       // per step
   double comm_s = 0;
   double step_time_s = 0;     // compute + comm (memfront's collectives do not overlap)
+  // compute_s and comm_s by the trial's phases (forward, backward, recompute,
+  // optimizer, quantize, topk, comm, step), as metrics.phase_s measures them.
+  // Empty in records written before the cost model timed the step's calls.
+  std::map<std::string, double> phase_s;
   bool calibrated = false;    // from a measured calibration
 
   friend bool operator==(const Prediction&, const Prediction&) = default;

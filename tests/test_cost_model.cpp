@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "kernels/model.h"
 #include "kernels/param_layout.h"
 #include "kernels/trial.h"
+#include "core/step_calls.h"
 #include "tuner/cost_model.h"
 
 using namespace memfront;
@@ -279,6 +281,11 @@ TEST(CostModel, CalibrationFilesRoundTripAndRejectWhatIsMalformed) {
   c.memory_bytes_per_s = 12.5e9;
   c.link_latency_s = 1.5e-6;
   c.link_bytes_per_s = 7.75e9;
+  c.load_before = 0.25;
+  c.load_after = 0.5;
+  c.run_delay_share = 0.01;
+  c.ops.push_back({{StepOp::matmul_forward, {512, 64, 192}}, 2e-5, 1.5e-5, 3e-5, 9});
+  c.ops.push_back({{StepOp::quantize_rows, {512, 64}, DType::int8}, 4e-6, 3e-6, 5e-6, 9});
   const fs::path dir = fs::path(testing::TempDir()) / "memfront-calibration";
   const fs::path path = dir / "nested" / "calibration.json";
   fs::remove_all(dir);
@@ -311,27 +318,47 @@ TEST(CostModel, CalibrationFilesRoundTripAndRejectWhatIsMalformed) {
   nlohmann::json extra = to_json(c);
   extra["gemm"] = 1;
   EXPECT_THROW(calibration_from_json(extra, "x"), InputError);
+  nlohmann::json unknown_op = to_json(c);
+  unknown_op["ops"][0]["op"] = "matmul_sideways";
+  try {
+    calibration_from_json(unknown_op, "c.json");
+    ADD_FAILURE() << "an unknown operation accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "c.json: /ops/0/op: unknown operation \"matmul_sideways\"");
+  }
+  nlohmann::json short_dims = to_json(c);
+  short_dims["ops"][0]["dims"] = {512, 64};
+  try {
+    calibration_from_json(short_dims, "c.json");
+    ADD_FAILURE() << "a call with too few dimensions accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "c.json: /ops/0/dims: expected 3 dimensions for matmul_forward, got 2");
+  }
+  nlohmann::json no_format = to_json(c);
+  no_format["ops"][1].erase("format");
+  EXPECT_THROW(calibration_from_json(no_format, "x"), InputError) << "quantize_rows needs its format";
 
   // Versioned: a file without the format, or with another one, says which it expected.
-  EXPECT_EQ(to_json(c)["format"], "memfront.calibration/1");
+  EXPECT_EQ(to_json(c)["format"], "memfront.calibration/2");
   nlohmann::json unversioned = to_json(c);
   unversioned.erase("format");
   try {
     calibration_from_json(unversioned, "old.json");
     ADD_FAILURE() << "a calibration without its format accepted";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("old.json: /format: missing (expected \"memfront.calibration/1\""),
+    EXPECT_NE(std::string(e.what()).find("old.json: /format: missing (expected \"memfront.calibration/2\""),
               std::string::npos)
         << e.what();
   }
   nlohmann::json future = to_json(c);
-  future["format"] = "memfront.calibration/2";
+  future["format"] = "memfront.calibration/1";
   try {
-    calibration_from_json(future, "new.json");
+    calibration_from_json(future, "old.json");
     ADD_FAILURE() << "a calibration of another format accepted";
   } catch (const InputError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "new.json: /format: expected \"memfront.calibration/1\", got \"memfront.calibration/2\"");
+              "old.json: /format: expected \"memfront.calibration/2\", got \"memfront.calibration/1\" (a "
+              "calibration of another memfront: run memfront calibrate again)");
   }
 
   {
@@ -344,6 +371,56 @@ TEST(CostModel, CalibrationFilesRoundTripAndRejectWhatIsMalformed) {
     EXPECT_EQ(default_calibration_path(), fs::path("/cache/memfront/calibration.json"));
   }
   fs::remove_all(dir);
+}
+
+// A call is timed as measured when its shape was; between measured sizes of
+// the same op it is interpolated in log-log; beyond them it keeps the
+// nearest one's rate; never timed, it falls back on the rates.
+TEST(CostModel, CallsAreTimedFromTheirMeasuredShapesOrInterpolated) {
+  Calibration c;
+  c.ops.push_back({{StepOp::gelu_forward, {1000}}, 1e-6, 1e-6, 1e-6, 3});
+  c.ops.push_back({{StepOp::gelu_forward, {100000}}, 1e-4, 1e-4, 1e-4, 3});
+  c.ops.push_back({{StepOp::gelu_forward, {4096}}, 9e-6, 9e-6, 9e-6, 3});
+  c.ops.push_back({{StepOp::quantize_rows, {10, 100}, DType::int8}, 2e-6, 2e-6, 2e-6, 3});
+  EXPECT_EQ(op_seconds(c, {StepOp::gelu_forward, {4096}}), 9e-6) << "the measured shape itself";
+  EXPECT_NEAR(op_seconds(c, {StepOp::gelu_forward, {2000}}), 1e-6 * std::exp(std::log(2000.0 / 1000) /
+                                                                               std::log(4096.0 / 1000) * std::log(9.0)),
+              1e-12);
+  EXPECT_NEAR(op_seconds(c, {StepOp::gelu_forward, {500}}), 0.5e-6, 1e-15) << "below: the smallest one's rate";
+  EXPECT_NEAR(op_seconds(c, {StepOp::gelu_forward, {200000}}), 2e-4, 1e-15) << "above: the largest one's rate";
+  EXPECT_NEAR(op_seconds(c, {StepOp::quantize_rows, {20, 100}, DType::int8}), 4e-6, 1e-15);
+  // Another format of the same op was not measured: the fallback, 12 bytes per value.
+  EXPECT_NEAR(op_seconds(c, {StepOp::quantize_rows, {20, 100}, DType::bf16}), 2000 * 12 / c.memory_bytes_per_s, 1e-15);
+  EXPECT_NEAR(op_seconds(c, {StepOp::matmul_forward, {64, 32, 96}}), 2.0 * 64 * 32 * 96 / c.gemm_flops_per_s, 1e-15);
+}
+
+// The step's calls are the kernels' calls: their GEMM and attention work adds
+// up to the FLOPs a trial counts, checkpointing adds a recompute phase with
+// every block's forward again, a quantized activation format adds its
+// conversions, and a prediction sums the calls' seconds by phase.
+TEST(CostModel, StepCallsAddUpToTheKernelsFlopsAndTheirPhasesToTheStep) {
+  Config c = tiny(ShardStrategy::zero3);
+  c.quant.weights = DType::int8;
+  const Prediction p = predict(c, Calibration{});
+  double phases = 0;
+  for (const auto& [phase, seconds] : p.phase_s) phases += seconds;
+  EXPECT_NEAR(phases, p.step_time_s, 1e-12 * p.step_time_s);
+  EXPECT_GT(p.phase_s.at("quantize"), 0) << "zero3 with int8 weights encodes and decodes every gather";
+  EXPECT_EQ(p.phase_s.count("recompute"), 0u);
+  auto calls_of = [](const Config& config, StepOp op) {
+    double times = 0;
+    for (const StepCall& call : step_calls(config)) times += call.call.op == op ? call.times : 0;
+    return times;
+  };
+  Config checkpointed = c;
+  checkpointed.checkpoint.every = 2;
+  EXPECT_GT(predict(checkpointed, Calibration{}).phase_s.at("recompute"), 0);
+  EXPECT_EQ(calls_of(checkpointed, StepOp::matmul_forward), calls_of(c, StepOp::matmul_forward) +
+                                                                4.0 * c.model.layers * c.batch.accum);
+  EXPECT_EQ(calls_of(c, StepOp::dequantize_rows), 0) << "fp32 activations are read where they were written";
+  Config int8 = c;
+  int8.precision.activations = DType::int8;
+  EXPECT_EQ(calls_of(int8, StepOp::dequantize_rows), (9.0 * c.model.layers + 2) * c.batch.accum);
 }
 
 TEST(CostModel, PredictionsRoundTripAndRejectWhatIsMalformed) {
@@ -379,14 +456,19 @@ TEST(CostModel, PredictionsRoundTripAndRejectWhatIsMalformed) {
 TEST(CostModel, CalibrateWritesWhatTheTunerReads) {
   if (mpi_world() != 1) GTEST_SKIP() << "run once, from the one-rank job";
   const fs::path out = fs::path(testing::TempDir()) / "memfront-calibrate.json";
+  const fs::path configs = fs::path(testing::TempDir()) / "memfront-calibrate-configs.json";
   fs::remove(out);
+  Config int8 = tiny(ShardStrategy::zero2);
+  int8.precision.activations = DType::int8;
+  std::ofstream(configs) << nlohmann::json::array({to_json(tiny(ShardStrategy::ddp)), to_json(int8)}).dump();
   const char* path = std::getenv("PATH");
   // A sanitizer build's options must reach the program too (leak reports from MPI would fail it).
   const char* asan = std::getenv("ASAN_OPTIONS");
   const std::string command = "env -i PATH='" + std::string(path ? path : "/usr/bin:/bin") + "'" +
                               (asan ? " ASAN_OPTIONS='" + std::string(asan) + "'" : std::string()) +
                               " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " +
-                              MEMFRONT_CALIBRATE_EXE + " --quick --out " + out.string() + " > /dev/null 2>&1";
+                              MEMFRONT_CALIBRATE_EXE + " --quick --allow-loaded --configs " + configs.string() +
+                              " --out " + out.string() + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   std::ifstream in(out);
   const nlohmann::json written = nlohmann::json::parse(in);
@@ -402,5 +484,15 @@ TEST(CostModel, CalibrateWritesWhatTheTunerReads) {
   EXPECT_GT(c.gemm_flops_per_s, 1e8);
   EXPECT_GT(c.attention_flops_per_s, 1e7);
   EXPECT_GT(c.memory_bytes_per_s, 1e8);
+  // Every distinct call of the two configs, timed once.
+  const std::vector<OpCall> calls = distinct_calls({tiny(ShardStrategy::ddp), int8});
+  ASSERT_EQ(c.ops.size(), calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(c.ops[i].call, calls[i]) << i;
+    EXPECT_GT(c.ops[i].median_s, 0);
+    EXPECT_LE(c.ops[i].p10_s, c.ops[i].median_s);
+    EXPECT_GE(c.ops[i].p90_s, c.ops[i].median_s);
+  }
   fs::remove(out);
+  fs::remove(configs);
 }

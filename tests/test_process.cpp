@@ -290,15 +290,18 @@ TEST(Process, ExitCodesHaveOneNameEach) {
 // through std::system (a shell). Its argv now comes from the same
 // mpirun_command as the local launcher's trials.
 TEST(CalibrateCommand, UsesTheLaunchersMpirunLineAsArgvWords) {
-  const std::vector<std::string> argv = calibrate_command("/opt/memfront it's/memfront-calibrate", "/tmp/c $x.json", true);
+  const std::vector<std::string> argv =
+      calibrate_command("/opt/memfront it's/memfront-calibrate", {"/tmp/c $x.json", true, "/tmp/study configs.json", true});
   std::vector<std::string> expected = mpirun_command(kDefaultMpirun, {"--oversubscribe"}, kCalibrateRanks);
-  expected.insert(expected.end(), {"/opt/memfront it's/memfront-calibrate", "--out", "/tmp/c $x.json", "--quick"});
+  expected.insert(expected.end(), {"/opt/memfront it's/memfront-calibrate", "--out", "/tmp/c $x.json", "--configs",
+                                   "/tmp/study configs.json", "--quick", "--allow-loaded"});
   EXPECT_EQ(argv, expected);
   EXPECT_EQ(argv[0], "mpirun");
   EXPECT_EQ(argv[1], "-np");
   EXPECT_EQ(argv[2], "2");
   EXPECT_EQ(argv[3] == "--allow-run-as-root", ::geteuid() == 0);
-  EXPECT_EQ(calibrate_command("c", "o.json", false).back(), "o.json") << "--quick only when asked";
+  EXPECT_EQ(calibrate_command("c", CalibrateRequest{"o.json", false, {}, false}).back(), "o.json")
+      << "--configs, --quick and --allow-loaded only when asked";
 }
 
 TEST(MpirunCommand, AddsTheRootFlagOnlyWhenNeeded) {

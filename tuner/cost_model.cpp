@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/closed_forms.h"
+#include "core/step_calls.h"
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/topology.h"
@@ -675,90 +676,6 @@ StepComm step_comm(const Config& c, const ParamUnits& units, const Strategy& s, 
   return total;
 }
 
-// ---------------------------------------------------------------------------
-// FLOPs and compute time
-// ---------------------------------------------------------------------------
-
-// The FLOPs the kernels count (kernels/cpu/ops.cpp), per rank and micro-batch.
-// A GEMM of (N,C) by (C,OC) is 2*N*C*OC forward, twice that backward. A block
-// has four: QKV (C -> 3C), projection (C -> C), FC (C -> 4C), FC projection
-// (4C -> C): 24NC^2 forward; the tied LM head is 2NCV. Attention counts its
-// dot products and weighted sums over the causal entries, 2 per entry
-// forward and 4 backward, each 2C FLOPs over the heads: with E(limit) =
-// sum over queries t < T of min(limit, t+1) entries, dense forward is
-// 4BC*E(T) and backward 8BC*E(T); Top-K forward scores every causal key and
-// then weighs its kept ones, 2BC*(E(T) + E(K)), and backward works on the kept
-// ones only, 8BC*E(K). Recomputation runs every block's forward again.
-struct Flops {
-  double gemm = 0, attention = 0;
-};
-
-double causal_entries(double T, double limit) {
-  return limit >= T ? T * (T + 1) / 2 : limit * (limit + 1) / 2 + (T - limit) * limit;
-}
-
-Flops flops_per_rank(const Config& c) {
-  const double B = c.batch.micro, T = c.model.seq, C = c.model.width, V = c.model.vocab, L = c.model.layers;
-  const double K = c.topk.attention, N = B * T;
-  const double block_gemm_forward = 24 * N * C * C;
-  const double attention_forward = K == 0 ? 4 * B * C * causal_entries(T, T)
-                                          : 2 * B * C * (causal_entries(T, T) + causal_entries(T, K));
-  const double attention_backward = 8 * B * C * causal_entries(T, K == 0 ? T : K);
-  const double block_passes = c.checkpoint.every > 0 ? 2 : 1;  // forward, and recompute
-  Flops f;
-  f.gemm = c.batch.accum * (L * (block_passes * block_gemm_forward + 2 * block_gemm_forward) + 6 * N * C * V);
-  f.attention = c.batch.accum * L * (block_passes * attention_forward + attention_backward);
-  return f;
-}
-
-// Bytes the memory-bound ops of one step move on one rank: every array an op
-// reads or writes counted once (a streaming estimate; kernels/cpu/ops.cpp).
-// Per micro-batch and block, forward (again when recomputed): two LayerNorms
-// (read x, write y: 8 bytes per value), two residual adds (12) and GELU over
-// 4C values (8): 72 N*C. Backward: two LayerNorms (read x and dy, update dx:
-// 16), GELU (16 over 4C), 14 N*C floats zeroed and two N*C copies: 168 N*C.
-// The head: its LayerNorm both ways and its zeroing (32 N*C), the embedding
-// lookup (12) and its gradient (20), softmax/cross-entropy over V both ways
-// (16 N*V). Saved tensors are written from fp32 (4 bytes read per value plus
-// the bytes stored) and, unless fp32, read back the same way. Per step:
-// zeroing the local gradients, averaging (8 per owned value) and AdamW over
-// the owned parameters (read p, g, m, v, write p, m, v: 28); zero2/3 zero a
-// whole-unit gradient buffer and add the reduced shard (12) per micro-batch.
-// Compression: quantizing a gradient with error feedback moves about 32 bytes
-// per value encoded and 8 per value decoded; Top-K selection with feedback
-// about 48 per value; weight gathers 8 per value encoded or decoded.
-double memory_bound_bytes(const Config& c, const ParamUnits& units, const Strategy& s, const SavedActivationBytes& saved, int G) {
-  const double N = double(c.batch.micro) * c.model.seq, V = c.model.vocab, L = c.model.layers;
-  const double NC = N * c.model.width;
-  const int k = c.checkpoint.every;
-  const double passes = k > 0 ? 2 : 1;
-  const double saved_round_trips = c.precision.activations == DType::fp32 ? 1 : 2;
-  const double store_block = saved.block + 4.0 * saved.block_values;
-  const double store_head = (saved.head - N * V * kFloat) + 4.0 * saved.head_values;
-  const double checkpoints = saved.checkpoints * (saved.block_input + 4.0 * NC);
-  const double micro_batch = L * (passes * 72 * NC + 168 * NC) + 80 * NC + 16 * N * V +
-                             saved_round_trips * (L * store_block + store_head) + checkpoints;
-
-  const double psi = units.total, accum = c.batch.accum;
-  const double owned = s.shards_optimizer ? psi / G : psi;
-  double per_step = 4 * (s.shards_grads ? owned : psi) + (c.world > 1 ? 8 * owned : 0) + 28 * owned;
-  if (s.shards_grads) per_step += accum * (4 * psi + 12 * owned);
-  if (s.quantized_grads) {
-    // Each reduction encodes the whole gradient and decodes the owned shard from
-    // every member; ddp then encodes its sums and decodes everyone's.
-    const double reductions = s.shards_grads ? accum : 1;
-    per_step += reductions * (32 * psi + 8 * owned * G);
-    if (c.shard.strategy == ShardStrategy::ddp) per_step += 8 * owned + 8 * psi;
-  }
-  if (s.sparse_grads) per_step += 48 * psi;
-  if (s.shards_params && c.quant.weights != DType::fp32) {
-    const double blocks = L * units.block;
-    const double gathered = 3.0 * units.embedding + 2.0 * units.final_norm + passes * blocks + blocks;
-    per_step += accum * 8 * gathered;
-  }
-  return accum * micro_batch + per_step;
-}
-
 }  // namespace
 
 Prediction predict(const Config& c, const Calibration& calibration) {
@@ -792,10 +709,14 @@ Prediction predict(const Config& c, const Calibration& calibration) {
   p.bytes_inter_node = comm.inter;
   p.comm_s = comm.seconds;
 
-  const Flops flops = flops_per_rank(c);
-  p.flops_per_step = c.world * (flops.gemm + flops.attention);
-  p.compute_s = flops.gemm / calibration.gemm_flops_per_s + flops.attention / calibration.attention_flops_per_s +
-                memory_bound_bytes(c, units, strategy, saved, shard.front().members()) / calibration.memory_bytes_per_s;
+  const StepCalls calls = step_calls(c);
+  for (const StepCall& e : calls) {
+    const double seconds = e.times * op_seconds(calibration, e.call);
+    p.phase_s[e.phase] += seconds;
+    p.compute_s += seconds;
+    if (step_op_counts_flops(e.call.op)) p.flops_per_step += c.world * e.times * e.call.work();
+  }
+  if (p.comm_s > 0) p.phase_s["comm"] = p.comm_s;
   p.step_time_s = p.compute_s + p.comm_s;
   return p;
 }

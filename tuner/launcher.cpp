@@ -256,10 +256,12 @@ std::vector<std::string> mpirun_command(const std::string& mpirun, const std::ve
   return argv;
 }
 
-std::vector<std::string> calibrate_command(const fs::path& calibrate_exe, const fs::path& out, bool quick) {
+std::vector<std::string> calibrate_command(const fs::path& calibrate_exe, const CalibrateRequest& request) {
   std::vector<std::string> argv = mpirun_command(kDefaultMpirun, {"--oversubscribe"}, kCalibrateRanks);
-  argv.insert(argv.end(), {calibrate_exe.string(), "--out", out.string()});
-  if (quick) argv.push_back("--quick");
+  argv.insert(argv.end(), {calibrate_exe.string(), "--out", request.out.string()});
+  if (!request.configs.empty()) argv.insert(argv.end(), {"--configs", request.configs.string()});
+  if (request.quick) argv.push_back("--quick");
+  if (request.allow_loaded) argv.push_back("--allow-loaded");
   return argv;
 }
 

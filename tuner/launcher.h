@@ -106,8 +106,13 @@ std::vector<std::string> mpirun_command(const std::string& mpirun, const std::ve
 // kCalibrateRanks ranks (a link needs two), oversubscribed so that it runs on
 // a one-core machine too.
 inline constexpr int kCalibrateRanks = 2;
-std::vector<std::string> calibrate_command(const std::filesystem::path& calibrate_exe,
-                                           const std::filesystem::path& out, bool quick);
+struct CalibrateRequest {
+  std::filesystem::path out;
+  bool quick = false;
+  std::filesystem::path configs;  // a JSON array of configs whose calls to time; empty: the built-in ones
+  bool allow_loaded = false;      // keep figures measured on a busy machine (marked loaded)
+};
+std::vector<std::string> calibrate_command(const std::filesystem::path& calibrate_exe, const CalibrateRequest& request);
 
 // One shell word in single quotes: nothing inside is expanded; a quote in
 // the text closes the quotes, adds an escaped quote and reopens them. For

@@ -6,7 +6,8 @@
 //   memfront pareto results.jsonl [--objectives a,b] [--where EXPR] [--json]
 //   memfront export results.jsonl --pick knee|best:<metric>|id:<id> --format memfront|deepspeed|fsdp|sbatch
 //   memfront predict config.json [--world N] [--ranks-per-node R] [--json]
-//   memfront calibrate [--out F] [--quick]
+//   memfront calibrate [--out F] [--quick] [--study S] [--allow-loaded]
+//   memfront calibrate --validate RESULTS [--calibration F]
 //   memfront status results.jsonl
 //   memfront metrics
 // Exit status (core/exit_code.h): ok; failure, a run-time failure; bad_input
@@ -27,6 +28,7 @@
 #include "core/jsonl.h"
 #include "core/pareto.h"
 #include "core/timing.h"
+#include "tuner/calibrate.h"
 #include "tuner/cost_model.h"
 #include "tuner/export.h"
 #include "tuner/launcher.h"
@@ -106,6 +108,7 @@ struct SweepFlags {
   std::string study_path, results, replay, strategy, calibration_path;
   bool resume = false, no_prune = false;
   int remeasure = kDefaultRemeasure;
+  int confirm = kDefaultConfirm;
   std::optional<int> budget;
   std::optional<uint64_t> seed;
   std::string launcher;  // local or slurm; empty: slurm where the results file has a Slurm folder
@@ -144,6 +147,7 @@ int run_sweep_command(const SweepFlags& flags) {
   options.resume = flags.resume;
   options.prune = !flags.no_prune;
   options.remeasure = flags.remeasure;
+  options.confirm = flags.confirm;
   options.calibration = load_calibration(
       flags.calibration_path.empty() ? default_calibration_path() : std::filesystem::path(flags.calibration_path));
   options.progress_bar = isatty(STDERR_FILENO) && flags.replay.empty();
@@ -159,6 +163,7 @@ int run_sweep_command(const SweepFlags& flags) {
     ReplayLauncher launcher(recorded.trials);
     options.results = flags.results;  // replays record only when asked
     options.remeasure = 0;             // and measure nothing
+    options.confirm = 0;
     SweepSummary summary = run_sweep(study, options, launcher, std::cout);
     // Hypervolume reached against the recorded sweep's front.
     const ObjectiveScorer score(study.objectives);
@@ -227,7 +232,8 @@ int run_sweep_command(const SweepFlags& flags) {
               << " full-length trials; " << summary.launched << " run, " << summary.reused << " already recorded, "
               << summary.failed << " failed, " << summary.pruned << " pruned, " << static_cast<int>(summary.seconds)
               << " s):\n"
-              << format_front(comparable, front, study.objectives);
+              << format_front(comparable, front, study.objectives,
+                              summary.confirmed_step_s.empty() ? nullptr : &summary.confirmed_step_s);
   }
   const std::string results_text = shell_command({options.results.string()});
   if (summary.interrupted) {
@@ -325,6 +331,10 @@ int main(int argc, char** argv) {
                     "times a trial whose step time was contended (the machine was busy) is run again")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  sweep->add_option("--confirm", flags.confirm,
+                    "runs of every front point once the search is done, interleaved (the confirmation round; 0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sweep->add_option("--replay", flags.replay, "answer trials from a recorded sweep instead of running them");
   sweep->add_option("--budget", flags.budget, "most trials (overrides the study)")->check(CLI::PositiveNumber);
   sweep->add_option("--seed", flags.seed, "search seed (overrides the study)");
@@ -383,10 +393,17 @@ int main(int argc, char** argv) {
   predictor->add_option("--calibration", calibration_path, "calibration file");
   predictor->add_flag("--json", as_json, "print the prediction as JSON");
 
-  auto* calibrate = app.add_subcommand("calibrate", "measure this machine's rates for the cost model");
-  bool quick = false;
-  calibrate->add_option("--out", out_path, "calibration file (default: the one predict and sweep read)");
-  calibrate->add_flag("--quick", quick, "fewer repetitions");
+  auto* calibrate = app.add_subcommand("calibrate", "time this machine's step calls for the cost model, or check it");
+  CalibrateFlags calibrate_flags;
+  std::string validate_path;
+  calibrate->add_option("--out", calibrate_flags.out, "calibration file (default: the one predict and sweep read)");
+  calibrate->add_option("--study", calibrate_flags.study, "time the calls of this study's configurations");
+  calibrate->add_flag("--quick", calibrate_flags.quick, "fewer repetitions");
+  calibrate->add_flag("--allow-loaded", calibrate_flags.allow_loaded,
+                      "keep figures measured on a busy machine (marked loaded)");
+  calibrate->add_option("--validate", validate_path,
+                        "instead, hold the cost model against the trials of this results file");
+  calibrate->add_option("--calibration", calibration_path, "with --validate: predict every trial again from this");
 
   auto* status = app.add_subcommand("status", "summarize a results file, and the Slurm jobs of its sweep");
   status->add_option("results", results_path, "results file (JSONL)")->required();
@@ -475,31 +492,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (calibrate->parsed()) {
-      const std::filesystem::path out = out_path.empty() ? default_calibration_path() : std::filesystem::path(out_path);
-      if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-      ProcessRequest run;
-      run.argv = calibrate_command(find_calibrate_executable(), out, quick);
-      // Its own process group does not see the terminal's Ctrl-C: the handler
-      // passes it on, and the module stops the whole group.
-      run.interrupt = &interrupted;
+      if (!validate_path.empty()) return run_validate(validate_path, calibration_path, std::cout, std::cerr);
       std::signal(SIGINT, on_interrupt);
-      std::cerr << "memfront: " << shell_command(run.argv) << "\n";
-      const ProcessEnd end = run_process(run);
-      std::cout << end.out << std::flush;
-      if (end.interrupted) {
-        std::cerr << "memfront: calibration interrupted\n";
-        return code(ExitCode::interrupted);
-      }
-      if (!end.ok()) {
-        std::cerr << "memfront: calibration failed: " << describe(end) << "\n" << end.err_tail;
-        return code(ExitCode::failure);
-      }
-      const Calibration calibration = load_calibration(out);
-      std::printf("calibrated %s: sgemm %.1f GFLOP/s, attention %.1f GFLOP/s, memory %.1f GB/s, link %.1f us + %.2f GB/s\n",
-                  calibration.host.c_str(), calibration.gemm_flops_per_s * 1e-9,
-                  calibration.attention_flops_per_s * 1e-9, calibration.memory_bytes_per_s * 1e-9,
-                  calibration.link_latency_s * 1e6, calibration.link_bytes_per_s * 1e-9);
-      return 0;
+      return run_calibrate(calibrate_flags, &interrupted, std::cout, std::cerr);
     }
     if (status->parsed()) {
       ResultsFile file = read_with_warning(results_path);

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/annotate.h"
+#include "core/closed_forms.h"
 #include "kernels/cpu/isa.h"
 
 namespace memfront::cpu {
@@ -553,47 +554,25 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
 }
 
 // ---------------------------------------------------------------------------
-// FLOP counts (a multiply-add counts 2)
-//
-// Matmul counts the GEMMs only (bias adds and bias column sums are left out).
-// Attention counts the dot products and weighted sums over the causal entries it
-// touches, 2*hs per product per entry, summed over heads (NH * hs = C); softmax
-// and exp are left out.
+// FLOP counts: the closed forms of core/closed_forms.h, which the cost model
+// and the calibration share. Matmul counts the GEMMs only (bias adds and bias
+// column sums are left out); attention its products over the causal entries it
+// touches, softmax and exp left out:
 //   forward:  q.k and p*v                          -> 2 products per entry
 //   backward: dout.v, p*dout, ds*k, ds*q           -> 4 products per entry
-// Top-K computes every causal score (to select), then works on its n = min(K, t+1)
+// Top-K computes every causal score (to select), then works on its min(K, t+1)
 // kept keys only; backward reuses the saved weights, so it touches kept keys only.
 // ---------------------------------------------------------------------------
 
-namespace {
-
-// Sum over queries t < T of the number of keys each one uses, min(limit, t+1).
-double causal_entries(int T, int limit) {
-  double entries = 0.0;
-  for (int t = 0; t < T; t++) entries += std::min(limit, t + 1);
-  return entries;
-}
-
-}  // namespace
-
-double matmul_forward_flops(int N, int C, int OC) { return 2.0 * N * C * OC; }
-
-double matmul_backward_flops(int N, int C, int OC) { return 4.0 * N * C * OC; }
-
-double attention_forward_flops(int B, int T, int C, int /*NH*/) {
-  return 2.0 * 2.0 * B * C * causal_entries(T, T);
-}
-
-double attention_backward_flops(int B, int T, int C, int /*NH*/) {
-  return 4.0 * 2.0 * B * C * causal_entries(T, T);
-}
-
+double matmul_forward_flops(int N, int C, int OC) { return memfront::matmul_forward_flops(N, C, OC); }
+double matmul_backward_flops(int N, int C, int OC) { return memfront::matmul_backward_flops(N, C, OC); }
+double attention_forward_flops(int B, int T, int C, int /*NH*/) { return memfront::attention_forward_flops(B, T, C); }
+double attention_backward_flops(int B, int T, int C, int /*NH*/) { return memfront::attention_backward_flops(B, T, C); }
 double attention_topk_forward_flops(int B, int T, int C, int /*NH*/, int K) {
-  return 2.0 * B * C * (causal_entries(T, T) + causal_entries(T, K));
+  return memfront::attention_topk_forward_flops(B, T, C, K);
 }
-
 double attention_topk_backward_flops(int B, int T, int C, int /*NH*/, int K) {
-  return 4.0 * 2.0 * B * C * causal_entries(T, K);
+  return memfront::attention_topk_backward_flops(B, T, C, K);
 }
 
 }  // namespace memfront::cpu
