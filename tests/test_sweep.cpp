@@ -280,6 +280,51 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
   }
 }
 
+// The confirmation round: once the search is done, every front point runs
+// `confirm` more times, and the summary keeps all its runs' step times, the
+// recorded run first; nothing else runs again and nothing is recorded twice.
+TEST(Sweep, TheConfirmationRoundMeasuresTheFrontAgain) {
+  json spec = tiny_study("confirm");
+  spec["space"]["topk.attention"] = {0, 4, 8};
+  Study study = parse_study(spec, "confirm.json");
+  std::vector<TrialRecord> recorded;
+  for (const Candidate& c : enumerate_space(study)) {
+    TrialRecord r;
+    r.id = config_id(c.config);
+    r.config = c.config;
+    TrialMetrics m;
+    m.peak_total_max = 1000 + 100 * c.config.topk.attention + (c.config.checkpoint.every ? 0 : 500);
+    m.step_time_s.median = 0.01 * (c.config.checkpoint.every + 1);
+    m.step_time_s.count = 3;
+    m.loss_curve = {5.0, 4.0, 3.0};
+    m.final_loss = 3.0;
+    r.metrics = m;
+    recorded.push_back(r);
+  }
+  std::ostringstream log;
+  ReplayLauncher without(recorded);
+  const SweepSummary unconfirmed = run_sweep(study, SweepOptions{}, without, log);
+  EXPECT_TRUE(unconfirmed.confirmed_step_s.empty());
+  ReplayLauncher launcher(recorded);
+  SweepOptions options;
+  options.confirm = 2;
+  const SweepSummary summary = run_sweep(study, options, launcher, log);
+  const std::vector<TrialRecord> comparable = full_length(summary.records, study.steps);
+  const std::vector<size_t> front = front_of(comparable, study.objectives, {});
+  ASSERT_FALSE(front.empty());
+  EXPECT_EQ(summary.confirmed_step_s.size(), front.size());
+  for (size_t i : front) {
+    const std::vector<double>& runs = summary.confirmed_step_s.at(comparable[i].id);
+    ASSERT_EQ(runs.size(), 3u) << "the recorded run and two more";
+    for (double seconds : runs) EXPECT_EQ(seconds, comparable[i].metrics->step_time_s.median);
+  }
+  EXPECT_EQ(launcher.lookups(), without.lookups() + 2 * static_cast<int>(front.size()));
+  EXPECT_EQ(summary.records.size(), unconfirmed.records.size()) << "nothing recorded twice";
+  const std::string table = format_front(comparable, front, study.objectives, &summary.confirmed_step_s);
+  EXPECT_NE(table.find("step time over its runs"), std::string::npos) << table;
+  EXPECT_NE(table.find("] x3"), std::string::npos) << table;
+}
+
 TEST(Sweep, UnknownMetricsOnTheCommandLineAreBadInput) {
   // Bug: `memfront pareto FILE --where 'pek_mem <= 10MiB'` printed "0 of N trials" and exited 0.
   const std::string data = MEMFRONT_TEST_DATA;

@@ -367,6 +367,9 @@ class Sweep {
       if (batch.empty()) break;
       run_round(batch);
     }
+    if (options_.confirm > 0 && !summary_.interrupted && summary_.left_running == 0 && summary_.lost == 0) {
+      confirm_front();
+    }
     progress_.finish();
     summary_.records = recorder_.all();
     summary_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
@@ -374,6 +377,50 @@ class Sweep {
   }
 
  private:
+  // The confirmation round (SweepOptions::confirm). Its runs go to a folder of
+  // their own, so that the recorded trials' files stay as they were.
+  void confirm_front() {
+    const std::vector<TrialRecord> comparable = full_length(recorder_.all(), study_.steps);
+    const std::vector<size_t> front = front_of(comparable, study_.objectives, study_.outcome_constraints);
+    for (size_t index : front) {
+      const TrialRecord& record = comparable[index];
+      if (record.status != TrialStatus::ok || !record.metrics || record.metrics->step_time_s.count == 0) continue;
+      summary_.confirmed_step_s[record.id] = {record.metrics->step_time_s.median};
+      LaunchRequest request = request_for(record.config, record.prediction.value_or(Prediction{}));
+      request.work_dir = work_dir_ / "confirmation";
+      const std::string id = record.id;
+      auto done = [this, id](std::vector<LaunchOutcome> runs) {
+        summary_.launched += static_cast<int>(runs.size());
+        for (const LaunchOutcome& run : runs) {
+          if (run.record.status == TrialStatus::ok && run.record.metrics && run.record.metrics->step_time_s.count) {
+            summary_.confirmed_step_s[id].push_back(run.record.metrics->step_time_s.median);
+          }
+        }
+      };
+      if (!runner_.start(request, options_.confirm, done)) {
+        summary_.interrupted = true;
+        return;
+      }
+    }
+    const TrialRunner::RoundEnd end = runner_.finish_round();
+    summary_.interrupted = summary_.interrupted || end.interrupted;
+  }
+
+  LaunchRequest request_for(const Config& config, const Prediction& prediction) const {
+    LaunchRequest request;
+    request.config = config;
+    request.work_dir = work_dir_;
+    request.timeout_s = study_.launcher.timeout_s;
+    request.trial_exe = options_.trial_exe;
+    request.mpirun = study_.launcher.mpirun;
+    request.mpirun_args = study_.launcher.mpirun_args;
+    request.trial_args = study_.launcher.trial_args;
+    request.trace = study_.launcher.trace;
+    request.prediction = prediction;
+    request.reference_id = config_id(with_steps(study_.reference, config.train.steps));
+    return request;
+  }
+
   // One configuration a round needs: a proposal, or the reference at a step count.
   struct Item {
     Config config;
@@ -458,17 +505,7 @@ class Sweep {
         return;
       }
     }
-    LaunchRequest request;
-    request.config = item.config;
-    request.work_dir = work_dir_;
-    request.timeout_s = study_.launcher.timeout_s;
-    request.trial_exe = options_.trial_exe;
-    request.mpirun = study_.launcher.mpirun;
-    request.mpirun_args = study_.launcher.mpirun_args;
-    request.trial_args = study_.launcher.trial_args;
-    request.trace = study_.launcher.trace;
-    request.prediction = item.prediction;
-    request.reference_id = config_id(with_steps(study_.reference, item.config.train.steps));
+    const LaunchRequest request = request_for(item.config, item.prediction);
     const std::string id = item.id;
     started_[id].push_back(std::move(item));
     auto done = [this, id](std::vector<LaunchOutcome> runs) { ended(id, std::move(runs)); };
@@ -618,7 +655,8 @@ std::vector<Objective> recorded_objectives(const ResultsHeader& header) {
 }
 
 std::string format_front(const std::vector<TrialRecord>& records, const std::vector<size_t>& front,
-                         const std::vector<Objective>& objectives) {
+                         const std::vector<Objective>& objectives,
+                         const std::map<std::string, std::vector<double>>* confirmed) {
   // The knobs worth showing are those that differ between the records, by path.
   std::vector<const ConfigKnob*> varying;
   for (const ConfigKnob& knob : knob_table()) {
@@ -634,12 +672,26 @@ std::string format_front(const std::vector<TrialRecord>& records, const std::vec
     std::snprintf(cell, sizeof cell, "  %14s", (objective.metric + (objective.goal == Goal::maximize ? "(max)" : "")).c_str());
     out += cell;
   }
+  if (confirmed) out += "  step time over its runs    ";
   out += "  knobs\n";
   for (size_t i : front) {
     out += records[i].id;
     for (const Objective& objective : objectives) {
       const auto value = metric_value(records[i], objective.metric);
       std::snprintf(cell, sizeof cell, "  %14s", value ? format_metric(objective.metric, *value).c_str() : "-");
+      out += cell;
+    }
+    if (confirmed) {
+      auto runs = confirmed->find(records[i].id);
+      if (runs == confirmed->end()) {
+        std::snprintf(cell, sizeof cell, "  %-26s", "-");
+      } else {
+        const Spread spread = spread_of(runs->second);
+        std::snprintf(cell, sizeof cell, "  %-26s",
+                      (format_metric("step_time", spread.median) + " [" + format_metric("step_time", spread.min) +
+                       ", " + format_metric("step_time", spread.max) + "] x" + std::to_string(spread.count))
+                          .c_str());
+      }
       out += cell;
     }
     out += " ";

@@ -31,6 +31,7 @@
 namespace memfront {
 
 inline constexpr int kDefaultRemeasure = 2;
+inline constexpr int kDefaultConfirm = 1;
 
 struct SweepOptions {
   std::filesystem::path results;       // the results file (JSONL); empty: record nothing (replays)
@@ -44,6 +45,11 @@ struct SweepOptions {
   // and names the ones set aside (provenance.remeasured). `memfront sweep`
   // gives kDefaultRemeasure; a replay measures nothing and gives 0.
   int remeasure = 0;
+  // The confirmation round: once the search is done, every point of the
+  // front runs this many more times, interleaved (one run of each point per
+  // pass), and the summary keeps all its runs' step times. The records stay as
+  // they were measured. `memfront sweep` gives kDefaultConfirm; a replay 0.
+  int confirm = 0;
   std::filesystem::path trial_exe;     // memfront-trial
   const std::atomic<bool>* interrupt = nullptr;
 };
@@ -59,6 +65,9 @@ struct SweepSummary {
   int lost = 0;          // trials that ended without a result (cancelled, node failure): a resume runs them
   double seconds = 0;
   std::vector<TrialRecord> records;  // every record of this study in the file, the reference included
+  // The confirmation round: id -> the median step time of every run of that
+  // front point, the recorded one first. Empty without a confirmation round.
+  std::map<std::string, std::vector<double>> confirmed_step_s;
 };
 
 // How the trials of a sweep get run. The sweep hands a runner the trials of a
@@ -162,8 +171,10 @@ std::vector<size_t> front_of(const std::vector<TrialRecord>& records, const std:
 std::vector<Objective> recorded_objectives(const ResultsHeader& header);
 
 // A table of the front: one row per point with its objectives and the knobs
-// that differ between the records.
+// that differ between the records; with `confirmed` (a sweep's confirmation
+// round), each point's step time over all its runs: median [min, max] xN.
 std::string format_front(const std::vector<TrialRecord>& records, const std::vector<size_t>& front,
-                         const std::vector<Objective>& objectives);
+                         const std::vector<Objective>& objectives,
+                         const std::map<std::string, std::vector<double>>* confirmed = nullptr);
 
 }  // namespace memfront
