@@ -35,16 +35,24 @@ TimingQuality assess_timing(const TimingEvidence& e) {
   q.step_spread = e.step_median_s > 0 ? (e.step_p90_s - e.step_p10_s) / e.step_median_s : 0;
 
   int most_delayed = -1;
+  double longest_delay = 0;
+  bool every_delay_known = !e.ranks.empty();
   for (size_t r = 0; r < e.ranks.size() && e.step_median_s > 0; ++r) {
     const double cpu_per_wall = e.ranks[r].cpu_s / e.step_median_s;
     q.cpu_per_wall = r == 0 ? cpu_per_wall : std::min(q.cpu_per_wall, cpu_per_wall);
-    if (!e.ranks[r].run_delay_s) continue;
+    if (!e.ranks[r].run_delay_s) {
+      every_delay_known = false;
+      continue;
+    }
+    longest_delay = std::max(longest_delay, *e.ranks[r].run_delay_s);
     const double fraction = *e.ranks[r].run_delay_s / e.step_median_s;
     if (!q.run_delay_fraction || fraction > *q.run_delay_fraction) {
       q.run_delay_fraction = fraction;
       most_delayed = static_cast<int>(r);
     }
   }
+
+  if (every_delay_known && e.step_median_s > 0) q.quiet_step_s = std::max(e.step_median_s - longest_delay, 0.0);
 
   if (q.oversubscribed) {
     q.contended = true;
@@ -70,6 +78,11 @@ std::string timing_line(const TimingQuality& q) {
     std::snprintf(load, sizeof(load), ", load %.2f -> %.2f", *q.load_start, *q.load_end);
     line += load;
   }
+  if (q.contended && q.quiet_step_s) {
+    char quiet[64];
+    std::snprintf(quiet, sizeof(quiet), "; on a quiet machine about %.2f ms", *q.quiet_step_s * 1e3);
+    line += quiet;
+  }
   return line;
 }
 
@@ -91,6 +104,7 @@ json to_json(const TimingQuality& q) {
           {"run_delay_fraction", or_null(q.run_delay_fraction)},
           {"cpu_per_wall", q.cpu_per_wall},
           {"step_spread", q.step_spread},
+          {"quiet_step_s", or_null(q.quiet_step_s)},
           {"contended", q.contended},
           {"reason", q.reason}};
 }
@@ -108,7 +122,8 @@ RankTiming rank_timing_from_json(const JsonField& o) {
 
 TimingQuality timing_quality_from_json(const JsonField& o) {
   o.expect_object().only_keys({"cores", "ranks_on_machine", "oversubscribed", "bound", "load_start", "load_end",
-                               "run_delay_fraction", "cpu_per_wall", "step_spread", "contended", "reason"});
+                               "run_delay_fraction", "cpu_per_wall", "step_spread", "quiet_step_s", "contended",
+                               "reason"});
   TimingQuality q;
   q.cores = o.non_negative_int_at("cores");
   q.ranks_on_machine = o.non_negative_int_at("ranks_on_machine");
@@ -119,6 +134,7 @@ TimingQuality timing_quality_from_json(const JsonField& o) {
   q.run_delay_fraction = o.optional_real_at("run_delay_fraction");
   q.cpu_per_wall = o.non_negative_at("cpu_per_wall");
   q.step_spread = o.non_negative_at("step_spread");
+  if (o.has("quiet_step_s")) q.quiet_step_s = o.optional_real_at("quiet_step_s");
   q.contended = o.bool_at("contended");
   q.reason = o.string_at("reason");
   return q;

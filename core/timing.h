@@ -44,6 +44,11 @@ struct TimingQuality {
   std::optional<double> run_delay_fraction;  // max over ranks of run delay ÷ step time
   double cpu_per_wall = 0;              // min over ranks of CPU time ÷ step time (comm waits sleep, so < 1 is not alone a sign)
   double step_spread = 0;               // (p90 - p10) ÷ median of the timed steps (rank 0)
+  // The step less the longest any rank waited for a CPU in it (medians): what
+  // the step would take on a quiet machine, the configuration's own time when
+  // another process took turns on its cores. None without schedstat (and in
+  // records written before it).
+  std::optional<double> quiet_step_s;
   bool contended = false;
   std::string reason;                   // why contended, one line; empty otherwise
 

@@ -58,6 +58,8 @@ int affinity_cpu_count();
 // two sweeps), get disjoint cores instead of all piling onto the first. A
 // claim is an advisory lock on a file per CPU (in $MEMFRONT_CPU_LOCKS, else
 // /tmp/memfront-cpu-locks), which the kernel drops when the process dies.
+// Of the unclaimed CPUs it takes the least busy first (/proc/stat over
+// 30 ms), so that a core another program keeps busy is left to it.
 // False, and nothing bound, when fewer than `count` CPUs are free.
 bool bind_to_free_cpus(int count);
 

@@ -55,6 +55,13 @@ TEST(Timing, ARankThatWaitedForACpuMakesTheTrialContended) {
   EXPECT_TRUE(q.contended);
   EXPECT_NE(q.reason.find("rank 1 waited for a CPU 40%"), std::string::npos) << q.reason;
   EXPECT_NE(timing_line(q).find("CONTENDED"), std::string::npos);
+  // Without the 4 ms rank 1 waited, the step would have taken 6 ms.
+  ASSERT_TRUE(q.quiet_step_s);
+  EXPECT_NEAR(*q.quiet_step_s, 0.006, 1e-12);
+  EXPECT_NE(timing_line(q).find("on a quiet machine about 6.00 ms"), std::string::npos) << timing_line(q);
+  TimingEvidence unknown = e;
+  unknown.ranks[0].run_delay_s.reset();
+  EXPECT_FALSE(assess_timing(unknown).quiet_step_s) << "one rank's wait unknown: no estimate";
 
   e.ranks[1].run_delay_s = kContendedRunDelayFraction * e.step_median_s * 0.99;  // just under the line
   EXPECT_FALSE(assess_timing(e).contended);
