@@ -240,11 +240,11 @@ TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
   }
 }
 
-TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
-  // A recorded sweep made of synthetic records for every point of the space.
-  json spec = tiny_study("replay");
-  spec["space"]["topk.attention"] = {0, 4, 8};
-  Study study = parse_study(spec, "replay.json");
+namespace {
+
+// A recorded sweep made of synthetic records for every point of the space:
+// Top-K attention costs memory and accuracy, checkpointing saves memory and costs time.
+std::vector<TrialRecord> synthetic_sweep(const Study& study) {
   std::vector<TrialRecord> recorded;
   for (const Candidate& c : enumerate_space(study)) {
     TrialRecord r;
@@ -259,6 +259,16 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
     r.metrics = m;
     recorded.push_back(r);
   }
+  return recorded;
+}
+
+}  // namespace
+
+TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
+  json spec = tiny_study("replay");
+  spec["space"]["topk.attention"] = {0, 4, 8};
+  Study study = parse_study(spec, "replay.json");
+  const std::vector<TrialRecord> recorded = synthetic_sweep(study);
   ReplayLauncher launcher(recorded);
   for (const std::string strategy : {"grid", "random", "halving", "nsga2"}) {
     study.search.strategy = strategy;
@@ -287,20 +297,7 @@ TEST(Sweep, TheConfirmationRoundMeasuresTheFrontAgain) {
   json spec = tiny_study("confirm");
   spec["space"]["topk.attention"] = {0, 4, 8};
   Study study = parse_study(spec, "confirm.json");
-  std::vector<TrialRecord> recorded;
-  for (const Candidate& c : enumerate_space(study)) {
-    TrialRecord r;
-    r.id = config_id(c.config);
-    r.config = c.config;
-    TrialMetrics m;
-    m.peak_total_max = 1000 + 100 * c.config.topk.attention + (c.config.checkpoint.every ? 0 : 500);
-    m.step_time_s.median = 0.01 * (c.config.checkpoint.every + 1);
-    m.step_time_s.count = 3;
-    m.loss_curve = {5.0, 4.0, 3.0};
-    m.final_loss = 3.0;
-    r.metrics = m;
-    recorded.push_back(r);
-  }
+  const std::vector<TrialRecord> recorded = synthetic_sweep(study);
   std::ostringstream log;
   ReplayLauncher without(recorded);
   const SweepSummary unconfirmed = run_sweep(study, SweepOptions{}, without, log);
