@@ -11,9 +11,10 @@
 // cover every operation at the shapes of examples/small.json and
 // examples/medium.json. Each call runs through the CPU backend the trials use
 // (kernels/ops.h), with one BLAS thread, all ranks at once as a trial's ranks
-// compute at once; a sample is a batch of calls of at least a millisecond,
-// after one untimed batch, and each call keeps the median, p10 and p90 per
-// call of its samples on the slowest rank.
+// compute at once; a sample is a batch of calls of about a millisecond,
+// taken in passes over all the calls (one sample of each per pass), and each
+// call keeps the median, p10 and p90 per call of its samples on the slowest
+// rank.
 //
 // Also measured: the fallback rates for calls that were not timed (GEMM and
 // attention FLOP/s from the timed calls, a streaming triad), and the
@@ -126,8 +127,10 @@ std::vector<Config> configs_from_file(const std::string& path) {
 // Timing one call
 // ---------------------------------------------------------------------------
 
-// Buffers for one call, filled with small values so that no op meets a NaN
-// or a denormal; `run` makes the call once.
+// Buffers for one call, filled with small values, none of them zero: a zero
+// gradient would decay Adam's second moment into denormals over the
+// thousands of calls of a calibration, which no step meets. `run` makes the
+// call once.
 struct CallRunner {
   std::vector<std::vector<float>> floats;
   std::vector<int32_t> tokens;
@@ -137,7 +140,7 @@ struct CallRunner {
 
   float* f(size_t n) {
     floats.emplace_back(n);
-    for (size_t i = 0; i < n; ++i) floats.back()[i] = 0.01f * static_cast<float>(int(i % 97) - 48);
+    for (size_t i = 0; i < n; ++i) floats.back()[i] = 0.01f * static_cast<float>(int(i % 97) - 48) + 0.005f;
     return floats.back().data();
   }
 };
@@ -337,22 +340,29 @@ std::unique_ptr<CallRunner> make_runner(Ops& ops, const OpCall& call) {
   return r;
 }
 
-// A call timed on this rank: seconds per call of each sample.
-std::vector<double> time_call(Ops& ops, const OpCall& call, int samples) {
-  const std::unique_ptr<CallRunner> runner = make_runner(ops, call);
-  // One untimed call warms caches and page tables and sizes the batches so
-  // that a sample lasts about a millisecond, well above the clock's grain.
+// A call ready to be timed on this rank: its buffers, and how many calls
+// make a sample of about a millisecond, well above the clock's grain (from
+// one untimed call, which also warms caches and page tables).
+struct TimedCall {
+  std::unique_ptr<CallRunner> runner;
+  int batch = 1;
+  std::vector<double> per_call;  // seconds per call of each sample
+};
+
+TimedCall prepare(Ops& ops, const OpCall& call) {
+  TimedCall timed;
+  timed.runner = make_runner(ops, call);
   const auto warm = Clock::now();
-  runner->run();
+  timed.runner->run();
   const double once = std::max(seconds_since(warm), 1e-7);
-  const int batch = std::clamp(static_cast<int>(1e-3 / once), 1, 10000);
-  std::vector<double> per_call;
-  for (int s = 0; s < samples; ++s) {
-    const auto start = Clock::now();
-    for (int i = 0; i < batch; ++i) runner->run();
-    per_call.push_back(seconds_since(start) / batch);
-  }
-  return per_call;
+  timed.batch = std::clamp(static_cast<int>(1e-3 / once), 1, 10000);
+  return timed;
+}
+
+void take_sample(TimedCall& timed) {
+  const auto start = Clock::now();
+  for (int i = 0; i < timed.batch; ++i) timed.runner->run();
+  timed.per_call.push_back(seconds_since(start) / timed.batch);
 }
 
 // The slowest rank's value.
@@ -465,11 +475,22 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
 
   Calibration calibration;
-  const int samples = quick ? 3 : 9;
+  const int samples = quick ? 3 : 15;
   double gemm_flops = 0, gemm_s = 0, attention_flops = 0, attention_s = 0;
-  for (const OpCall& call : calls) {
-    MPI_Barrier(MPI_COMM_WORLD);  // every rank times the same call at once
-    const Spread spread = spread_of(time_call(*ops, call, samples));
+  // Samples in passes over every call, one sample of each per pass, so that a
+  // change in the machine's state falls on every call alike; every rank
+  // takes the same sample at once.
+  std::vector<TimedCall> timed;
+  for (const OpCall& call : calls) timed.push_back(prepare(*ops, call));
+  for (int pass = 0; pass < samples; ++pass) {
+    for (TimedCall& t : timed) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      take_sample(t);
+    }
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const OpCall& call = calls[i];
+    const Spread spread = spread_of(timed[i].per_call);
     OpTiming timing{call, slowest(spread.median), slowest(spread.p10), slowest(spread.p90), samples};
     const bool attention = call.op == StepOp::attention_forward || call.op == StepOp::attention_backward ||
                            call.op == StepOp::attention_topk_forward || call.op == StepOp::attention_topk_backward;
@@ -479,6 +500,7 @@ int main(int argc, char** argv) {
     }
     calibration.ops.push_back(std::move(timing));
   }
+  timed.clear();
   if (gemm_s > 0) calibration.gemm_flops_per_s = gemm_flops / gemm_s;
   if (attention_s > 0) calibration.attention_flops_per_s = attention_flops / attention_s;
   calibration.memory_bytes_per_s = 1.0 / slowest(1.0 / memory_rate(quick ? 5 : 21));
