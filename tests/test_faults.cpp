@@ -308,10 +308,18 @@ TEST(SpecialFiles, AFifoRecordIsRefusedAndAFloodOfStderrIsBounded) {
   fs::remove_all(dir);
 }
 
+// The files of a folder and its subfolders, for a message ("" when none).
+std::string files_under(const fs::path& folder) {
+  std::string listed;
+  for (const auto& entry : fs::recursive_directory_iterator(folder)) listed += "\n  " + entry.path().string();
+  return listed;
+}
+
 // Bad input leaves nothing behind: a study whose constraint divides by zero
-// (found while the space is enumerated) writes no results file, so the
-// corrected study then runs; a trial whose data file is missing leaves no
-// "did not finish" record.
+// (found while the space is enumerated) writes no results file, no lock file
+// and no folder for them, so the corrected study then runs; a sweep refused
+// on a results file that exists leaves no lock file beside it; a trial whose
+// data file is missing leaves no "did not finish" record.
 TEST(NothingWritten, UntilTheInputIsKnownGood) {
   const fs::path dir = fresh_dir("nothing");
   json spec = json::parse(read_text(write_slow_study(dir, "nothing")));
@@ -319,15 +327,20 @@ TEST(NothingWritten, UntilTheInputIsKnownGood) {
   spec["constraints"] = {"checkpoint.every / (model.layers - 2) == 0"};
   const fs::path study = dir / "study.json";
   std::ofstream(study) << spec.dump();
-  const fs::path results = dir / "nothing.jsonl";
+  const fs::path results = dir / "new" / "folder" / "nothing.jsonl";
   const CommandRun bad = run_command(sweep_command(study, results, 0));
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("division by zero"), std::string::npos) << bad.output;
-  EXPECT_FALSE(fs::exists(results)) << "a results file was left for a study found bad";
+  EXPECT_FALSE(fs::exists(dir / "new")) << "files were left for a study found bad:" << files_under(dir / "new");
   spec.erase("constraints");
   std::ofstream(study, std::ios::trunc) << spec.dump();
   const CommandRun good = run_command(sweep_command(study, results, 0));
   EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_FALSE(fs::exists(SweepLock::path_of(results))) << "a sweep that ended left its lock file";
+  const CommandRun again = run_command(sweep_command(study, results, 0));
+  EXPECT_EQ(again.exit_code, 2) << again.output;
+  EXPECT_NE(again.output.find("results file exists"), std::string::npos) << again.output;
+  EXPECT_FALSE(fs::exists(SweepLock::path_of(results))) << "a refused sweep left a lock file";
 
   const Config config = parse_config({{"data", {{"source", "file"}, {"path", (dir / "missing.u16").string()}}}}, "c");
   std::ofstream(dir / "c.json") << to_json(config).dump();
