@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -349,6 +350,32 @@ TEST(NothingWritten, UntilTheInputIsKnownGood) {
   EXPECT_EQ(trial.exit_code, 2) << trial.output;
   EXPECT_NE(trial.output.find("missing.u16"), std::string::npos) << trial.output;
   EXPECT_FALSE(fs::exists(dir / "r.json")) << "a record was left for input found bad";
+  fs::remove_all(dir);
+}
+
+// A resumed sweep that cuts off a torn last line (a kill mid-write) says so
+// in one line naming the file and the line, and runs that trial again.
+TEST(Resume, SaysItRepairedATornLastLine) {
+  const fs::path dir = fresh_dir("torn");
+  json spec = json::parse(read_text(write_slow_study(dir, "torn")));
+  spec["base"]["world"] = 1;
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path results = dir / "torn.jsonl";
+  const CommandRun made = run_command(sweep_command(study, results, 0));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const std::string text = read_text(results);
+  const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  const size_t last_line = text.rfind('\n', text.size() - 2) + 1;
+  std::ofstream(results, std::ios::trunc) << text.substr(0, last_line + 20);  // a kill 20 bytes into the last record
+
+  const CommandRun resumed = run_command(sweep_command(study, results, 0, "--resume"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("memfront: warning: " + results.string() + ":" + std::to_string(lines) +
+                                ": cut off a torn last line (20 bytes; a crash mid-write)"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(read_results(results).trials.size(), lines - 1);
   fs::remove_all(dir);
 }
 
