@@ -353,6 +353,31 @@ TEST(NothingWritten, UntilTheInputIsKnownGood) {
   fs::remove_all(dir);
 }
 
+// A space of 10^8 points: the sweep says how many configurations there are
+// at once and runs its first trials within seconds, for every strategy
+// (nothing enumerates the space first).
+TEST(HugeSpace, TheSweepCountsAtOnceAndStartsPromptly) {
+  const fs::path dir = fresh_dir("huge");
+  json spec = json::parse(read_text(write_slow_study(dir, "huge")));
+  spec["base"]["world"] = 1;
+  spec["space"] = {{"batch.micro", {{"range", {1, 10000}}, {"step", 1}}},
+                   {"batch.accum", {{"range", {1, 10000}}, {"step", 1}}}};
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  for (const std::string strategy : {"grid", "random", "halving", "nsga2"}) {
+    const fs::path results = dir / (strategy + ".jsonl");
+    const auto start = std::chrono::steady_clock::now();
+    const CommandRun run =
+        run_command(sweep_command(study, results, 0, "--budget 2 --strategy " + strategy + " --no-prune"));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_EQ(run.exit_code, 0) << strategy << ": " << run.output;
+    EXPECT_NE(run.output.find("100000000 configurations in the space"), std::string::npos) << run.output;
+    EXPECT_LT(seconds, 30) << strategy << ": the trials waited for the space";
+    EXPECT_GE(read_results(results).trials.size(), 2u) << strategy;
+  }
+  fs::remove_all(dir);
+}
+
 // A resumed sweep that cuts off a torn last line (a kill mid-write) says so
 // in one line naming the file and the line, and runs that trial again.
 TEST(Resume, SaysItRepairedATornLastLine) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <ostream>
 #include <set>
@@ -352,8 +353,8 @@ class Sweep {
       : study_(study),
         options_(options),
         runner_(runner),
-        candidates_(enumerate_space(study)),
-        strategy_(make_strategy(study, candidates_, study.search.budget_trials)),
+        strategy_(make_strategy(study, study.search.budget_trials)),
+        first_round_(strategy_->next()),
         recorder_(study, options, log),
         progress_(options, log, expected_trials()) {
     work_dir_ = options.results.empty() ? std::filesystem::temp_directory_path() / ("memfront-" + study.name)
@@ -362,10 +363,9 @@ class Sweep {
   }
 
   SweepSummary run() {
-    while (!summary_.interrupted && summary_.left_running == 0 && summary_.lost == 0 && !out_of_time()) {
-      const std::vector<Proposal> batch = strategy_->next();
-      if (batch.empty()) break;
+    for (std::vector<Proposal> batch = std::move(first_round_); !batch.empty(); batch = strategy_->next()) {
       run_round(batch);
+      if (summary_.interrupted || summary_.left_running > 0 || summary_.lost > 0 || out_of_time()) break;
     }
     progress_.finish();
     summary_.records = recorder_.all();
@@ -383,12 +383,11 @@ class Sweep {
     Prediction prediction;
   };
 
-  // Trials to expect, the reference included (halving's total depends on its rounds).
+  // Trials to expect, the reference included, where the strategy knows.
   std::optional<int> expected_trials() const {
-    if (study_.search.strategy == "halving") return std::nullopt;
-    int expected = static_cast<int>(candidates_.size());
-    if (study_.search.budget_trials) expected = std::min(expected, *study_.search.budget_trials);
-    return expected + 1;
+    const std::optional<uint64_t> planned = strategy_->planned();
+    if (!planned || *planned >= static_cast<uint64_t>(std::numeric_limits<int>::max())) return std::nullopt;
+    return static_cast<int>(*planned) + 1;
   }
 
   bool out_of_time() const {
@@ -412,7 +411,7 @@ class Sweep {
       }
       ++summary_.proposed;
       Item trial;
-      trial.config = with_steps(candidates_[batch[i].candidate].config, steps);
+      trial.config = with_steps(batch[i].candidate.config, steps);
       trial.proposal = i;
       evaluate(std::move(trial));
     }
@@ -547,10 +546,11 @@ class Sweep {
   TrialRunner& runner_;
   const Clock::time_point start_ = Clock::now();
   SweepSummary summary_;
-  // The space and the strategy first: a study error found in them (a
-  // constraint that divides by zero) must not leave a results file behind.
-  const std::vector<Candidate> candidates_;
+  // The strategy and its first round first: a study error found while they
+  // draw from the space (a constraint that divides by zero) must not leave a
+  // results file behind.
   std::unique_ptr<SearchStrategy> strategy_;
+  std::vector<Proposal> first_round_;  // handed to run()
   Recorder recorder_;
   Progress progress_;
   std::filesystem::path work_dir_;
