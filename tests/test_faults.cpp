@@ -4,6 +4,7 @@
 // ends what an earlier one's trial left behind; two sweeps never run on one
 // results file.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -378,6 +379,74 @@ TEST(HugeSpace, TheSweepCountsAtOnceAndStartsPromptly) {
   fs::remove_all(dir);
 }
 
+// The most memory a command took (its peak resident set), and how it ended.
+struct MeasuredRun {
+  int exit_code = -1;
+  long max_rss_kib = 0;
+};
+
+MeasuredRun run_measured(const std::string& command) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " > /dev/null 2>&1").c_str(), nullptr);
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, usage.ru_maxrss};
+}
+
+// pareto, export and status read a results file a line at a time: on a file
+// of 60 MB they take less memory than half its size (they once held the whole
+// text and every record, about 2.4 times the file's size), and they find the
+// same front as the records held in memory.
+TEST(LargeResults, AreReadALineAtATime) {
+  const fs::path dir = fresh_dir("large");
+  json spec = json::parse(read_text(write_slow_study(dir, "large")));
+  spec["base"]["world"] = 1;
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path seed = dir / "seed.jsonl";
+  ASSERT_EQ(run_command(sweep_command(study, seed, 0)).exit_code, 0);
+  const ResultsFile recorded = read_results(seed);
+
+  // Copies of the recorded trials, each with an id of its own, a step time of
+  // its own and a long loss curve, to 60 MB.
+  const fs::path large = dir / "large.jsonl";
+  {
+    std::ofstream out(large);
+    out << to_json(recorded.header).dump() << "\n";
+    std::vector<double> curve(2500);
+    for (size_t i = 0; i < curve.size(); ++i) curve[i] = 4.0 / (1.0 + 0.01 * static_cast<double>(i)) + 1e-7 * i;
+    size_t written = 0;
+    for (int copy = 0; written < (size_t{60} << 20); ++copy) {
+      for (TrialRecord record : recorded.trials) {
+        record.id = record.id.substr(0, 8) + std::to_string(10000000 + copy);
+        record.metrics->loss_curve = curve;
+        record.metrics->step_time_s.median *= 1.0 + 1e-6 * copy;
+        const std::string line = to_json(record).dump() + "\n";
+        out << line;
+        written += line.size();
+      }
+    }
+  }
+  const long half_file_kib = static_cast<long>(fs::file_size(large) / 2048);
+  for (const std::string command : {"pareto", "status", "export --pick knee", "export --pick best:step_time"}) {
+    const MeasuredRun run = run_measured("'" + kTool + "' " + command + " '" + large.string() + "'");
+    EXPECT_EQ(run.exit_code, 0) << command;
+    EXPECT_LT(run.max_rss_kib, half_file_kib) << command << " held " << run.max_rss_kib << " KiB";
+  }
+  // The front of the copies is the first copy of the recorded front.
+  const CommandRun pareto = run_command("'" + kTool + "' pareto --json '" + large.string() + "'");
+  ASSERT_EQ(pareto.exit_code, 0) << pareto.output.substr(0, 2000);
+  const json front = json::parse(pareto.output);
+  const CommandRun seed_front = run_command("'" + kTool + "' pareto --json '" + seed.string() + "'");
+  ASSERT_EQ(front.size(), json::parse(seed_front.output).size());
+  for (const json& record : front) EXPECT_TRUE(record["id"].get<std::string>().ends_with("10000000")) << record["id"];
+  fs::remove_all(dir);
+}
+
 // A resumed sweep that cuts off a torn last line (a kill mid-write) says so
 // in one line naming the file and the line, and runs that trial again.
 TEST(Resume, SaysItRepairedATornLastLine) {
@@ -452,6 +521,54 @@ TEST(RecordedStudy, IsValidatedAndAChangedStudyIsNotResumed) {
   EXPECT_EQ(resumed.exit_code, 2) << resumed.output;
   EXPECT_NE(resumed.output.find("/steps: 3 -> 4"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("/objectives/2: added"), std::string::npos) << resumed.output;
+  fs::remove_all(dir);
+}
+
+// Asked to, a resumed sweep continues a changed study as a new revision
+// that the file records; pareto and status then judge the file by it (its
+// steps, its objectives), and the trials of the study before stay readable.
+TEST(RecordedStudy, AChangedStudyGoesOnAsARevisionWhenAsked) {
+  const fs::path dir = fresh_dir("revised");
+  const fs::path study = write_slow_study(dir, "revised");
+  json spec = json::parse(read_text(study));
+  spec["base"]["world"] = 1;
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path results = dir / "revised.jsonl";
+  ASSERT_EQ(run_command(sweep_command(study, results, 0)).exit_code, 0);
+  const size_t before = read_results(results).trials.size();  // the two points and the reference, 3 steps
+
+  spec["steps"] = 4;
+  spec["objectives"] = {{{"metric", "peak_mem"}}, {{"metric", "tokens_per_s"}, {"goal", "max"}}};
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const std::string revise_only = run_command("'" + kTool + "' sweep '" + study.string() + "' --revise").output;
+  EXPECT_NE(revise_only.find("--revise requires --resume"), std::string::npos) << revise_only;
+  const CommandRun revised = run_command(sweep_command(study, results, 0, "--resume --revise"));
+  ASSERT_EQ(revised.exit_code, 0) << revised.output;
+  EXPECT_NE(revised.output.find(results.string() + ": study 'revised' goes on as revision 2 ("), std::string::npos)
+      << revised.output;
+  for (const std::string change : {"/objectives/1/metric: \"step_time\" -> \"tokens_per_s\"",
+                                   "/objectives/1/goal: added \"max\"", "/steps: 3 -> 4"}) {
+    EXPECT_NE(revised.output.find(change), std::string::npos) << change << ": " << revised.output;
+  }
+  const ResultsFile file = read_results(results);
+  ASSERT_EQ(file.revisions.size(), 1u);
+  EXPECT_EQ(file.revisions[0].number, 2);
+  EXPECT_EQ(file.study_spec()["steps"], 4);
+  EXPECT_EQ(file.trials.size(), 2 * before);  // every trial again at 4 steps; those at 3 kept
+
+  // Again with the same study: nothing changed, no revision; every trial is recorded.
+  const CommandRun again = run_command(sweep_command(study, results, 0, "--resume --revise"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output.find("goes on as revision"), std::string::npos) << again.output;
+  EXPECT_EQ(read_results(results).revisions.size(), 1u);
+
+  const CommandRun pareto = run_command("'" + kTool + "' pareto '" + results.string() + "'");
+  ASSERT_EQ(pareto.exit_code, 0) << pareto.output;
+  EXPECT_NE(pareto.output.find(" of " + std::to_string(before) + " trials"), std::string::npos) << pareto.output;
+  EXPECT_NE(pareto.output.find("tokens_per_s(max)"), std::string::npos) << pareto.output;
+  const CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find(std::to_string(2 * before) + " trials recorded"), std::string::npos) << status.output;
   fs::remove_all(dir);
 }
 

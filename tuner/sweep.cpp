@@ -106,15 +106,22 @@ class Recorder {
       if (existing.header.study != study.name) {
         throw InputError(path.string() + ": holds study '" + existing.header.study + "', not '" + study.name + "'");
       }
-      // Records of another version of the study would mix into its front.
-      if (!existing.header.study_spec.is_null() && !options.study_spec.is_null()) {
-        const std::vector<std::string> changes = study_differences(existing.header.study_spec, options.study_spec);
-        if (!changes.empty()) {
-          std::string listed;
-          for (const std::string& change : changes) listed += (listed.empty() ? "" : "; ") + change;
+      // Records of another version of the study would mix into its front
+      // unawares: a changed study goes on only as a revision the file records.
+      std::optional<StudyRevision> revision;
+      if (!existing.study_spec().is_null() && !options.study_spec.is_null()) {
+        const std::vector<std::string> changes = study_differences(existing.study_spec(), options.study_spec);
+        std::string listed;
+        for (const std::string& change : changes) listed += (listed.empty() ? "" : "; ") + change;
+        if (!changes.empty() && !options.revise) {
           throw InputError(path.string() + ": holds another version of study '" + study.name +
-                           "' (the study file changed: " + listed + "); continue it with the study it was made by, or "
-                           "give the changed study a new --results file");
+                           "' (the study file changed: " + listed + "); continue it with the study it was made by, "
+                           "continue it as a new revision with --resume --revise, or give the changed study a new "
+                           "--results file");
+        }
+        if (!changes.empty()) {
+          revision = StudyRevision{existing.study_revision() + 1, utc_now(), options.study_spec, changes};
+          revision_text_ = "revision " + std::to_string(revision->number) + " (" + listed + ")";
         }
       }
       for (TrialRecord& record : existing.trials) {
@@ -123,6 +130,10 @@ class Recorder {
       }
       writer_.emplace(ResultsWriter::open_append(path));
       if (const auto& repair = writer_->repair()) log << "memfront: warning: " << *repair << "\n";
+      if (revision) {
+        writer_->append(*revision);
+        log << "memfront: " << path.string() << ": study '" << study.name << "' goes on as " << revision_text_ << "\n";
+      }
     } else {
       if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
       ResultsHeader header;
@@ -156,6 +167,7 @@ class Recorder {
  private:
   std::optional<ResultsWriter> writer_;
   std::map<std::string, TrialRecord> known_;
+  std::string revision_text_;  // the revision this sweep recorded, if it did
 };
 
 // The timing of an ok record whose step time measured the machine's load, else null.
