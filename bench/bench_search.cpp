@@ -93,13 +93,13 @@ std::vector<double> share_curve(const std::string& strategy, uint64_t seed, doub
     }
     return reference_loss[steps];
   };
-  auto search = make_strategy(study, r.candidates, study.search.budget_trials);
+  auto search = make_strategy(study, study.search.budget_trials);
   std::vector<ObjectivePoint> found;
   std::vector<double> curve;
   for (auto batch = search->next(); !batch.empty(); batch = search->next()) {
     for (const Proposal& p : batch) {
       LaunchRequest request;
-      request.config = r.candidates[p.candidate].config;
+      request.config = p.candidate.config;
       request.config.train.steps = p.steps;
       LaunchOutcome outcome = launcher.run(request);
       steps_spent += p.steps;

@@ -15,15 +15,15 @@
 
 namespace memfront {
 
-std::string read_text_file(const std::filesystem::path& path, std::string_view what) {
-  const auto fail = [&](int error) {
-    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " + std::strerror(error));
-  };
+int open_regular_file(const std::filesystem::path& path, std::string_view what) {
   // Non-blocking, so that opening a FIFO does not wait for a writer; then
   // only a regular file is read: a FIFO would hang, a device (/dev/zero)
   // never end.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) fail(errno);
+  if (fd < 0) {
+    const int error = errno;
+    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " + std::strerror(error));
+  }
   struct stat info {};
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
@@ -34,6 +34,14 @@ std::string read_text_file(const std::filesystem::path& path, std::string_view w
                                               : "a device") +
                      ")");
   }
+  return fd;
+}
+
+std::string read_text_file(const std::filesystem::path& path, std::string_view what) {
+  const auto fail = [&](int error) {
+    throw InputError(path.string() + ": cannot read the " + std::string(what) + ": " + std::strerror(error));
+  };
+  const int fd = open_regular_file(path, what);
   std::string text;
   char buffer[1 << 16];
   while (true) {

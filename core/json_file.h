@@ -20,6 +20,11 @@ namespace memfront {
 // directory is refused without waiting on it.
 std::string read_text_file(const std::filesystem::path& path, std::string_view what);
 
+// The file open for reading (a descriptor the caller closes), by the same
+// checks: only a regular file, refused at once otherwise. For readers that
+// take a file a part at a time (core/jsonl.h JsonlReader).
+int open_regular_file(const std::filesystem::path& path, std::string_view what);
+
 // How deeply arrays and objects may nest in any file memfront reads: far
 // more than any of its formats needs (a record nests 6 levels), far less than
 // what the recursive handling of a parsed value can take on the stack.

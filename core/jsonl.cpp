@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_file.h"
+
 namespace memfront {
 
 namespace {
@@ -102,6 +104,63 @@ JsonlText split_jsonl(std::string_view text, size_t offset) {
     begin = end + 1;
   }
   return split;
+}
+
+// --- JsonlReader ---------------------------------------------------------------
+
+namespace {
+constexpr size_t kReadChunk = size_t{1} << 16;  // as read_text_file reads
+}  // namespace
+
+JsonlReader::JsonlReader(const std::filesystem::path& path, std::string_view what, uint64_t offset, int number)
+    : path_(path), fd_(open_regular_file(path, what)), buffer_at_(offset), number_(number) {}
+
+JsonlReader::~JsonlReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool JsonlReader::read_more() {
+  // What was handed out before the line being looked at goes first, so the
+  // buffer holds one line and a chunk at most.
+  buffer_.erase(0, line_begin_);
+  buffer_at_ += line_begin_;
+  searched_to_ -= line_begin_;
+  line_begin_ = 0;
+  const size_t held = buffer_.size();
+  buffer_.resize(held + kReadChunk);
+  ssize_t count;
+  do {
+    count = ::pread(fd_, buffer_.data() + held, kReadChunk, static_cast<off_t>(buffer_at_ + held));
+  } while (count < 0 && errno == EINTR);
+  const int error = errno;
+  buffer_.resize(held + static_cast<size_t>(std::max<ssize_t>(count, 0)));
+  if (count < 0) throw_system_error(path_, "read it", error);
+  return count > 0;
+}
+
+std::optional<JsonlLine> JsonlReader::next() {
+  while (!at_end_) {
+    const size_t end = buffer_.find('\n', searched_to_);
+    if (end != std::string::npos) {
+      const JsonlLine line{std::string_view(buffer_).substr(line_begin_, end - line_begin_), number_++,
+                           buffer_at_ + line_begin_, buffer_at_ + end + 1};
+      line_begin_ = searched_to_ = end + 1;
+      return line;
+    }
+    searched_to_ = buffer_.size();
+    if (read_more()) continue;
+    // The end of the file: a last line without its '\n', as split_jsonl judges it.
+    at_end_ = true;
+    if (line_begin_ == buffer_.size()) break;
+    const JsonlLine last{std::string_view(buffer_).substr(line_begin_), number_, buffer_at_ + line_begin_,
+                         buffer_at_ + buffer_.size()};
+    if (is_cut_short(last.text)) {
+      torn_tail_ = last;
+      break;
+    }
+    return last;
+  }
+  return std::nullopt;
 }
 
 // --- JsonlAppender -------------------------------------------------------------

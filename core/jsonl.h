@@ -9,6 +9,7 @@
 // leave a torn tail out (and say so); any other last line that lacks only its
 // '\n' is kept, and read (and refused, if it is malformed) as a line.
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -33,6 +34,40 @@ struct JsonlText {
 
 // The lines of `text` from byte `offset` on, which must be the start of a line.
 JsonlText split_jsonl(std::string_view text, size_t offset = 0);
+
+// A JSON Lines file read a line at a time, holding one line and a read
+// buffer, never the whole file: the lines, numbers, offsets and torn tail
+// are those split_jsonl finds in the whole text. For files too large to hold
+// (a results file of gigabytes).
+class JsonlReader {
+ public:
+  // Opens the file as read_text_file does (core/json_file.h: a regular file
+  // only, InputError naming `what`), at byte `offset`, which must be the start
+  // of line `number`.
+  JsonlReader(const std::filesystem::path& path, std::string_view what, uint64_t offset = 0, int number = 1);
+  JsonlReader(const JsonlReader&) = delete;
+  JsonlReader& operator=(const JsonlReader&) = delete;
+  ~JsonlReader();
+
+  // The next line (its text valid until the next call), a last one that
+  // lacks only its '\n' included; none at the end of the file, or where the
+  // file ends in a torn tail (torn_tail() then says so).
+  std::optional<JsonlLine> next();
+  const std::optional<JsonlLine>& torn_tail() const { return torn_tail_; }
+
+ private:
+  bool read_more();  // false at the end of the file
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::string buffer_;   // bytes from the start of the next line on
+  uint64_t buffer_at_;   // the file offset of buffer_[0]
+  size_t line_begin_ = 0;   // in buffer_: where the next line begins
+  size_t searched_to_ = 0;  // in buffer_: no '\n' from line_begin_ up to here
+  int number_;
+  bool at_end_ = false;
+  std::optional<JsonlLine> torn_tail_;
+};
 
 // True for a line of spaces, tabs and '\r' only (readers skip them).
 bool is_blank_line(std::string_view line);

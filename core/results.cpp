@@ -305,6 +305,14 @@ json to_json(const TrialRecord& record) {
           {"provenance", record.provenance}};
 }
 
+json to_json(const StudyRevision& revision) {
+  return {{"kind", "revision"},
+          {"revision", revision.number},
+          {"created", revision.created},
+          {"study_spec", revision.study_spec},
+          {"changes", revision.changes}};
+}
+
 // ---------------------------------------------------------------------------
 // Records from JSON
 
@@ -488,6 +496,21 @@ TrialRecord record_from_json(const json& document, std::string_view where) {
   return record;
 }
 
+StudyRevision revision_from_json(const json& document, std::string_view where) {
+  const JsonField root(document, where, "");
+  root.expect_object();
+  root.expect_string_at("kind", "revision");
+  StudyRevision revision;
+  const JsonField number = root.member("revision", "an integer from 2");
+  revision.number = number.as_non_negative_int();
+  if (revision.number < 2) number.fail_expected("an integer from 2 (the header is revision 1)");
+  revision.created = root.string_at("created");
+  revision.study_spec = root.object_at("study_spec").value();
+  const JsonField changes = root.array_at("changes");
+  for (size_t i = 0; i < changes.value().size(); ++i) revision.changes.push_back(changes.element(i).as_string());
+  return revision;
+}
+
 // ---------------------------------------------------------------------------
 // Files
 
@@ -518,34 +541,145 @@ ResultsHeader header_of_line(const JsonlLine& line, const std::string& file) {
   return header_from_json(parse_json_text(line.text, file, line.number), where);
 }
 
-TrialRecord record_of_line(const JsonlLine& line, const std::string& file) {
+// One line after the header: a trial, or a revision of the study.
+std::variant<TrialRecord, StudyRevision> entry_of_line(const JsonlLine& line, const std::string& file) {
   const std::string where = file + ":" + std::to_string(line.number);
-  return record_from_json(parse_json_text(line.text, file, line.number), where);
+  const json document = parse_json_text(line.text, file, line.number);
+  const auto kind = document.is_object() ? document.find("kind") : document.end();
+  if (kind != document.end() && *kind == "revision") return revision_from_json(document, where);
+  return record_from_json(document, where);
 }
 
-// The rules of a results file's text (results/SCHEMA.md, "Reading rules"): the
-// JSON Lines rules (core/jsonl.h), line 1 is the header, blank lines are skipped.
-ResultsFile parse_results_text(std::string_view text, const std::string& file) {
-  if (text.empty()) throw InputError(file + ": empty results file (expected a header line)");
-  const JsonlText split = split_jsonl(text);
-  if (split.torn_tail && split.torn_tail->number == 1) {
-    throw InputError(file + ":1: truncated header line (a crash while the file was created); "
-                            "no trial was recorded, delete the file to start again");
+TrialRecord record_of_line(const JsonlLine& line, const std::string& file) {
+  std::variant<TrialRecord, StudyRevision> entry = entry_of_line(line, file);
+  if (std::holds_alternative<StudyRevision>(entry)) {
+    fail_at(file + ":" + std::to_string(line.number), "/kind", "expected \"trial\", got \"revision\"");
   }
+  return std::get<TrialRecord>(std::move(entry));
+}
+
+// Whether a line is a revision, found without parsing the whole line: the
+// syntax is followed only as far as the top-level "kind" (memfront writes
+// keys sorted, so it comes before the metrics). A line that is not JSON is
+// left to the pass that parses it.
+bool is_revision_line(std::string_view text) {
+  struct KindOnly : nlohmann::json_sax<json> {
+    int depth = 0;
+    bool at_kind = false, revision = false;
+    bool value() const { return !at_kind; }  // any value of "kind" but a string ends the search
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, const string_t&) override { return value(); }
+    bool binary(binary_t&) override { return value(); }
+    bool string(string_t& found) override {
+      revision = at_kind && found == "revision";
+      return value();
+    }
+    bool start_object(std::size_t) override { return open(); }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override { return open(); }
+    bool end_array() override { return close(); }
+    bool open() {
+      ++depth;
+      return value();
+    }
+    bool close() {
+      --depth;
+      return true;
+    }
+    bool key(string_t& name) override {
+      at_kind = depth == 1 && name == "kind";
+      return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception&) override { return false; }
+  } kind;
+  nlohmann::json::sax_parse(text, &kind);
+  return kind.revision;
+}
+
+// The lines of a results file, from its text or from the file a line at a time.
+class ResultsLines {
+ public:
+  virtual ~ResultsLines() = default;
+  virtual std::optional<JsonlLine> next() = 0;
+  virtual std::optional<JsonlLine> torn_tail() const = 0;  // once next() has given none
+};
+
+class TextLines final : public ResultsLines {
+ public:
+  explicit TextLines(std::string_view text) : split_(split_jsonl(text)) {}
+  std::optional<JsonlLine> next() override {
+    if (at_ == split_.lines.size()) return std::nullopt;
+    return split_.lines[at_++];
+  }
+  std::optional<JsonlLine> torn_tail() const override { return split_.torn_tail; }
+
+ private:
+  JsonlText split_;
+  size_t at_ = 0;
+};
+
+class FileLines final : public ResultsLines {
+ public:
+  explicit FileLines(const std::filesystem::path& path) : reader_(path, "results file") {}
+  std::optional<JsonlLine> next() override { return reader_.next(); }
+  std::optional<JsonlLine> torn_tail() const override { return reader_.torn_tail(); }
+
+ private:
+  JsonlReader reader_;
+};
+
+// The rules of a results file's lines (results/SCHEMA.md, "Reading rules"): the
+// JSON Lines rules (core/jsonl.h), line 1 is the header, blank lines are
+// skipped, revisions number on from 2. Without `on_record`, trial lines are
+// skipped unparsed.
+ResultsFile read_results_lines(ResultsLines& lines, const std::string& file, const RecordSink& on_record) {
+  const std::optional<JsonlLine> first = lines.next();
+  if (!first) {
+    if (lines.torn_tail()) {
+      throw InputError(file + ":1: truncated header line (a crash while the file was created); "
+                              "no trial was recorded, delete the file to start again");
+    }
+    throw InputError(file + ": empty results file (expected a header line)");
+  }
+  if (is_blank_line(first->text)) throw InputError(file + ":1: expected the header line, got an empty line");
   ResultsFile parsed;
-  for (const JsonlLine& line : split.lines) {
-    if (line.number == 1) {
-      if (is_blank_line(line.text)) throw InputError(file + ":1: expected the header line, got an empty line");
-      parsed.header = header_of_line(line, file);
-    } else if (!is_blank_line(line.text)) {
-      parsed.trials.push_back(record_of_line(line, file));
+  parsed.header = header_of_line(*first, file);
+  while (const std::optional<JsonlLine> line = lines.next()) {
+    if (is_blank_line(line->text) || (!on_record && !is_revision_line(line->text))) continue;
+    std::variant<TrialRecord, StudyRevision> entry = entry_of_line(*line, file);
+    if (StudyRevision* revision = std::get_if<StudyRevision>(&entry)) {
+      if (revision->number != parsed.study_revision() + 1) {
+        fail_at(file + ":" + std::to_string(line->number), "/revision",
+                "expected " + std::to_string(parsed.study_revision() + 1) + " (the revision after the last), got " +
+                    std::to_string(revision->number));
+      }
+      parsed.revisions.push_back(std::move(*revision));
+    } else if (on_record) {
+      on_record(std::get<TrialRecord>(std::move(entry)), *line);
     }
   }
-  if (split.torn_tail) {
-    parsed.truncated_tail = file + ":" + std::to_string(split.torn_tail->number) + ": truncated last line ignored (" +
-                            std::to_string(split.torn_tail->text.size()) + " bytes; a crash mid-write)";
+  if (const std::optional<JsonlLine> torn = lines.torn_tail()) {
+    parsed.truncated_tail = file + ":" + std::to_string(torn->number) + ": truncated last line ignored (" +
+                            std::to_string(torn->text.size()) + " bytes; a crash mid-write)";
   }
   return parsed;
+}
+
+// The whole file in memory, its trials kept.
+ResultsFile read_all_lines(ResultsLines& lines, const std::string& file) {
+  std::vector<TrialRecord> trials;
+  ResultsFile parsed =
+      read_results_lines(lines, file, [&](TrialRecord&& record, const JsonlLine&) { trials.push_back(std::move(record)); });
+  parsed.trials = std::move(trials);
+  return parsed;
+}
+
+ResultsFile parse_results_text(std::string_view text, const std::string& file) {
+  TextLines lines(text);
+  return read_all_lines(lines, file);
 }
 
 }  // namespace
@@ -577,8 +711,32 @@ void ResultsWriter::append(const TrialRecord& record) {
   appender_.append(dump_line(document));
 }
 
+void ResultsWriter::append(const StudyRevision& revision) {
+  const json document = to_json(revision);
+  check_before_writing(document, path().string() + ": revision to append", revision_from_json);
+  appender_.append(dump_line(document));
+}
+
 ResultsFile read_results(const std::filesystem::path& path) {
-  return parse_results_text(read_text_file(path, "results file"), path.string());
+  FileLines lines(path);
+  return read_all_lines(lines, path.string());
+}
+
+ResultsFile read_results(const std::filesystem::path& path, const RecordSink& on_record) {
+  FileLines lines(path);
+  return read_results_lines(lines, path.string(), on_record);
+}
+
+ResultsFile read_results_outline(const std::filesystem::path& path) {
+  FileLines lines(path);
+  return read_results_lines(lines, path.string(), nullptr);
+}
+
+TrialRecord read_record_at(const std::filesystem::path& path, uint64_t offset, int number) {
+  JsonlReader reader(path, "results file", offset, number);
+  const std::optional<JsonlLine> line = reader.next();
+  if (!line) throw InputError(path.string() + ":" + std::to_string(number) + ": no line there (the file changed)");
+  return record_of_line(*line, path.string());
 }
 
 ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
@@ -634,12 +792,12 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
     if (!is_blank_line(line->text)) pending.push_back(*line);
     scan.bytes_consumed = line->next;
   }
-  std::vector<std::optional<TrialRecord>> records(pending.size());
+  std::vector<std::optional<std::variant<TrialRecord, StudyRevision>>> records(pending.size());
   std::vector<std::string> errors(pending.size());
   const auto parse_lines = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       try {
-        records[i] = record_of_line(pending[i], file);
+        records[i] = entry_of_line(pending[i], file);
       } catch (const std::exception& error) {
         errors[i] = error.what();
       }
@@ -655,8 +813,10 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
 
   scan.file.trials.reserve(pending.size());
   for (size_t i = 0; i < pending.size(); ++i) {
-    if (records[i]) {
-      scan.file.trials.push_back(std::move(*records[i]));
+    if (records[i] && std::holds_alternative<StudyRevision>(*records[i])) {
+      scan.file.revisions.push_back(std::get<StudyRevision>(std::move(*records[i])));
+    } else if (records[i]) {
+      scan.file.trials.push_back(std::get<TrialRecord>(std::move(*records[i])));
     } else {
       scan.problems.push_back(std::move(errors[i]));
       ++scan.skipped;

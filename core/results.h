@@ -9,6 +9,7 @@
 // in results/SCHEMA.md with a JSON Schema beside it (results/schema.json).
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -63,6 +64,16 @@ struct ResultsHeader {
   std::string memfront_version;
   std::string created;           // ISO 8601 UTC, e.g. 2026-11-23T02:10:00Z
   nlohmann::json study_spec;     // the study file's JSON (objectives, space...), null when none
+};
+
+// A study continued under a changed study file (`memfront sweep --resume
+// --revise`): a line of its own after the trials run under the spec before.
+// The header's spec is revision 1; revision lines number on from 2.
+struct StudyRevision {
+  int number = 2;
+  std::string created;               // ISO 8601 UTC
+  nlohmann::json study_spec;         // the study file's JSON from here on
+  std::vector<std::string> changes;  // from the spec before, as study_differences lists them
 };
 
 // Median and spread of a sample (seconds for times).
@@ -149,9 +160,11 @@ nlohmann::json to_json(const ResultsHeader& header);
 nlohmann::json rank_metrics_to_json(const RankMetrics& rank);
 RankMetrics rank_metrics_from_json(const nlohmann::json& json, std::string_view where);
 nlohmann::json to_json(const TrialRecord& record);
+nlohmann::json to_json(const StudyRevision& revision);
 // Throw InputError "<where>: <json pointer>: <what was expected>".
 ResultsHeader header_from_json(const nlohmann::json& json, std::string_view where);
 TrialRecord record_from_json(const nlohmann::json& json, std::string_view where);
+StudyRevision revision_from_json(const nlohmann::json& json, std::string_view where);
 
 // Appends to a results file, by the JSON Lines rules of core/jsonl.h: each
 // append writes one complete line with a single write() and fsyncs it.
@@ -166,6 +179,7 @@ class ResultsWriter {
   // std::invalid_argument, before writing anything, for a record that would
   // not read back (e.g. provenance that is not an object).
   void append(const TrialRecord& record);
+  void append(const StudyRevision& revision);
   bool repaired_tail() const { return appender_.repaired().has_value(); }
   // What open_append repaired, as one line naming the file and line.
   const std::optional<std::string>& repair() const { return appender_.repaired(); }
@@ -179,15 +193,38 @@ class ResultsWriter {
 struct ResultsFile {
   ResultsHeader header;
   std::vector<TrialRecord> trials;
+  std::vector<StudyRevision> revisions;  // in file order
   // Set when the last line was cut short (a crash mid-write): the message says
   // which line and how many bytes were ignored.
   std::optional<std::string> truncated_tail;
+
+  // The study the file goes on with: its last revision's spec, else the header's.
+  const nlohmann::json& study_spec() const {
+    return revisions.empty() ? header.study_spec : revisions.back().study_spec;
+  }
+  int study_revision() const { return revisions.empty() ? 1 : revisions.back().number; }
 };
 
 // Throws InputError "<file>:<line>: <json pointer>: <what was expected>" for any
 // malformed line other than a truncated last one, and for an empty file or a
 // header of another schema version.
 ResultsFile read_results(const std::filesystem::path& path);
+
+// read_results for a file too large to hold: the file is read a line at a
+// time and each trial handed to `on_record` with its line (for
+// read_record_at) instead of being kept; the ResultsFile returned holds no
+// trials. The same rules and errors as read_results, which is built on it.
+using RecordSink = std::function<void(TrialRecord&& record, const JsonlLine& line)>;
+ResultsFile read_results(const std::filesystem::path& path, const RecordSink& on_record);
+
+// The header, revisions and torn tail of a results file, read a line at a
+// time with its trial lines left unparsed (only their "kind" is looked at):
+// which study the file goes on with, before a pass over its trials.
+ResultsFile read_results_outline(const std::filesystem::path& path);
+
+// The trial on the line that begins at byte `offset` of a results file, line
+// `number` (a JsonlLine read_results handed out); InputError as read_results'.
+TrialRecord read_record_at(const std::filesystem::path& path, uint64_t offset, int number);
 
 // What a tolerant reader (the viewer) could make of a results file. Nothing in
 // the file's content makes it throw: each problem is one line

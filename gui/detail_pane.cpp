@@ -18,6 +18,8 @@
 #include <optional>
 
 #include "core/arena.h"
+#include "core/error.h"
+#include "core/json_file.h"
 #include "gui/front_view.h"
 #include "gui/trial_store.h"
 #include "tuner/metrics.h"
@@ -143,12 +145,14 @@ void DetailPane::fill_timeline() {
   // The record names its trace relative to the results file's folder.
   const QString results = store_.files()[store_.file_of(trial_)].path;
   const QString trace = QFileInfo(results).dir().filePath(QString::fromStdString(store_.trial(trial_).trace));
-  QFile file(trace);
-  if (!file.open(QIODevice::ReadOnly)) return no_timeline(tr("trace %1 could not be read").arg(trace));
+  // Read as every file memfront reads (core/json_file.h): only a regular
+  // file, and nesting no deeper than the walk over it can take.
   nlohmann::json events;
   try {
-    events = nlohmann::json::parse(file.readAll().toStdString()).at("traceEvents");
-  } catch (const std::exception& error) {
+    events = read_json_file(trace.toStdString(), "trace").at("traceEvents");
+  } catch (const InputError& error) {
+    return no_timeline(tr("trace %1 could not be read: %2").arg(trace, QString::fromUtf8(error.what())));
+  } catch (const nlohmann::json::exception& error) {
     return no_timeline(tr("trace %1 is not a trace: %2").arg(trace, QString::fromUtf8(error.what())));
   }
   QVector<double> time_ms;

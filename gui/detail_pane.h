@@ -30,6 +30,7 @@ class DetailPane : public QWidget {
   QCustomPlot* loss_plot() const { return loss_plot_; }
   QTableWidget* prediction_table() const { return prediction_table_; }
   QCustomPlot* timeline_plot() const { return timeline_plot_; }
+  QLabel* trace_label() const { return trace_label_; }  // why there is no timeline
 
  private:
   void fill_config();

@@ -18,6 +18,7 @@ packages=(
   libgl-dev                  # Qt6Gui's CMake package asks for OpenGL headers
   slurm-wlm                  # Slurm sweeps: the tests run a local cluster (scripts/slurm-local.sh)
   locales                    # de_DE.UTF-8, below
+  clang libclang-rt-14-dev   # the fuzz preset: clang with libFuzzer and the sanitizer runtimes (tests/fuzz/)
 )
 
 # The tests run the number parsers under a comma-decimal locale; Debian

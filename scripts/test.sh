@@ -16,3 +16,6 @@ ctest --preset ci
 cmake --preset asan
 cmake --build --preset asan
 ctest --preset asan
+
+# The parsers of outside input under libFuzzer, from their seed corpora (scripts/fuzz.sh).
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash scripts/fuzz.sh

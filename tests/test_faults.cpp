@@ -4,9 +4,11 @@
 // ends what an earlier one's trial left behind; two sweeps never run on one
 // results file.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -308,10 +310,18 @@ TEST(SpecialFiles, AFifoRecordIsRefusedAndAFloodOfStderrIsBounded) {
   fs::remove_all(dir);
 }
 
+// The files of a folder and its subfolders, for a message ("" when none).
+std::string files_under(const fs::path& folder) {
+  std::string listed;
+  for (const auto& entry : fs::recursive_directory_iterator(folder)) listed += "\n  " + entry.path().string();
+  return listed;
+}
+
 // Bad input leaves nothing behind: a study whose constraint divides by zero
-// (found while the space is enumerated) writes no results file, so the
-// corrected study then runs; a trial whose data file is missing leaves no
-// "did not finish" record.
+// (found while the space is enumerated) writes no results file, no lock file
+// and no folder for them, so the corrected study then runs; a sweep refused
+// on a results file that exists leaves no lock file beside it; a trial whose
+// data file is missing leaves no "did not finish" record.
 TEST(NothingWritten, UntilTheInputIsKnownGood) {
   const fs::path dir = fresh_dir("nothing");
   json spec = json::parse(read_text(write_slow_study(dir, "nothing")));
@@ -319,15 +329,20 @@ TEST(NothingWritten, UntilTheInputIsKnownGood) {
   spec["constraints"] = {"checkpoint.every / (model.layers - 2) == 0"};
   const fs::path study = dir / "study.json";
   std::ofstream(study) << spec.dump();
-  const fs::path results = dir / "nothing.jsonl";
+  const fs::path results = dir / "new" / "folder" / "nothing.jsonl";
   const CommandRun bad = run_command(sweep_command(study, results, 0));
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("division by zero"), std::string::npos) << bad.output;
-  EXPECT_FALSE(fs::exists(results)) << "a results file was left for a study found bad";
+  EXPECT_FALSE(fs::exists(dir / "new")) << "files were left for a study found bad:" << files_under(dir / "new");
   spec.erase("constraints");
   std::ofstream(study, std::ios::trunc) << spec.dump();
   const CommandRun good = run_command(sweep_command(study, results, 0));
   EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_FALSE(fs::exists(SweepLock::path_of(results))) << "a sweep that ended left its lock file";
+  const CommandRun again = run_command(sweep_command(study, results, 0));
+  EXPECT_EQ(again.exit_code, 2) << again.output;
+  EXPECT_NE(again.output.find("results file exists"), std::string::npos) << again.output;
+  EXPECT_FALSE(fs::exists(SweepLock::path_of(results))) << "a refused sweep left a lock file";
 
   const Config config = parse_config({{"data", {{"source", "file"}, {"path", (dir / "missing.u16").string()}}}}, "c");
   std::ofstream(dir / "c.json") << to_json(config).dump();
@@ -336,6 +351,125 @@ TEST(NothingWritten, UntilTheInputIsKnownGood) {
   EXPECT_EQ(trial.exit_code, 2) << trial.output;
   EXPECT_NE(trial.output.find("missing.u16"), std::string::npos) << trial.output;
   EXPECT_FALSE(fs::exists(dir / "r.json")) << "a record was left for input found bad";
+  fs::remove_all(dir);
+}
+
+// A space of 10^8 points: the sweep says how many configurations there are
+// at once and runs its first trials within seconds, for every strategy
+// (nothing enumerates the space first).
+TEST(HugeSpace, TheSweepCountsAtOnceAndStartsPromptly) {
+  const fs::path dir = fresh_dir("huge");
+  json spec = json::parse(read_text(write_slow_study(dir, "huge")));
+  spec["base"]["world"] = 1;
+  spec["space"] = {{"batch.micro", {{"range", {1, 10000}}, {"step", 1}}},
+                   {"batch.accum", {{"range", {1, 10000}}, {"step", 1}}}};
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  for (const std::string strategy : {"grid", "random", "halving", "nsga2"}) {
+    const fs::path results = dir / (strategy + ".jsonl");
+    const auto start = std::chrono::steady_clock::now();
+    const CommandRun run =
+        run_command(sweep_command(study, results, 0, "--budget 2 --strategy " + strategy + " --no-prune"));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_EQ(run.exit_code, 0) << strategy << ": " << run.output;
+    EXPECT_NE(run.output.find("100000000 configurations in the space"), std::string::npos) << run.output;
+    EXPECT_LT(seconds, 30) << strategy << ": the trials waited for the space";
+    EXPECT_GE(read_results(results).trials.size(), 2u) << strategy;
+  }
+  fs::remove_all(dir);
+}
+
+// The most memory a command took (its peak resident set), and how it ended.
+struct MeasuredRun {
+  int exit_code = -1;
+  long max_rss_kib = 0;
+};
+
+MeasuredRun run_measured(const std::string& command) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " > /dev/null 2>&1").c_str(), nullptr);
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, usage.ru_maxrss};
+}
+
+// pareto, export and status read a results file a line at a time: on a file
+// of 60 MB they take less memory than half its size (they once held the whole
+// text and every record, about 2.4 times the file's size), and they find the
+// same front as the records held in memory.
+TEST(LargeResults, AreReadALineAtATime) {
+  const fs::path dir = fresh_dir("large");
+  json spec = json::parse(read_text(write_slow_study(dir, "large")));
+  spec["base"]["world"] = 1;
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path seed = dir / "seed.jsonl";
+  ASSERT_EQ(run_command(sweep_command(study, seed, 0)).exit_code, 0);
+  const ResultsFile recorded = read_results(seed);
+
+  // Copies of the recorded trials, each with an id of its own, a step time of
+  // its own and a long loss curve, to 60 MB.
+  const fs::path large = dir / "large.jsonl";
+  {
+    std::ofstream out(large);
+    out << to_json(recorded.header).dump() << "\n";
+    std::vector<double> curve(2500);
+    for (size_t i = 0; i < curve.size(); ++i) curve[i] = 4.0 / (1.0 + 0.01 * static_cast<double>(i)) + 1e-7 * i;
+    size_t written = 0;
+    for (int copy = 0; written < (size_t{60} << 20); ++copy) {
+      for (TrialRecord record : recorded.trials) {
+        record.id = record.id.substr(0, 8) + std::to_string(10000000 + copy);
+        record.metrics->loss_curve = curve;
+        record.metrics->step_time_s.median *= 1.0 + 1e-6 * copy;
+        const std::string line = to_json(record).dump() + "\n";
+        out << line;
+        written += line.size();
+      }
+    }
+  }
+  const long half_file_kib = static_cast<long>(fs::file_size(large) / 2048);
+  for (const std::string command : {"pareto", "status", "export --pick knee", "export --pick best:step_time"}) {
+    const MeasuredRun run = run_measured("'" + kTool + "' " + command + " '" + large.string() + "'");
+    EXPECT_EQ(run.exit_code, 0) << command;
+    EXPECT_LT(run.max_rss_kib, half_file_kib) << command << " held " << run.max_rss_kib << " KiB";
+  }
+  // The front of the copies is the first copy of the recorded front.
+  const CommandRun pareto = run_command("'" + kTool + "' pareto --json '" + large.string() + "'");
+  ASSERT_EQ(pareto.exit_code, 0) << pareto.output.substr(0, 2000);
+  const json front = json::parse(pareto.output);
+  const CommandRun seed_front = run_command("'" + kTool + "' pareto --json '" + seed.string() + "'");
+  ASSERT_EQ(front.size(), json::parse(seed_front.output).size());
+  for (const json& record : front) EXPECT_TRUE(record["id"].get<std::string>().ends_with("10000000")) << record["id"];
+  fs::remove_all(dir);
+}
+
+// A resumed sweep that cuts off a torn last line (a kill mid-write) says so
+// in one line naming the file and the line, and runs that trial again.
+TEST(Resume, SaysItRepairedATornLastLine) {
+  const fs::path dir = fresh_dir("torn");
+  json spec = json::parse(read_text(write_slow_study(dir, "torn")));
+  spec["base"]["world"] = 1;
+  const fs::path study = dir / "study.json";
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path results = dir / "torn.jsonl";
+  const CommandRun made = run_command(sweep_command(study, results, 0));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const std::string text = read_text(results);
+  const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  const size_t last_line = text.rfind('\n', text.size() - 2) + 1;
+  std::ofstream(results, std::ios::trunc) << text.substr(0, last_line + 20);  // a kill 20 bytes into the last record
+
+  const CommandRun resumed = run_command(sweep_command(study, results, 0, "--resume"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("memfront: warning: " + results.string() + ":" + std::to_string(lines) +
+                                ": cut off a torn last line (20 bytes; a crash mid-write)"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(read_results(results).trials.size(), lines - 1);
   fs::remove_all(dir);
 }
 
@@ -387,6 +521,54 @@ TEST(RecordedStudy, IsValidatedAndAChangedStudyIsNotResumed) {
   EXPECT_EQ(resumed.exit_code, 2) << resumed.output;
   EXPECT_NE(resumed.output.find("/steps: 3 -> 4"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("/objectives/2: added"), std::string::npos) << resumed.output;
+  fs::remove_all(dir);
+}
+
+// Asked to, a resumed sweep continues a changed study as a new revision
+// that the file records; pareto and status then judge the file by it (its
+// steps, its objectives), and the trials of the study before stay readable.
+TEST(RecordedStudy, AChangedStudyGoesOnAsARevisionWhenAsked) {
+  const fs::path dir = fresh_dir("revised");
+  const fs::path study = write_slow_study(dir, "revised");
+  json spec = json::parse(read_text(study));
+  spec["base"]["world"] = 1;
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const fs::path results = dir / "revised.jsonl";
+  ASSERT_EQ(run_command(sweep_command(study, results, 0)).exit_code, 0);
+  const size_t before = read_results(results).trials.size();  // the two points and the reference, 3 steps
+
+  spec["steps"] = 4;
+  spec["objectives"] = {{{"metric", "peak_mem"}}, {{"metric", "tokens_per_s"}, {"goal", "max"}}};
+  std::ofstream(study, std::ios::trunc) << spec.dump();
+  const std::string revise_only = run_command("'" + kTool + "' sweep '" + study.string() + "' --revise").output;
+  EXPECT_NE(revise_only.find("--revise requires --resume"), std::string::npos) << revise_only;
+  const CommandRun revised = run_command(sweep_command(study, results, 0, "--resume --revise"));
+  ASSERT_EQ(revised.exit_code, 0) << revised.output;
+  EXPECT_NE(revised.output.find(results.string() + ": study 'revised' goes on as revision 2 ("), std::string::npos)
+      << revised.output;
+  for (const std::string change : {"/objectives/1/metric: \"step_time\" -> \"tokens_per_s\"",
+                                   "/objectives/1/goal: added \"max\"", "/steps: 3 -> 4"}) {
+    EXPECT_NE(revised.output.find(change), std::string::npos) << change << ": " << revised.output;
+  }
+  const ResultsFile file = read_results(results);
+  ASSERT_EQ(file.revisions.size(), 1u);
+  EXPECT_EQ(file.revisions[0].number, 2);
+  EXPECT_EQ(file.study_spec()["steps"], 4);
+  EXPECT_EQ(file.trials.size(), 2 * before);  // every trial again at 4 steps; those at 3 kept
+
+  // Again with the same study: nothing changed, no revision; every trial is recorded.
+  const CommandRun again = run_command(sweep_command(study, results, 0, "--resume --revise"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output.find("goes on as revision"), std::string::npos) << again.output;
+  EXPECT_EQ(read_results(results).revisions.size(), 1u);
+
+  const CommandRun pareto = run_command("'" + kTool + "' pareto '" + results.string() + "'");
+  ASSERT_EQ(pareto.exit_code, 0) << pareto.output;
+  EXPECT_NE(pareto.output.find(" of " + std::to_string(before) + " trials"), std::string::npos) << pareto.output;
+  EXPECT_NE(pareto.output.find("tokens_per_s(max)"), std::string::npos) << pareto.output;
+  const CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find(std::to_string(2 * before) + " trials recorded"), std::string::npos) << status.output;
   fs::remove_all(dir);
 }
 

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/jsonl.h"
 
@@ -63,6 +65,70 @@ TEST(SplitJsonl, CompleteLinesTornTailAndMissingNewline) {
   ASSERT_EQ(later.lines.size(), 2u);
   EXPECT_EQ(later.lines[0].number, 2);
   EXPECT_EQ(later.lines[1].begin, 9u);
+}
+
+// The lines JsonlReader reads from a file, as split_jsonl gives them.
+struct ReadLines {
+  std::vector<std::string> texts;
+  std::vector<int> numbers;
+  std::vector<size_t> begins, nexts;
+  std::optional<std::string> torn;
+  int torn_number = 0;
+  bool operator==(const ReadLines&) const = default;
+};
+
+ReadLines from_split(const std::string& text) {
+  ReadLines lines;
+  const JsonlText split = split_jsonl(text);
+  for (const JsonlLine& line : split.lines) {
+    lines.texts.emplace_back(line.text);
+    lines.numbers.push_back(line.number);
+    lines.begins.push_back(line.begin);
+    lines.nexts.push_back(line.next);
+  }
+  if (split.torn_tail) lines.torn = std::string(split.torn_tail->text), lines.torn_number = split.torn_tail->number;
+  return lines;
+}
+
+ReadLines from_reader(JsonlReader& reader) {
+  ReadLines lines;
+  while (const std::optional<JsonlLine> line = reader.next()) {
+    lines.texts.emplace_back(line->text);
+    lines.numbers.push_back(line->number);
+    lines.begins.push_back(line->begin);
+    lines.nexts.push_back(line->next);
+  }
+  if (reader.torn_tail()) lines.torn = std::string(reader.torn_tail()->text), lines.torn_number = reader.torn_tail()->number;
+  return lines;
+}
+
+// A file read a line at a time gives what its whole text gives, lines longer
+// than the reader's buffer included; and a read can start at any line.
+TEST_F(JsonlTest, TheReaderGivesTheLinesOfTheWholeText) {
+  const std::string long_line = "{\"a\": \"" + std::string(3 << 20, 'x') + "\"}";
+  const std::vector<std::string> texts = {"",
+                                          "{}\n",
+                                          "{}\n\n[1]\n",
+                                          "{}\n{\"c\":",
+                                          "{}\n{\"c\": 1}",
+                                          long_line + "\n{}\n" + long_line,
+                                          "{}\n" + long_line.substr(0, long_line.size() - 2)};
+  for (const std::string& text : texts) {
+    const fs::path path = dir_ / "lines.jsonl";
+    write(path, text);
+    JsonlReader reader(path, "test file");
+    const ReadLines read = from_reader(reader);
+    EXPECT_TRUE(read == from_split(text)) << text.substr(0, 40);
+  }
+  const fs::path path = dir_ / "lines.jsonl";
+  write(path, "{}\n[2]\n[3]\n");
+  JsonlReader from_second(path, "test file", 3, 2);
+  const std::optional<JsonlLine> second = from_second.next();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->text, "[2]");
+  EXPECT_EQ(second->number, 2);
+  EXPECT_EQ(second->next, 7u);
+  EXPECT_THROW(JsonlReader(dir_, "test file"), std::exception);  // a directory is no file to read
 }
 
 TEST_F(JsonlTest, CreateNewWritesTheFirstLineAndRefusesAnExistingFile) {

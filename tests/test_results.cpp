@@ -507,6 +507,46 @@ TEST_F(ResultsFileTest, WriterCreatesAppendsAndReadsBack) {
   expect_same_record(file.trials[2], sample_record("c"));
 }
 
+// A file read a line at a time: each trial handed over with its line, which
+// reads it again; the outline holds the header and revisions without the
+// trials; revisions number on from 2 and the last one's spec is the file's.
+TEST_F(ResultsFileTest, StreamedTrialsAreReadAgainFromTheirLines) {
+  const fs::path path = temp_path(".jsonl");
+  write_three_trials(path);
+  {
+    ResultsWriter writer = ResultsWriter::open_append(path);
+    writer.append(StudyRevision{2, "2026-01-01T00:00:00Z", {{"study", "unit"}, {"steps", 4}}, {"/steps: 3 -> 4"}});
+    writer.append(sample_record("d"));
+  }
+  std::vector<std::pair<std::string, JsonlLine>> streamed;
+  const ResultsFile outline = read_results(path, [&](TrialRecord&& record, const JsonlLine& line) {
+    streamed.emplace_back(record.id, line);
+  });
+  EXPECT_TRUE(outline.trials.empty());
+  ASSERT_EQ(streamed.size(), 4u);
+  EXPECT_EQ(streamed[3].first, "d");
+  EXPECT_EQ(streamed[3].second.number, 6);
+  for (const auto& [id, line] : streamed) EXPECT_EQ(read_record_at(path, line.begin, line.number).id, id);
+  for (const ResultsFile& file : {outline, read_results_outline(path), read_results(path)}) {
+    ASSERT_EQ(file.revisions.size(), 1u);
+    EXPECT_EQ(file.study_revision(), 2);
+    EXPECT_EQ(file.study_spec()["steps"], 4);
+  }
+  EXPECT_EQ(read_results(path).trials.size(), 4u);
+  EXPECT_EQ(input_error_of([&] { read_record_at(path, streamed[3].second.begin - 10, 5); }).substr(0, path.string().size() + 3),
+            path.string() + ":5:");
+
+  // A revision out of turn is refused with its line.
+  {
+    ResultsWriter writer = ResultsWriter::open_append(path);
+    writer.append(StudyRevision{4, "2026-01-01T00:00:00Z", {{"study", "unit"}}, {}});
+  }
+  EXPECT_EQ(input_error_of([&] { read_results(path); }),
+            path.string() + ":7: /revision: expected 3 (the revision after the last), got 4");
+  EXPECT_EQ(input_error_of([&] { read_results_outline(path); }),
+            path.string() + ":7: /revision: expected 3 (the revision after the last), got 4");
+}
+
 TEST_F(ResultsFileTest, CreateRefusesAnExistingFile) {
   const fs::path path = temp_path(".jsonl");
   const std::string text = write_three_trials(path);
@@ -812,12 +852,15 @@ TEST(Results, SchemaFileMatchesWhatIsWritten) {
   const json schema = json::parse(text);
   EXPECT_EQ(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
   EXPECT_EQ(schema["oneOf"], json::parse(R"([{"$ref": "#/$defs/header"},
-                                             {"$ref": "#/$defs/trial"}])"));
+                                             {"$ref": "#/$defs/trial"},
+                                             {"$ref": "#/$defs/revision"}])"));
   EXPECT_EQ(schema["$defs"]["header"]["properties"]["schema"]["const"], kResultsSchema);
 
   expect_required_keys_match(schema, schema["$defs"]["header"], to_json(sample_header()), "");
   expect_required_keys_match(schema, schema["$defs"]["trial"],
                              to_json(sample_record("0123456789abcdef")), "");
+  expect_required_keys_match(schema, schema["$defs"]["revision"],
+                             to_json(StudyRevision{2, "2026-01-01T00:00:00Z", {{"study", "s"}}, {"/steps: 3 -> 4"}}), "");
   // The category names in the schema are the arena's.
   std::set<std::string> categories;
   for (MemCategory category : kAllMemCategories) categories.insert(std::string(to_string(category)));

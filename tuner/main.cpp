@@ -1,5 +1,5 @@
 // memfront: the tuner's command line.
-//   memfront sweep study.json [--results F] [--resume] [--no-prune] [--replay recorded.jsonl] ...
+//   memfront sweep study.json [--results F] [--resume [--revise]] [--no-prune] [--replay recorded.jsonl] ...
 //                  [--launcher slurm [--partition P] [--account A] [--time T] [--gpus-per-node G]
 //                   [--max-parallel P] [--sbatch-arg=ARG ...] [--srun-arg=ARG ...] [--no-wait]]
 //   memfront collect results.jsonl
@@ -14,9 +14,12 @@
 // (one line on stderr); interrupted (what finished is recorded; --resume continues).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <iostream>
+#include <numeric>
 #include <map>
 #include <sstream>
 
@@ -57,26 +60,43 @@ std::vector<std::string> split_commas(const std::string& text) {
   return parts;
 }
 
-// Objectives from --objectives ("a,b,-c": a leading '-' maximizes), else the
-// study's in the results header, else peak_mem and step_time. Every name must
-// be a metric: a misspelt one would give an empty front.
-// The study a results file was made by, from its header's study_spec,
-// checked as a study file is: nothing in a header is used unchecked (steps of
-// 1e300, objectives given as a string). None for a file that keeps no study.
-std::optional<Study> recorded_study(const ResultsFile& file, const std::string& path) {
-  if (file.header.study_spec.is_null()) return std::nullopt;
-  return parse_study(file.header.study_spec, path + ": header /study_spec");
+// A results file as pareto, export and status read it: a line at a time,
+// so that a file of gigabytes takes no more memory than the little kept of
+// each trial (where its line is, its objective point); the trials shown are
+// read again from their lines. First its outline: the study it goes on with.
+struct ResultsOutline {
+  std::string path;
+  ResultsFile file;             // header, revisions, torn tail; no trials
+  std::string spec_where;       // where its study is: "header /study_spec" or "revision 2 /study_spec"
+  std::optional<Study> study;   // none for a file that keeps no study
+};
+
+// The study of the file's header, or of its last revision, checked as a
+// study file is: nothing in a results file is used unchecked (steps of
+// 1e300, objectives given as a string).
+ResultsOutline outline_of(const std::string& path) {
+  ResultsOutline outline{path, read_results_outline(path), "", std::nullopt};
+  if (outline.file.truncated_tail) std::cerr << "memfront: warning: " << *outline.file.truncated_tail << "\n";
+  outline.spec_where = outline.file.revisions.empty()
+                           ? "header /study_spec"
+                           : "revision " + std::to_string(outline.file.study_revision()) + " /study_spec";
+  if (!outline.file.study_spec().is_null()) {
+    outline.study = parse_study(outline.file.study_spec(), path + ": " + outline.spec_where);
+  }
+  return outline;
 }
 
-std::vector<Objective> objectives_for(const std::string& flag, const std::optional<Study>& recorded,
-                                      const std::string& path) {
+// Objectives from --objectives ("a,b,-c": a leading '-' maximizes), else the
+// study's in the results file, else peak_mem and step_time. Every name must
+// be a metric: a misspelt one would give an empty front.
+std::vector<Objective> objectives_for(const std::string& flag, const ResultsOutline& outline) {
   std::vector<Objective> objectives;
   for (const std::string& name : split_commas(flag)) {
     const bool maximize = name[0] == '-';
     objectives.push_back({maximize ? name.substr(1) : name, maximize ? Goal::maximize : Goal::minimize});
   }
-  const std::string where = flag.empty() ? path + ": header /study_spec: /objectives" : "--objectives";
-  if (objectives.empty() && recorded) objectives = recorded->objectives;
+  const std::string where = flag.empty() ? outline.path + ": " + outline.spec_where + ": /objectives" : "--objectives";
+  if (objectives.empty() && outline.study) objectives = outline.study->objectives;
   if (objectives.empty()) objectives = {{"peak_mem", Goal::minimize}, {"step_time", Goal::minimize}};
   for (const Objective& objective : objectives) resolve_metric_or_throw(objective.metric, where);
   return objectives;
@@ -90,11 +110,109 @@ std::vector<RecordExpr> filters_for(const std::vector<std::string>& wheres) {
   return filters;
 }
 
-// The trials comparable with each other: those that ran the study's full
-// steps when the file says what those were (halving also records short runs).
-std::vector<TrialRecord> comparable_trials(const ResultsFile& file, const std::optional<Study>& recorded) {
-  if (recorded && file.header.study_spec.contains("steps")) return full_length(file.trials, recorded->steps);
-  return file.trials;
+// Where a trial's line is, to read it again.
+struct TrialLine {
+  uint64_t offset = 0;
+  int number = 0;
+};
+
+// Configs enough to tell which knobs vary between all the trials seen (what
+// format_front shows): the first, and for each knob that varies one config
+// whose value differs from the first's.
+void keep_knob_witness(std::vector<Config>& witnesses, const Config& config) {
+  if (witnesses.empty()) {
+    witnesses.push_back(config);
+    return;
+  }
+  for (const ConfigKnob& knob : knob_table()) {
+    const KnobValue first = knob.read(witnesses.front());
+    if (knob.read(config) == first) continue;
+    if (std::none_of(witnesses.begin() + 1, witnesses.end(), [&](const Config& c) { return knob.read(c) != first; })) {
+      witnesses.push_back(config);
+      return;  // it stands for every knob it differs in
+    }
+  }
+}
+
+// One pass over the trials of a results file.
+struct TrialPass {
+  bool comparable_only = true;  // only the trials of the study's full steps, when the file says what those are
+  std::function<void(const TrialRecord&, const TrialLine&)> on_trial;
+};
+
+void pass_over_trials(const ResultsOutline& outline, const TrialPass& pass) {
+  const std::optional<int> steps =
+      pass.comparable_only && outline.study && outline.file.study_spec().contains("steps")
+          ? std::optional<int>(outline.study->steps)
+          : std::nullopt;  // halving also records short runs: they are not comparable
+  read_results(outline.path, [&](TrialRecord&& record, const JsonlLine& line) {
+    if (!steps || record.config.train.steps == *steps) pass.on_trial(record, {line.begin, line.number});
+  });
+}
+
+// The objective points of the trials that count and pass the filters, and
+// where their lines are.
+struct ScoredTrials {
+  std::vector<ObjectivePoint> points;
+  std::vector<TrialLine> lines;
+  size_t considered = 0;                  // the trials that count, whatever their status
+  std::vector<Config> knob_witnesses;     // of the trials that count (keep_knob_witness)
+  std::map<std::string, int> status_counts;
+  std::vector<TrialRecord> ids_and_statuses;  // with keep_statuses: each trial's id and status only
+};
+
+ScoredTrials score_trials(const ResultsOutline& outline, const std::vector<Objective>& objectives,
+                          const std::vector<RecordExpr>& filters, bool comparable_only, bool keep_statuses = false) {
+  const ObjectiveScorer score(objectives);
+  ScoredTrials scored;
+  pass_over_trials(outline, {comparable_only, [&](const TrialRecord& record, const TrialLine& line) {
+                               ++scored.considered;
+                               ++scored.status_counts[std::string(to_string(record.status))];
+                               keep_knob_witness(scored.knob_witnesses, record.config);
+                               if (keep_statuses) {
+                                 TrialRecord slim;
+                                 slim.id = record.id;
+                                 slim.status = record.status;
+                                 scored.ids_and_statuses.push_back(std::move(slim));
+                               }
+                               std::optional<ObjectivePoint> point = score(record);
+                               if (!point || !passes_filters(record, filters)) return;
+                               scored.points.push_back(std::move(*point));
+                               scored.lines.push_back(line);
+                             }});
+  return scored;
+}
+
+// The Pareto front of the scored trials, ordered by the first objective:
+// indices into scored.points (as front_of orders its records).
+std::vector<size_t> front_of_scored(const ScoredTrials& scored) {
+  std::vector<size_t> front = pareto_front(scored.points);
+  std::sort(front.begin(), front.end(), [&](size_t a, size_t b) { return scored.points[a] < scored.points[b]; });
+  return front;
+}
+
+// The front's records, read again, then the knob witnesses (configs only):
+// for format_front, which shows the rows of the first `front size` records
+// and the knobs that vary between all of them.
+std::vector<TrialRecord> front_records(const ResultsOutline& outline, const ScoredTrials& scored,
+                                       const std::vector<size_t>& front, bool with_witnesses) {
+  std::vector<TrialRecord> records;
+  for (size_t i : front) records.push_back(read_record_at(outline.path, scored.lines[i].offset, scored.lines[i].number));
+  if (with_witnesses) {
+    for (const Config& config : scored.knob_witnesses) {
+      TrialRecord witness;
+      witness.config = config;
+      witness.status = TrialStatus::invalid;  // a config only: never a row
+      records.push_back(std::move(witness));
+    }
+  }
+  return records;
+}
+
+std::vector<size_t> first_indices(size_t count) {
+  std::vector<size_t> indices(count);
+  std::iota(indices.begin(), indices.end(), 0);
+  return indices;
 }
 
 ResultsFile read_with_warning(const std::string& path) {
@@ -106,7 +224,7 @@ ResultsFile read_with_warning(const std::string& path) {
 // What `memfront sweep` was told.
 struct SweepFlags {
   std::string study_path, results, replay, strategy, calibration_path;
-  bool resume = false, no_prune = false;
+  bool resume = false, revise = false, no_prune = false;
   int remeasure = kDefaultRemeasure;
   int confirm = kDefaultConfirm;
   std::optional<int> budget;
@@ -145,6 +263,7 @@ int run_sweep_command(const SweepFlags& flags) {
   SweepOptions options;
   options.study_spec = spec;
   options.resume = flags.resume;
+  options.revise = flags.revise;
   options.prune = !flags.no_prune;
   options.remeasure = flags.remeasure;
   options.confirm = flags.confirm;
@@ -258,22 +377,27 @@ int run_sweep_command(const SweepFlags& flags) {
   return 0;
 }
 
-// The record an export --pick names, among the records that pass the filters.
-const TrialRecord& pick_record(const std::vector<TrialRecord>& records, const std::string& pick,
-                               const std::vector<Objective>& objectives, const std::vector<RecordExpr>& filters) {
+// The record an export --pick names, read again from its line: among every
+// trial for id:<id>, else among the trials that count and pass the filters.
+TrialRecord pick_record(const ResultsOutline& outline, const std::string& pick,
+                        const std::vector<Objective>& objectives, const std::vector<RecordExpr>& filters) {
   if (pick.rfind("id:", 0) == 0) {
-    for (const TrialRecord& r : records) {
-      if (r.id == pick.substr(3)) return r;
-    }
-    throw InputError("--pick: no trial with id " + pick.substr(3));
+    const std::string id = pick.substr(3);
+    std::optional<TrialLine> found;
+    pass_over_trials(outline, {false, [&](const TrialRecord& r, const TrialLine& line) {
+                                 if (!found && r.id == id) found = line;
+                               }});
+    if (!found) throw InputError("--pick: no trial with id " + id);
+    return read_record_at(outline.path, found->offset, found->number);
   }
-  const std::vector<size_t> front = front_of(records, objectives, filters);
-  if (front.empty()) throw InputError("--pick: no ok trial passes the filters");
   if (pick == "knee") {
-    const ObjectiveScorer score(objectives);
+    const ScoredTrials scored = score_trials(outline, objectives, filters, true);
+    const std::vector<size_t> front = front_of_scored(scored);
+    if (front.empty()) throw InputError("--pick: no ok trial passes the filters");
     std::vector<ObjectivePoint> points;
-    for (size_t i : front) points.push_back(*score(records[i]));
-    return records[front[knee_point(points)]];
+    for (size_t i : front) points.push_back(scored.points[i]);
+    const TrialLine& knee = scored.lines[front[knee_point(points)]];
+    return read_record_at(outline.path, knee.offset, knee.number);
   }
   if (pick.rfind("best:", 0) == 0) {
     const std::string metric_name = pick.substr(5);
@@ -283,19 +407,23 @@ const TrialRecord& pick_record(const std::vector<TrialRecord>& records, const st
     for (const Objective& objective : objectives) {
       if (objective.metric == metric_name) maximize = objective.goal == Goal::maximize;
     }
-    const TrialRecord* best = nullptr;
+    const ObjectiveScorer score(objectives);
+    bool any_passes = false;  // an ok trial with every objective that passes the filters
+    std::optional<TrialLine> best;
     std::optional<double> best_value;
-    for (const TrialRecord& r : records) {
-      if (r.status != TrialStatus::ok || !passes_filters(r, filters)) continue;
-      const std::optional<double> value = metric(r);
-      if (!value) continue;
-      if (!best || (maximize ? *value > *best_value : *value < *best_value)) {
-        best = &r;
-        best_value = value;
-      }
-    }
+    pass_over_trials(outline, {true, [&](const TrialRecord& r, const TrialLine& line) {
+                                 if (r.status != TrialStatus::ok || !passes_filters(r, filters)) return;
+                                 any_passes = any_passes || score(r).has_value();
+                                 const std::optional<double> value = metric(r);
+                                 if (!value) return;
+                                 if (!best || (maximize ? *value > *best_value : *value < *best_value)) {
+                                   best = line;
+                                   best_value = value;
+                                 }
+                               }});
+    if (!any_passes) throw InputError("--pick: no ok trial passes the filters");
     if (!best) throw InputError("--pick: no ok trial has metric '" + metric_name + "'");
-    return *best;
+    return read_record_at(outline.path, best->offset, best->number);
   }
   throw InputError("--pick: expected knee, best:<metric> or id:<id>, got '" + pick + "'");
 }
@@ -325,7 +453,12 @@ int main(int argc, char** argv) {
   SweepFlags flags;
   sweep->add_option("study", flags.study_path, "study file (JSON)")->required();
   sweep->add_option("--results", flags.results, "results file (default results/<study>.jsonl)");
-  sweep->add_flag("--resume", flags.resume, "continue an existing results file, skipping recorded trials");
+  CLI::Option* resume_flag =
+      sweep->add_flag("--resume", flags.resume, "continue an existing results file, skipping recorded trials");
+  sweep->add_flag("--revise", flags.revise,
+                  "with --resume: continue a results file whose study file changed, as a new revision of the study "
+                  "(recorded in the file; pareto and status then use it)")
+      ->needs(resume_flag);
   sweep->add_flag("--no-prune", flags.no_prune, "run configurations the cost model predicts to break a constraint");
   sweep->add_option("--remeasure", flags.remeasure,
                     "times a trial whose step time was contended (the machine was busy) is run again")
@@ -431,31 +564,28 @@ int main(int argc, char** argv) {
       return run_sweep_command(flags);
     }
     if (pareto->parsed()) {
-      ResultsFile file = read_with_warning(results_path);
-      const std::optional<Study> recorded = recorded_study(file, results_path);
-      const std::vector<Objective> objectives = objectives_for(objectives_flag, recorded, results_path);
-      const std::vector<TrialRecord> trials = comparable_trials(file, recorded);
-      const std::vector<size_t> front = front_of(trials, objectives, filters_for(wheres));
+      const ResultsOutline outline = outline_of(results_path);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, outline);
+      const ScoredTrials scored = score_trials(outline, objectives, filters_for(wheres), true);
+      const std::vector<size_t> front = front_of_scored(scored);
+      const std::vector<TrialRecord> records = front_records(outline, scored, front, !as_json);
       if (as_json) {
         nlohmann::json array = nlohmann::json::array();
-        for (size_t i : front) array.push_back(to_json(trials[i]));
+        for (const TrialRecord& record : records) array.push_back(to_json(record));
         std::cout << array.dump(2) << "\n";
       } else {
-        std::cout << "Pareto front of " << file.header.study << ": " << front.size() << " of " << trials.size()
-                  << " trials\n"
-                  << format_front(trials, front, objectives);
+        std::cout << "Pareto front of " << outline.file.header.study << ": " << front.size() << " of "
+                  << scored.considered << " trials\n"
+                  << format_front(records, first_indices(front.size()), objectives);
       }
       return 0;
     }
     if (exporter->parsed()) {
       const ExportFormat export_format = export_format_named(format, "--format");
-      ResultsFile file = read_with_warning(results_path);
-      const std::optional<Study> recorded = recorded_study(file, results_path);
-      const std::vector<Objective> objectives = objectives_for(objectives_flag, recorded, results_path);
-      const std::vector<TrialRecord> trials =
-          pick.rfind("id:", 0) == 0 ? file.trials : comparable_trials(file, recorded);
-      const TrialRecord& record = pick_record(trials, pick, objectives, filters_for(wheres));
-      const std::string text = export_trial(record, export_format, {results_path, file.header});
+      const ResultsOutline outline = outline_of(results_path);
+      const std::vector<Objective> objectives = objectives_for(objectives_flag, outline);
+      const TrialRecord record = pick_record(outline, pick, objectives, filters_for(wheres));
+      const std::string text = export_trial(record, export_format, {results_path, outline.file.header});
       if (out_path.empty()) {
         std::cout << text;
       } else {
@@ -497,18 +627,19 @@ int main(int argc, char** argv) {
       return run_calibrate(calibrate_flags, &interrupted, std::cout, std::cerr);
     }
     if (status->parsed()) {
-      ResultsFile file = read_with_warning(results_path);
-      std::map<std::string, int> counts;
-      for (const TrialRecord& r : file.trials) ++counts[std::string(to_string(r.status))];
-      std::cout << file.header.study << ": " << file.trials.size() << " trials recorded (";
+      const ResultsOutline outline = outline_of(results_path);
+      const std::vector<Objective> objectives = objectives_for("", outline);
+      // Slurm's part needs each trial's id and status, and only a Slurm sweep has one.
+      const bool slurm = std::filesystem::exists(SlurmState::folder_of(results_path));
+      const ScoredTrials scored = score_trials(outline, objectives, {}, false, slurm);
+      std::cout << outline.file.header.study << ": " << scored.considered << " trials recorded (";
       bool first = true;
-      for (const auto& [name, count] : counts) {
+      for (const auto& [name, count] : scored.status_counts) {
         std::cout << (first ? "" : ", ") << count << " " << name;
         first = false;
       }
-      const std::vector<Objective> objectives = objectives_for("", recorded_study(file, results_path), results_path);
-      std::cout << "); Pareto front of " << front_of(file.trials, objectives, {}).size() << " points\n";
-      std::cout << slurm_status(results_path, file.trials);
+      std::cout << "); Pareto front of " << pareto_front(scored.points).size() << " points\n";
+      std::cout << slurm_status(results_path, scored.ids_and_statuses);
       return 0;
     }
     if (metrics->parsed()) {

@@ -14,6 +14,7 @@
 //            (non-dominated rank, crowding distance), uniform crossover of knob
 //            values and mutation, keeping the best of parents and children
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -27,8 +28,8 @@
 namespace memfront {
 
 struct Proposal {
-  size_t candidate = 0;  // index into the candidates the strategy was made with
-  int steps = 0;         // timed steps to run it for
+  Candidate candidate;  // the point and its config (at the study's steps)
+  int steps = 0;        // timed steps to run it for
 };
 
 // A record's objectives as a point to minimize (maximized objectives negated),
@@ -56,16 +57,45 @@ bool meets_outcome_constraints(const TrialRecord& record, const Study& study);
 // everything that did not end ok.
 std::vector<double> selection_scores(const std::vector<const TrialRecord*>& records, const Study& study);
 
+// The most configurations one round of grid or random search proposes: a
+// larger space is walked a round at a time, so that its first trial starts
+// at once rather than after every point has been made into a config.
+inline constexpr size_t kMaxListRound = 10000;
+
 class SearchStrategy {
  public:
   virtual ~SearchStrategy() = default;
-  // The next batch; empty when the strategy is done.
+  // The next batch; empty when the strategy is done. The first call throws
+  // the space's InputError when no point of it is a candidate.
   virtual std::vector<Proposal> next() = 0;
   virtual void tell(const Proposal& proposal, const TrialRecord& record) = 0;
+  // The proposals it makes in all, where that is known: every one when the
+  // whole space has been drawn, else at most the budget; none for halving,
+  // whose rounds depend on what it is told, or without a budget.
+  virtual std::optional<uint64_t> planned() const = 0;
 };
 
-// budget_trials: the most proposals in all (the study's budget, or unlimited).
-std::unique_ptr<SearchStrategy> make_strategy(const Study& study, const std::vector<Candidate>& candidates,
-                                              std::optional<int> budget_trials);
+// A strategy drawing from the study's space (CandidateSpace) as it proposes;
+// the study must outlive it. budget_trials: the most proposals in all (the
+// study's budget, or unlimited).
+std::unique_ptr<SearchStrategy> make_strategy(const Study& study, std::optional<int> budget_trials);
+
+// The numbers 0..size-1 in a seeded random order, each once, one at a time,
+// without listing them: a keyed Feistel permutation of the smallest range of
+// 4^k numbers that holds them, skipping those beyond size (cycle walking).
+class ShuffledOrder {
+ public:
+  ShuffledOrder(uint64_t size, uint64_t seed);
+  std::optional<uint64_t> next();  // none once every number has been given
+
+ private:
+  uint64_t permute(uint64_t x) const;
+
+  uint64_t size_;
+  uint64_t seed_;
+  int half_bits_ = 1;  // the range is 2^(2 * half_bits_)
+  uint64_t counter_ = 0;
+  uint64_t given_ = 0;
+};
 
 }  // namespace memfront

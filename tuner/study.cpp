@@ -622,60 +622,74 @@ bool satisfies_constraints(const Study& study, const Config& config) {
   return !failed_constraint(study, to_json(config));
 }
 
-std::vector<Candidate> enumerate_space(const Study& study) {
-  const uint64_t total = space_size(study);
-  std::vector<Candidate> candidates;
-  std::map<std::string, uint64_t> invalid_by_rule;  // JSON pointer of the config rule -> points it removed
-  std::string first_invalid;
-  uint64_t valid = 0;
-  std::vector<uint64_t> removed_by(study.constraints.size(), 0);  // each point counts at its first failed constraint
-  std::set<std::string> ids;
+CandidateSpace::CandidateSpace(const Study& study)
+    : study_(study), size_(space_size(study)), removed_by_(study.constraints.size(), 0) {}
 
-  Point point(study.space.size(), 0);
-  for (uint64_t n = 0; n < total; ++n) {
-    // Only the config's own rules count as invalid points; an error in a
-    // constraint (a type error, say) is the study's and goes to the caller.
-    std::variant<Config, ConfigViolation> checked = check_config_at(study, point);
-    if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&checked)) {
-      ++invalid_by_rule[violation->pointer];
-      if (first_invalid.empty()) first_invalid = violation->message();
-    } else {
-      const Config& config = std::get<Config>(checked);
-      ++valid;
-      if (std::optional<size_t> failed = failed_constraint(study, to_json(config))) {
-        ++removed_by[*failed];
-      } else if (ids.insert(config_id(config)).second) {
-        // Points that normalize to a config already listed (shard.group under
-        // ddp, say) are the same trial: only the first is kept.
-        candidates.push_back({point, config});
-      }
-    }
-    // The next point: the last knob varies fastest.
-    for (size_t k = point.size(); k-- > 0;) {
-      if (static_cast<size_t>(++point[k]) < study.space[k].values.size()) break;
-      point[k] = 0;
-    }
+Point CandidateSpace::point_at(uint64_t index) const {
+  Point point(study_.space.size(), 0);
+  for (size_t k = point.size(); k-- > 0;) {
+    const uint64_t count = study_.space[k].values.size();
+    point[k] = static_cast<int>(index % count);
+    index /= count;
   }
-  if (!candidates.empty()) return candidates;
+  return point;
+}
 
-  const std::string source = study_source(study);
-  if (valid == 0) {
+uint64_t CandidateSpace::index_of(const Point& point) const {
+  uint64_t index = 0;
+  for (size_t k = 0; k < point.size(); ++k) index = index * study_.space[k].values.size() + static_cast<uint64_t>(point[k]);
+  return index;
+}
+
+std::optional<Candidate> CandidateSpace::draw(uint64_t index) {
+  const Point point = point_at(index);
+  // Only the config's own rules count as invalid points; an error in a
+  // constraint (a type error, say) is the study's and goes to the caller.
+  std::variant<Config, ConfigViolation> checked = check_config_at(study_, point);
+  if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&checked)) {
+    ++invalid_by_rule_[violation->pointer];
+    if (first_invalid_.empty()) first_invalid_ = violation->message();
+    return std::nullopt;
+  }
+  Config& config = std::get<Config>(checked);
+  ++valid_;
+  if (std::optional<size_t> failed = failed_constraint(study_, to_json(config))) {
+    ++removed_by_[*failed];
+    return std::nullopt;
+  }
+  if (!ids_.insert(config_id(config)).second) return std::nullopt;
+  return Candidate{index, point, std::move(config)};
+}
+
+void CandidateSpace::fail_empty() const {
+  const std::string source = study_source(study_);
+  if (valid_ == 0) {
     std::string counts;
-    for (const auto& [rule, count] : invalid_by_rule) {
+    for (const auto& [rule, count] : invalid_by_rule_) {
       counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " by " + rule;
     }
-    fail(source, "/space", "every point makes an invalid config (" + counts + "); the first: " + first_invalid);
+    fail(source, "/space", "every point makes an invalid config (" + counts + "); the first: " + first_invalid_);
   }
-  uint64_t left = valid;
-  for (size_t i = 0; i < study.constraints.size(); ++i) {
-    if (removed_by[i] == left) {
-      fail(source, study.constraints[i].pointer,
-           "removes every configuration of the space (\"" + study.constraints[i].expr.text() + "\" is false for the " +
+  uint64_t left = valid_;
+  for (size_t i = 0; i < study_.constraints.size(); ++i) {
+    if (removed_by_[i] == left) {
+      fail(source, study_.constraints[i].pointer,
+           "removes every configuration of the space (\"" + study_.constraints[i].expr.text() + "\" is false for the " +
                std::to_string(left) + " valid configs " + (i ? "that pass the constraints before it)" : "of the space)"));
     }
-    left -= removed_by[i];
+    left -= removed_by_[i];
   }
-  throw std::logic_error("enumerate_space: no candidate, yet no constraint removed them all");
+  throw std::logic_error("CandidateSpace: no candidate, yet no constraint removed them all");
+}
+
+std::vector<Candidate> enumerate_space(const Study& study) {
+  CandidateSpace space(study);
+  std::vector<Candidate> candidates;
+  for (uint64_t index = 0; index < space.size(); ++index) {
+    if (std::optional<Candidate> candidate = space.draw(index)) candidates.push_back(std::move(*candidate));
+  }
+  if (candidates.empty()) space.fail_empty();
+  return candidates;
 }
 
 uint64_t space_size(const Study& study) {

@@ -30,7 +30,9 @@
 // Values are JSON values written into the base config at that path.
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -117,14 +119,46 @@ std::variant<Config, ConfigViolation> check_config_at(const Study& study, const 
 bool satisfies_constraints(const Study& study, const Config& config);
 
 struct Candidate {
+  uint64_t index = 0;  // the point's place in grid order (CandidateSpace)
   Point point;
   Config config;
 };
 
-// Every point in grid order (the last knob varies fastest) that makes a valid
-// config and passes the constraints. An empty result is an InputError that
-// names the constraint (or the config rule) that removed the last points:
-// "<study>: /constraints/1: removes every configuration of the space".
+// The candidates of a study's space, found as they are drawn: a point's
+// config is made and checked against the constraints only when a strategy
+// asks for it, so a space of 10^8 points is counted at once and sampled
+// without being enumerated. Points are numbered in grid order (the last knob
+// varies fastest). A config is drawn once: a point that makes an invalid
+// config, fails a constraint, or normalizes to a config drawn before
+// (shard.group under ddp) is no candidate.
+class CandidateSpace {
+ public:
+  explicit CandidateSpace(const Study& study);
+  const Study& study() const { return study_; }
+  uint64_t size() const { return size_; }  // points of the grid, before constraints
+  Point point_at(uint64_t index) const;
+  uint64_t index_of(const Point& point) const;
+  // The candidate at `index` if its config was not drawn before, else none.
+  // An error in a constraint (a division by zero) is the study's: InputError.
+  std::optional<Candidate> draw(uint64_t index);
+  // For a strategy that drew every point once and found no candidate: the
+  // InputError that names the constraint (or the config rule) that removed
+  // the last points: "<study>: /constraints/1: removes every configuration of the space".
+  [[noreturn]] void fail_empty() const;
+
+ private:
+  const Study& study_;
+  uint64_t size_ = 0;
+  std::set<std::string> ids_;                         // of the candidates drawn (the points left out are only counted)
+  std::map<std::string, uint64_t> invalid_by_rule_;   // JSON pointer of the config rule -> points it removed
+  std::string first_invalid_;
+  uint64_t valid_ = 0;
+  std::vector<uint64_t> removed_by_;                  // per constraint: points it was the first to fail
+};
+
+// Every candidate in grid order, drawn from a CandidateSpace; an empty space
+// is its fail_empty error. For small spaces (tests, benchmarks): a sweep draws
+// what its strategy asks for.
 std::vector<Candidate> enumerate_space(const Study& study);
 
 // Size of the full grid before constraints.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <ostream>
 #include <set>
@@ -105,15 +106,22 @@ class Recorder {
       if (existing.header.study != study.name) {
         throw InputError(path.string() + ": holds study '" + existing.header.study + "', not '" + study.name + "'");
       }
-      // Records of another version of the study would mix into its front.
-      if (!existing.header.study_spec.is_null() && !options.study_spec.is_null()) {
-        const std::vector<std::string> changes = study_differences(existing.header.study_spec, options.study_spec);
-        if (!changes.empty()) {
-          std::string listed;
-          for (const std::string& change : changes) listed += (listed.empty() ? "" : "; ") + change;
+      // Records of another version of the study would mix into its front
+      // unawares: a changed study goes on only as a revision the file records.
+      std::optional<StudyRevision> revision;
+      if (!existing.study_spec().is_null() && !options.study_spec.is_null()) {
+        const std::vector<std::string> changes = study_differences(existing.study_spec(), options.study_spec);
+        std::string listed;
+        for (const std::string& change : changes) listed += (listed.empty() ? "" : "; ") + change;
+        if (!changes.empty() && !options.revise) {
           throw InputError(path.string() + ": holds another version of study '" + study.name +
-                           "' (the study file changed: " + listed + "); continue it with the study it was made by, or "
-                           "give the changed study a new --results file");
+                           "' (the study file changed: " + listed + "); continue it with the study it was made by, "
+                           "continue it as a new revision with --resume --revise, or give the changed study a new "
+                           "--results file");
+        }
+        if (!changes.empty()) {
+          revision = StudyRevision{existing.study_revision() + 1, utc_now(), options.study_spec, changes};
+          revision_text_ = "revision " + std::to_string(revision->number) + " (" + listed + ")";
         }
       }
       for (TrialRecord& record : existing.trials) {
@@ -122,6 +130,10 @@ class Recorder {
       }
       writer_.emplace(ResultsWriter::open_append(path));
       if (const auto& repair = writer_->repair()) log << "memfront: warning: " << *repair << "\n";
+      if (revision) {
+        writer_->append(*revision);
+        log << "memfront: " << path.string() << ": study '" << study.name << "' goes on as " << revision_text_ << "\n";
+      }
     } else {
       if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
       ResultsHeader header;
@@ -155,6 +167,7 @@ class Recorder {
  private:
   std::optional<ResultsWriter> writer_;
   std::map<std::string, TrialRecord> known_;
+  std::string revision_text_;  // the revision this sweep recorded, if it did
 };
 
 // The timing of an ok record whose step time measured the machine's load, else null.
@@ -352,8 +365,8 @@ class Sweep {
       : study_(study),
         options_(options),
         runner_(runner),
-        candidates_(enumerate_space(study)),
-        strategy_(make_strategy(study, candidates_, study.search.budget_trials)),
+        strategy_(make_strategy(study, study.search.budget_trials)),
+        first_round_(strategy_->next()),
         recorder_(study, options, log),
         progress_(options, log, expected_trials()) {
     work_dir_ = options.results.empty() ? std::filesystem::temp_directory_path() / ("memfront-" + study.name)
@@ -362,10 +375,9 @@ class Sweep {
   }
 
   SweepSummary run() {
-    while (!summary_.interrupted && summary_.left_running == 0 && summary_.lost == 0 && !out_of_time()) {
-      const std::vector<Proposal> batch = strategy_->next();
-      if (batch.empty()) break;
+    for (std::vector<Proposal> batch = std::move(first_round_); !batch.empty(); batch = strategy_->next()) {
       run_round(batch);
+      if (summary_.interrupted || summary_.left_running > 0 || summary_.lost > 0 || out_of_time()) break;
     }
     if (options_.confirm > 0 && !summary_.interrupted && summary_.left_running == 0 && summary_.lost == 0) {
       confirm_front();
@@ -430,12 +442,11 @@ class Sweep {
     Prediction prediction;
   };
 
-  // Trials to expect, the reference included (halving's total depends on its rounds).
+  // Trials to expect, the reference included, where the strategy knows.
   std::optional<int> expected_trials() const {
-    if (study_.search.strategy == "halving") return std::nullopt;
-    int expected = static_cast<int>(candidates_.size());
-    if (study_.search.budget_trials) expected = std::min(expected, *study_.search.budget_trials);
-    return expected + 1;
+    const std::optional<uint64_t> planned = strategy_->planned();
+    if (!planned || *planned >= static_cast<uint64_t>(std::numeric_limits<int>::max())) return std::nullopt;
+    return static_cast<int>(*planned) + 1;
   }
 
   bool out_of_time() const {
@@ -459,7 +470,7 @@ class Sweep {
       }
       ++summary_.proposed;
       Item trial;
-      trial.config = with_steps(candidates_[batch[i].candidate].config, steps);
+      trial.config = with_steps(batch[i].candidate.config, steps);
       trial.proposal = i;
       evaluate(std::move(trial));
     }
@@ -584,10 +595,11 @@ class Sweep {
   TrialRunner& runner_;
   const Clock::time_point start_ = Clock::now();
   SweepSummary summary_;
-  // The space and the strategy first: a study error found in them (a
-  // constraint that divides by zero) must not leave a results file behind.
-  const std::vector<Candidate> candidates_;
+  // The strategy and its first round first: a study error found while they
+  // draw from the space (a constraint that divides by zero) must not leave a
+  // results file behind.
   std::unique_ptr<SearchStrategy> strategy_;
+  std::vector<Proposal> first_round_;  // handed to run()
   Recorder recorder_;
   Progress progress_;
   std::filesystem::path work_dir_;

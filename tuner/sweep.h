@@ -37,6 +37,7 @@ struct SweepOptions {
   std::filesystem::path results;       // the results file (JSONL); empty: record nothing (replays)
   nlohmann::json study_spec;           // the study file's JSON, kept in the results header
   bool resume = false;                 // append to an existing results file, skipping recorded ids
+  bool revise = false;                 // with resume: a changed study goes on as a new revision of it
   bool prune = true;                   // record model-predicted violations as pruned
   Calibration calibration;             // for predictions
   bool progress_bar = false;           // a live bar (a terminal) instead of one line per trial

@@ -9,6 +9,10 @@
 // out-of-memory killer). The next sweep on the file ends every process of
 // each recorded trial's session that is still the same process (pid and
 // start time) and says so.
+//
+// A sweep that ends, however it ends short of a kill (a finished study, bad
+// input, an interrupt), removes the lock file and the folders it made for it:
+// only a killed sweep leaves anything behind, and what it leaves is needed.
 #include <filesystem>
 #include <ostream>
 #include <string>
@@ -36,8 +40,10 @@ class SweepLock {
  private:
   void write(const std::string& text);       // throws when it cannot
   bool write_text(const std::string& text);  // false when it cannot
+  void remove_made_folders();                // those that are empty
 
   std::filesystem::path path_;
+  std::filesystem::path made_folder_;  // the outermost folder made for the lock file, if any
   int fd_ = -1;
 };
 

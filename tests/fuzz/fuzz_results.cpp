@@ -1,5 +1,6 @@
 // libFuzzer target: the results reader (core/results.h) on any bytes, through
-// a file as memfront reads one: read_results, and scan_results from the start.
+// a file as memfront reads one: read_results, read_results_outline (which
+// skips trial lines by their "kind"), and scan_results from the start.
 // Anything but InputError (the one-line refusal) is a finding.
 #include <unistd.h>
 
@@ -29,6 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     memfront::read_results(input_path());
+  } catch (const memfront::InputError&) {
+  }
+  try {
+    memfront::read_results_outline(input_path());
   } catch (const memfront::InputError&) {
   }
   memfront::scan_results(input_path());  // reports problems instead of throwing

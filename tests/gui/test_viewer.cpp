@@ -8,6 +8,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QLabel>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -24,6 +25,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/json_file.h"
 #include "core/pareto.h"
 #include "core/results.h"
 #include "gui/compare_dialog.h"
@@ -301,6 +303,12 @@ class TestViewer : public QObject {
     screenshot(pane, "detail_pane_timeline");
     pane->show_trial(1);
     QVERIFY(pane->timeline_plot()->isHidden());
+    // A trace nested too deep is refused by the one JSON reader, not walked into a stack overflow.
+    write_file("traced.trace.json", QByteArray(100000, '[') + QByteArray(100000, ']'));
+    pane->show_trial(0);
+    QVERIFY(pane->timeline_plot()->isHidden());
+    QVERIFY2(pane->trace_label()->text().contains(QStringLiteral("nested deeper than %1 levels").arg(kMaxJsonDepth)),
+             qPrintable(pane->trace_label()->text()));
   }
 
   void render_writes_a_png() {
