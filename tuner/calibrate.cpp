@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <ostream>
-#include <set>
+#include <algorithm>
+#include <optional>
 
+#include "core/error.h"
 #include "core/exit_code.h"
 #include "core/jsonl.h"
 #include "core/results.h"
@@ -17,16 +19,25 @@ namespace memfront {
 
 namespace {
 
-// The distinct configurations of a study, for memfront-calibrate --configs:
-// the calls of a step depend on its shapes, formats and strategy, so every
-// configuration of the space counts, but each once.
+// The configurations of a study, for memfront-calibrate --configs: the calls
+// of a step depend on its shapes, formats and strategy, so every candidate of
+// the space counts, but each once; of a space larger than kMostConfigs
+// points, every n-th point (in grid order, where the last knobs vary
+// fastest), and the calls of the others are interpolated.
+constexpr uint64_t kMostConfigs = 20000;
+
 nlohmann::json study_configs(const std::filesystem::path& path) {
   const Study study = load_study(path);
+  CandidateSpace space(study);
+  const uint64_t stride = std::max<uint64_t>(1, space.size() / kMostConfigs);
   nlohmann::json configs = nlohmann::json::array();
-  std::set<std::string> seen;
-  for (const Candidate& candidate : enumerate_space(study)) {
-    nlohmann::json config = to_json(candidate.config);
-    if (seen.insert(config.dump()).second) configs.push_back(std::move(config));
+  for (uint64_t index = 0; index < space.size(); index += stride) {
+    if (std::optional<Candidate> candidate = space.draw(index)) configs.push_back(to_json(candidate->config));
+  }
+  if (configs.empty() && stride == 1) space.fail_empty();
+  if (configs.empty()) {
+    throw InputError(path.string() + ": none of every " + std::to_string(stride) +
+                     "th point of the space makes a valid configuration: calibrate on a smaller study");
   }
   return configs;
 }
