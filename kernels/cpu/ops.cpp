@@ -214,17 +214,18 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 // ---------------------------------------------------------------------------
 
 // out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC).
+// With a bias, out starts as the bias rows and the GEMM adds into it (beta = 1):
+// with beta = 0 OpenBLAS would first zero out in a pass of its own, and the bias
+// would take another, read-modify-write, pass after it.
 MEMFRONT_CPU_KERNEL
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                     int N, int C, int OC) {
   annotate::Range range("matmul_forward");
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f,
-              out, OC);
-  if (bias == nullptr) return;
-  for (int n = 0; n < N; n++) {
-    float* row = out + static_cast<size_t>(n) * OC;
-    for (int o = 0; o < OC; o++) row[o] += bias[o];
+  if (bias != nullptr) {
+    for (int n = 0; n < N; n++) std::memcpy(out + static_cast<size_t>(n) * OC, bias, sizeof(float) * OC);
   }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
+              bias != nullptr ? 1.0f : 0.0f, out, OC);
 }
 
 // dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C);
