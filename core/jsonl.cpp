@@ -265,20 +265,20 @@ void JsonlAppender::append(std::string_view line) {
 
 // --- atomic replace --------------------------------------------------------------
 
-void replace_file_atomically(const std::filesystem::path& path, std::string_view content) {
+void replace_file_atomically(const std::filesystem::path& path, std::string_view content, FileSync sync) {
   std::filesystem::path temporary = path;
   temporary += ".tmp." + std::to_string(::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_system_error(path, "create its temporary file " + temporary.filename().string(), errno);
   int error = write_all(fd, content);
-  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (error == 0 && sync == FileSync::durable && ::fsync(fd) != 0) error = errno;
   if (::close(fd) != 0 && error == 0) error = errno;
   if (error == 0 && ::rename(temporary.c_str(), path.c_str()) != 0) error = errno;
   if (error != 0) {
     ::unlink(temporary.c_str());
     throw_system_error(path, "write the file", error);
   }
-  fsync_directory(path);
+  if (sync == FileSync::durable) fsync_directory(path);
 }
 
 }  // namespace memfront

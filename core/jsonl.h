@@ -120,10 +120,17 @@ class JsonlAppender {
   std::optional<std::string> repaired_;
 };
 
-// Replaces the file's content atomically and durably: readers see the old
-// file or the new one, never a part, and after a power cut the new one is
-// there. Writes a temporary file beside it, fsyncs it, renames it over the
-// file and fsyncs the directory. std::runtime_error as JsonlAppender's.
-void replace_file_atomically(const std::filesystem::path& path, std::string_view content);
+// How far replace_file_atomically goes: durable, the new content is there
+// after a power cut too (two fsyncs, 5-30 ms on a virtual disk); atomic_only,
+// readers see the old file or the new one but a crash of the machine may
+// leave the old one.
+enum class FileSync { durable, atomic_only };
+
+// Replaces the file's content atomically (and durably by default): readers
+// see the old file or the new one, never a part. Writes a temporary file
+// beside it, fsyncs it, renames it over the file and fsyncs the directory
+// (atomic_only: without the fsyncs). std::runtime_error as JsonlAppender's.
+void replace_file_atomically(const std::filesystem::path& path, std::string_view content,
+                             FileSync sync = FileSync::durable);
 
 }  // namespace memfront

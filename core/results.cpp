@@ -825,10 +825,10 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset,
   return scan;
 }
 
-void write_record_file(const std::filesystem::path& path, const TrialRecord& record) {
+void write_record_file(const std::filesystem::path& path, const TrialRecord& record, FileSync sync) {
   const json document = to_json(record);
   check_before_writing(document, path.string() + ": record to write", record_from_json);
-  replace_file_atomically(path, document.dump(2, ' ', false, json::error_handler_t::replace) + '\n');
+  replace_file_atomically(path, document.dump(2, ' ', false, json::error_handler_t::replace) + '\n', sync);
 }
 
 TrialRecord read_record_file(const std::filesystem::path& path) {

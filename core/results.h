@@ -246,7 +246,8 @@ ResultsScan scan_results(const std::filesystem::path& path, uint64_t offset = 0,
 
 // A single trial record as one JSON document (memfront-trial --out), written
 // with replace_file_atomically (core/jsonl.h).
-void write_record_file(const std::filesystem::path& path, const TrialRecord& record);
+void write_record_file(const std::filesystem::path& path, const TrialRecord& record,
+                       FileSync sync = FileSync::durable);
 TrialRecord read_record_file(const std::filesystem::path& path);
 
 }  // namespace memfront

@@ -38,6 +38,7 @@ MpiSession::MpiSession(int& argc, char**& argv) {
       for (const auto& [parameter, value] : kLocalMpiTransports) {
         setenv(("OMPI_MCA_" + std::string(parameter)).c_str(), value, 0);
       }
+      setenv(kLocalHwlocPlugins.first, kLocalHwlocPlugins.second, 0);
     }
     MPI_Init(&argc, &argv);
     initialized_here_ = true;

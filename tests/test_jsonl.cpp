@@ -179,18 +179,22 @@ TEST_F(JsonlTest, OpenCreatesOnlyWhenAsked) {
   EXPECT_EQ(read(path), "{}\n");
 }
 
+// Durable or not (the fsyncs), the replacement is the same.
 TEST_F(JsonlTest, ReplaceLeavesTheNewContentAndNoTemporaryFile) {
-  const fs::path path = dir_ / "record.json";
-  write(path, "old");
-  replace_file_atomically(path, "new\n");
-  EXPECT_EQ(read(path), "new\n");
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
-  // A directory that does not exist: an error naming the file, nothing left behind.
-  try {
-    replace_file_atomically(dir_ / "missing" / "x.json", "x");
-    ADD_FAILURE() << "no error";
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("missing/x.json"), std::string::npos) << e.what();
+  for (FileSync sync : {FileSync::durable, FileSync::atomic_only}) {
+    SCOPED_TRACE(sync == FileSync::durable ? "durable" : "atomic_only");
+    const fs::path path = dir_ / "record.json";
+    write(path, "old");
+    replace_file_atomically(path, "new\n", sync);
+    EXPECT_EQ(read(path), "new\n");
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+    // A directory that does not exist: an error naming the file, nothing left behind.
+    try {
+      replace_file_atomically(dir_ / "missing" / "x.json", "x", sync);
+      ADD_FAILURE() << "no error";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("missing/x.json"), std::string::npos) << e.what();
+    }
   }
 }
 

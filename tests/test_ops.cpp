@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -520,6 +521,61 @@ TEST(AttentionTopK, TiesGoToLowerKeyIndex) {
   EXPECT_EQ(vals[1], 0.0f);  // query 0 has one key: the second slot is unused
   EXPECT_EQ(vals[2 * K], 0.5f);  // equal scores, equal weights
   EXPECT_EQ(vals[2 * K + 1], 0.5f);
+}
+
+// Many exactly equal scores, NaN (ranked as -inf, so tied with it) and infinities:
+// the kept keys are those of a stable sort by the rule of ops.h, which the
+// threshold selection must reproduce whichever side of a tie the threshold lands.
+TEST(AttentionTopK, SelectionFollowsTheRuleOnTiesNanAndInfinities) {
+  const int B = 2, T = 40, C = 8, NH = 2;
+  const int hs = C / NH;  // 4: the scale 1/sqrt(hs) = 0.5 is exact
+  const float inf = std::numeric_limits<float>::infinity();
+  const float levels[] = {-2.0f, -1.0f, 0.0f, 1.0f, 2.0f, 3.0f, std::nanf(""), -inf, inf};
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int> pick(0, 8);
+  // q = (1, 0, 0, 0) and k = (c, 0, 0, 0) in every head: the score is exactly c / 2.
+  std::vector<float> qkv = random_normal(static_cast<size_t>(B) * T * 3 * C, rng);
+  std::vector<float> score(static_cast<size_t>(B) * NH * T);  // of key t in head (b, h)
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      float* row = qkv.data() + (static_cast<size_t>(b) * T + t) * 3 * C;
+      for (int h = 0; h < NH; h++) {
+        const float c = levels[pick(rng)];
+        for (int i = 0; i < hs; i++) {
+          row[h * hs + i] = i == 0 ? 1.0f : 0.0f;
+          row[C + h * hs + i] = i == 0 ? c : 0.0f;
+        }
+        score[(static_cast<size_t>(b) * NH + h) * T + t] = c / 2;
+      }
+    }
+  }
+  for (int K : {1, 3, 7, 16, 39}) {
+    SCOPED_TRACE(::testing::Message() << "K=" << K);
+    const size_t slots = static_cast<size_t>(B) * NH * T * K;
+    std::vector<float> out(static_cast<size_t>(B) * T * C), vals(slots);
+    std::vector<float> scratch(attention_topk_scratch_floats(T));
+    std::vector<uint16_t> idx(slots);
+    attention_topk_forward(out.data(), vals.data(), idx.data(), qkv.data(), scratch.data(), B, T,
+                           C, NH, K);
+    for (int bh = 0; bh < B * NH; bh++) {
+      for (int t = 0; t < T; t++) {
+        std::vector<int> order(t + 1);
+        std::iota(order.begin(), order.end(), 0);
+        auto key = [&](int t2) {
+          const float s = score[static_cast<size_t>(bh) * T + t2];
+          return std::isnan(s) ? -inf : s;
+        };
+        std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return key(x) > key(y); });
+        const int n = std::min(K, t + 1);
+        std::vector<int> expected(order.begin(), order.begin() + n);
+        std::sort(expected.begin(), expected.end());
+        const size_t row = (static_cast<size_t>(bh) * T + t) * K;
+        for (int j = 0; j < n; j++) {
+          EXPECT_EQ(idx[row + j], expected[j]) << "bh=" << bh << " t=" << t << " slot " << j;
+        }
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <functional>
+#include <cstring>
 #include <limits>
 
 #include "core/annotate.h"
@@ -86,6 +86,18 @@ MEMFRONT_CPU_INLINE float dot(const float* a, const float* b, int n) {
   return total;
 }
 
+// Sum of (x[i] - centre)^2.
+MEMFRONT_CPU_INLINE float centred_squares(const float* x, float centre, int n) {
+  float lanes[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; l++) lanes[l] += (x[i + l] - centre) * (x[i + l] - centre);
+  }
+  float total = lane_total(lanes);
+  for (; i < n; i++) total += (x[i] - centre) * (x[i] - centre);
+  return total;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -139,13 +151,9 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
   for (int n = 0; n < N; n++) {
     const float* x = inp + static_cast<size_t>(n) * C;
     float* y = out + static_cast<size_t>(n) * C;
-    float sum = 0.0f;
-    for (int i = 0; i < C; i++) sum += x[i];
-    const float m = sum / C;
+    const float m = sum(x, C) / C;
     // Variance from the centred values: more accurate than E[x^2] - m^2.
-    float sq = 0.0f;
-    for (int i = 0; i < C; i++) sq += (x[i] - m) * (x[i] - m);
-    const float s = 1.0f / std::sqrt(sq / C + eps);
+    const float s = 1.0f / std::sqrt(centred_squares(x, m, C) / C + eps);
     for (int i = 0; i < C; i++) y[i] = (x[i] - m) * s * weight[i] + bias[i];
     mean[n] = m;
     rstd[n] = s;
@@ -166,9 +174,20 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
     float* dx = dinp + static_cast<size_t>(n) * C;
     const float m = mean[n];
     const float s = rstd[n];
-    float dnorm_mean = 0.0f;
-    float dnorm_norm_mean = 0.0f;
-    for (int i = 0; i < C; i++) {
+    // Both row sums in lanes, as sum() keeps them: vectorizable.
+    float dnorm_lanes[kLanes] = {}, dnorm_norm_lanes[kLanes] = {};
+    int i = 0;
+    for (; i + kLanes <= C; i += kLanes) {
+      for (int l = 0; l < kLanes; l++) {
+        const float norm = (x[i + l] - m) * s;
+        const float dnorm = weight[i + l] * dy[i + l];
+        dnorm_lanes[l] += dnorm;
+        dnorm_norm_lanes[l] += dnorm * norm;
+      }
+    }
+    float dnorm_mean = lane_total(dnorm_lanes);
+    float dnorm_norm_mean = lane_total(dnorm_norm_lanes);
+    for (; i < C; i++) {
       const float norm = (x[i] - m) * s;
       const float dnorm = weight[i] * dy[i];
       dnorm_mean += dnorm;
@@ -176,12 +195,17 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
     }
     dnorm_mean /= C;
     dnorm_norm_mean /= C;
+    // Two loops, not one: a loop that writes three arrays which might overlap
+    // its inputs needs more run-time overlap checks than GCC makes, and stays scalar.
     for (int i = 0; i < C; i++) {
       const float norm = (x[i] - m) * s;
       const float dnorm = weight[i] * dy[i];
+      dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+    }
+    for (int i = 0; i < C; i++) {
+      const float norm = (x[i] - m) * s;
       dbias[i] += dy[i];
       dweight[i] += norm * dy[i];
-      dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
     }
   }
 }
@@ -191,16 +215,18 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 // ---------------------------------------------------------------------------
 
 // out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC).
+// With a bias, out starts as the bias rows and the GEMM adds into it (beta = 1):
+// with beta = 0 OpenBLAS would first zero out in a pass of its own, and the bias
+// would take another, read-modify-write, pass after it.
+MEMFRONT_CPU_KERNEL
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                     int N, int C, int OC) {
   annotate::Range range("matmul_forward");
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f,
-              out, OC);
-  if (bias == nullptr) return;
-  for (int n = 0; n < N; n++) {
-    float* row = out + static_cast<size_t>(n) * OC;
-    for (int o = 0; o < OC; o++) row[o] += bias[o];
+  if (bias != nullptr) {
+    for (int n = 0; n < N; n++) std::memcpy(out + static_cast<size_t>(n) * OC, bias, sizeof(float) * OC);
   }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
+              bias != nullptr ? 1.0f : 0.0f, out, OC);
 }
 
 // dinp (N,C) += dout (N,OC) @ weight (OC,C); dweight (OC,C) += dout^T @ inp (N,C);
@@ -250,10 +276,82 @@ MEMFRONT_CPU_INLINE void softmax_inplace(float* x, int n) {
   for (int i = 0; i < n; i++) x[i] *= inv_sum;
 }
 
-// The value Top-K ranks a score by: the score itself, NaN ranked lowest, so that the
-// ranking is a strict order even when a score is NaN.
-MEMFRONT_CPU_INLINE float selection_key(float score) {
-  return std::isnan(score) ? -std::numeric_limits<float>::infinity() : score;
+// Top-K's order on scores (ops.h, attention_topk_forward) as unsigned integers
+// that compare like it: NaN is made -inf and -0 is made +0 (adding +0 does
+// that), then negative floats have every bit flipped and the others their sign
+// bit set. Branch-free, so a loop of it is SIMD code.
+MEMFRONT_CPU_INLINE uint32_t selection_rank(float score) {
+  const float key = std::isnan(score) ? -std::numeric_limits<float>::infinity() : score + 0.0f;
+  const uint32_t bits = std::bit_cast<uint32_t>(key);
+  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+// One query's ranks are kept in float scratch; memcpy moves the bits without
+// breaking C++'s aliasing rules and compiles to plain loads and stores.
+MEMFRONT_CPU_INLINE void store_bits(float* slot, uint32_t bits) { std::memcpy(slot, &bits, sizeof bits); }
+MEMFRONT_CPU_INLINE uint32_t load_bits(const float* slot) {
+  uint32_t bits;
+  std::memcpy(&bits, slot, sizeof bits);
+  return bits;
+}
+
+// The n-th largest of the ranks in slots[0..count), 1 <= n <= count, found one bit
+// at a time from the top (kernels/cuda/attention.cu does the same per warp): a bit
+// is 1 in it when at least the `wanted` still to find share the bits decided so
+// far with that bit 1. Once the ranks that share the decided bits (candidates) are
+// exactly the ones wanted, it is the least of them: for distinct scores that comes
+// after about log2(count) bits, not 32. Each pass is a count or a minimum over the
+// row, which the compiler makes SIMD code without per-element branches.
+MEMFRONT_CPU_INLINE uint32_t nth_largest_rank(const float* slots, int count, int n) {
+  uint32_t prefix = 0;
+  uint32_t decided = 0;  // the bits of prefix fixed so far
+  int wanted = n;
+  int candidates = count;
+  for (int bit = 31; bit >= 0 && candidates > wanted; bit--) {
+    const uint32_t with_one = prefix | (1u << bit);
+    const uint32_t mask = decided | (1u << bit);
+    int matches = 0;
+    for (int j = 0; j < count; j++) matches += (load_bits(slots + j) & mask) == with_one;
+    if (matches >= wanted) {
+      prefix = with_one;
+      candidates = matches;
+    } else {
+      wanted -= matches;
+      candidates -= matches;
+    }
+    decided = mask;
+  }
+  uint32_t least = std::numeric_limits<uint32_t>::max();
+  for (int j = 0; j < count; j++) {
+    const uint32_t rank = load_bits(slots + j);
+    least = std::min(least, (rank & decided) == prefix ? rank : std::numeric_limits<uint32_t>::max());
+  }
+  return least;
+}
+
+// The n kept keys of one query's scores (count of them, n < count), by the
+// rule of ops.h: every key ranked above the n-th largest rank, then of the keys
+// tied with it the lowest-indexed, n in all. Writes their positions, ascending,
+// to ix[0..n); slots (count floats of scratch) holds the ranks meanwhile.
+MEMFRONT_CPU_INLINE void select_top_keys(uint16_t* ix, float* slots, const float* scores, int count, int n) {
+  for (int j = 0; j < count; j++) store_bits(slots + j, selection_rank(scores[j]));
+  const uint32_t threshold = nth_largest_rank(slots, count, n);
+  int above = 0;
+  for (int j = 0; j < count; j++) above += load_bits(slots + j) > threshold;
+  // Compacted in place and without branches: position `kept` is written every
+  // time and advanced only past a kept key; it never passes j, whose rank has
+  // been read by then.
+  int ties_left = n - above;
+  int kept = 0;
+  for (int j = 0; j < count; j++) {
+    const uint32_t rank = load_bits(slots + j);
+    const bool tie = rank == threshold;
+    const bool keep = rank > threshold || (tie && ties_left > 0);
+    ties_left -= tie;
+    store_bits(slots + kept, static_cast<uint32_t>(j));
+    kept += keep;
+  }
+  for (int s = 0; s < n; s++) ix[s] = static_cast<uint16_t>(load_bits(slots + s));
 }
 
 // Where head h of batch b lives: its q, k, v slices in the qkv rows (3C) and
@@ -352,20 +450,20 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   }
 }
 
-// One head's P (T x T), and the scores' selection keys of one query (forward)
-// or dP (backward) beside it.
+// One head's P (T x T), and beside it one query's selection ranks and kept
+// keys (forward) or dP (backward).
 size_t attention_topk_scratch_floats(int T) { return static_cast<size_t>(2) * T * T; }
 
 // qkv (B,T,3C) -> out (B,T,C); vals, idx (B,NH,T,K).
-// Query t keeps n = min(K, t+1) causal keys: those with the highest scores, ties to
-// the lower key index, in ascending key order; softmax runs over them only.
+// Query t keeps n = min(K, t+1) causal keys (ops.h says which), in ascending key
+// order; softmax runs over them only.
 // K >= 1: dense attention (the knob's 0) is attention_forward.
 MEMFRONT_CPU_KERNEL
 void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float* qkv,
                             float* scratch, int B, int T, int C, int NH, int K) {
   annotate::Range range("attention_topk_forward");
-  float* p = scratch;                                 // the head's scores, then its P (T x T)
-  float* keys = scratch + static_cast<size_t>(T) * T;  // one query's selection keys (t+1)
+  float* p = scratch;                                   // the head's scores, then its P (T x T)
+  float* slots = scratch + static_cast<size_t>(T) * T;  // one query's ranks, then its kept keys (t+1)
   for (int b = 0; b < B; b++) {
     for (int h = 0; h < NH; h++) {
       const Head head(qkv, b, h, T, C, NH);
@@ -374,37 +472,15 @@ void attention_topk_forward(float* out, float* vals, uint16_t* idx, const float*
         float* scores = p + static_cast<size_t>(t) * T;
         const int count = t + 1;
         const int n = std::min(K, count);
-
-        // The n-th largest score is the threshold: keep every key above it, and of the
-        // keys equal to it the lowest-indexed ties_left ones, which makes n in all.
-        // When every causal key fits (n == count) the threshold is -inf and all are kept.
-        int ties_left = n;
-        float threshold = -std::numeric_limits<float>::infinity();
-        if (n < count) {
-          for (int t2 = 0; t2 < count; t2++) keys[t2] = selection_key(scores[t2]);
-          std::nth_element(keys, keys + (n - 1), keys + count, std::greater<float>());
-          threshold = keys[n - 1];
-          for (int t2 = 0; t2 < count; t2++) {
-            if (keys[t2] > threshold) ties_left--;
-          }
-        }
-
         const size_t row = ((static_cast<size_t>(b) * NH + h) * T + t) * K;
         float* val = vals + row;
         uint16_t* ix = idx + row;
-        int j = 0;
-        for (int t2 = 0; t2 < count; t2++) {
-          const float key = selection_key(scores[t2]);
-          bool kept = key > threshold;
-          if (key == threshold && ties_left > 0) {
-            kept = true;
-            ties_left--;
-          }
-          if (!kept) continue;
-          ix[j] = static_cast<uint16_t>(t2);
-          val[j] = scores[t2];
-          j++;
+        if (n == count) {  // every causal key fits
+          for (int t2 = 0; t2 < count; t2++) ix[t2] = static_cast<uint16_t>(t2);
+        } else {
+          select_top_keys(ix, slots, scores, count, n);
         }
+        for (int s = 0; s < n; s++) val[s] = scores[ix[s]];
         softmax_inplace(val, n);
         for (int s = n; s < K; s++) {
           ix[s] = 0;

@@ -52,7 +52,10 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
 size_t attention_scratch_floats(int T);
 
 // Causal Top-K attention: query t keeps the min(K, t+1) keys t2 <= t with the highest
-// scores (ties: the lower key index wins), softmax over those only.
+// scores, softmax over those only. The selection rule, which the CUDA kernels
+// (kernels/cuda/attention.cu) follow too: scores are ordered as floats, with NaN
+// ranked as -inf (tied with it) and -0 tied with +0; every key above the n-th
+// largest is kept, and of the keys tied with it the lowest-indexed ones.
 // vals (B,NH,T,K) softmax weights, idx (B,NH,T,K) key indices, both in ascending key
 // order; unused slots have idx 0 and val 0. scratch: attention_topk_scratch_floats(T)
 // (also enough for attention_backward).

@@ -124,9 +124,9 @@ __device__ void weighted_values(float* out, const float* p, const uint16_t* idx,
 
 // ---- Top-K selection ------------------------------------------------------
 
-// The CPU ranks a score by itself with NaN as -inf, and compares floats, so -0 equals
-// +0. As uint32: flip negative floats entirely and set the sign bit of the others,
-// which orders them like the floats; -0 is first made +0 so that the two tie.
+// The selection rule is kernels/cpu/ops.h's (attention_topk_forward). Its order as
+// uint32: NaN made -inf and -0 made +0, then negative floats flipped entirely and
+// the others' sign bit set, which orders them like the floats.
 __device__ uint32_t rank_bits(float score) {
   float key = isnan(score) ? -INFINITY : score;
   if (key == 0.0f) key = 0.0f;
