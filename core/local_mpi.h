@@ -20,7 +20,8 @@ inline constexpr std::pair<const char*, const char*> kLocalMpiTransports[] = {{"
 // devices through libpciaccess, and the libxml2 XML backend (hwloc's own XML
 // parser remains). Skipping them took MPI_Init of a one-rank trial from 27 to
 // 21 ms of CPU here. Set for a one-rank trial started without mpirun
-// (kernels/mpi_session.cpp) unless the environment sets it already.
+// (kernels/mpi_session.cpp), and for mpirun by the local launcher
+// (tuner/launcher.cpp), unless the environment sets it already.
 inline constexpr std::pair<const char*, const char*> kLocalHwlocPlugins = {
     "HWLOC_PLUGINS_BLACKLIST", "hwloc_gl,hwloc_opencl,hwloc_pci,hwloc_xml_libxml"};
 

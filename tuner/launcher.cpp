@@ -199,6 +199,10 @@ LaunchOutcome LocalLauncher::run(const LaunchRequest& request) {
       fail("cannot find '" + request.mpirun + "' (needed for world " + std::to_string(config.world) + ")");
     }
     process.argv = mpirun_command(request.mpirun, request.mpirun_args, config.world);
+    // mpirun discovers the topology too: without the hwloc plugins a machine's
+    // ranks never need (core/local_mpi.h), unless the environment chose.
+    const auto& [variable, plugins] = kLocalHwlocPlugins;
+    if (!std::getenv(variable)) process.environment[variable] = plugins;
   }
   const std::vector<std::string> flags = trial_flags(request, trace_path);
   process.argv.insert(process.argv.end(), {trial_exe->string(), "--config", config_path.string(), "--out",
