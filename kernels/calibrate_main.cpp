@@ -181,6 +181,7 @@ int main(int argc, char** argv) {
   const bool is_root = mpi.rank() == 0;
 
   CLI::App app{"memfront-calibrate: measure this machine's rates for the cost model (run under mpirun -np 2)"};
+  app.set_version_flag("--version", "memfront-calibrate " MEMFRONT_VERSION);
   std::string out_path;
   bool quick = false;
   app.add_option("--out", out_path, "write the calibration (JSON) here")->required();

@@ -110,10 +110,15 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun unwritable = run_command(export_command + "'" + (dir / "missing" / "ds.json").string() + "'");
   EXPECT_NE(unwritable.exit_code, 0) << unwritable.output;
   EXPECT_NE(unwritable.output.find("missing/ds.json: cannot"), std::string::npos) << unwritable.output;
+  // Standard output is checked as a file is: an export to a full disk fails.
+  CommandRun full = run_command("{ '" + kTool + "' export '" + results.string() + "' --format deepspeed >/dev/full; }");
+  EXPECT_EQ(full.exit_code, 1) << full.output;
+  EXPECT_NE(full.output.find("memfront: standard output: cannot write: No space left on device"), std::string::npos)
+      << full.output;
   CommandRun unknown_format = run_command("'" + kTool + "' export '" + results.string() + "' --format slurm");
   EXPECT_EQ(unknown_format.exit_code, 2) << unknown_format.output;
   EXPECT_NE(unknown_format.output.find(
-                "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)"),
+                "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp2 or sbatch)"),
             std::string::npos)
       << unknown_format.output;
   CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
