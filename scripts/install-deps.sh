@@ -10,6 +10,8 @@ packages=(
   libopenblas-dev            # CPU GEMM (cblas_sgemm)
   libopenmpi-dev openmpi-bin # ranks and their messages
   nlohmann-json3-dev         # config, study and results JSON
+  libvalijson-dev            # tests: records and headers against results/schema.json
+  libutfcpp-dev              # UTF-8 of the exports' comments
   libcli11-dev               # command lines
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # bench/

@@ -24,6 +24,7 @@
 #include "core/results.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
+#include "tests/results_schema.h"
 
 using namespace memfront;
 namespace fs = std::filesystem;
@@ -76,7 +77,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   ASSERT_EQ(c.exit_code, 0) << c.output;
   EXPECT_NE(c.output.find("Pareto front of basic"), std::string::npos) << c.output;
 
-  ResultsFile file = read_results(results);
+  ResultsFile file = read_checked_results(results);
   EXPECT_EQ(file.header.study, "basic");
   EXPECT_EQ(file.header.study_spec["study"], "basic");
   // The reference (fp32, no checkpointing) is also the space's first point: 4 records, not 5.
@@ -128,7 +129,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   EXPECT_NE(again.output.find("use --resume"), std::string::npos) << again.output;
   CommandRun resumed = run_command(sweep_command(study, results, "--resume"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_EQ(read_results(results).trials.size(), 4u) << "nothing is run twice";
+  EXPECT_EQ(read_checked_results(results).trials.size(), 4u) << "nothing is run twice";
 }
 
 // Kill the sweep at random moments and resume until it finishes: no record is
@@ -164,7 +165,7 @@ TEST(Sweep, ResumeAfterKillsAtRandomPointsKeepsTheFileWhole) {
     }
   }
   ASSERT_TRUE(finished) << "the sweep never got to finish";
-  ResultsFile file = read_results(results);
+  ResultsFile file = read_checked_results(results);
   std::set<std::string> ids;
   for (const TrialRecord& r : file.trials) {
     EXPECT_TRUE(ids.insert(r.id).second) << "duplicate " << r.id;
@@ -189,7 +190,7 @@ TEST(Sweep, InterruptStopsCleanlyAndResumeCompletes) {
   // Interrupt once at least one trial is recorded.
   for (int i = 0; i < 300; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (fs::exists(results) && read_results(results).trials.size() >= 1) break;
+    if (fs::exists(results) && read_checked_results(results).trials.size() >= 1) break;
   }
   const auto start = std::chrono::steady_clock::now();
   kill(pid, SIGINT);
@@ -199,10 +200,10 @@ TEST(Sweep, InterruptStopsCleanlyAndResumeCompletes) {
   ASSERT_TRUE(WIFEXITED(status));
   const int code = WEXITSTATUS(status);
   EXPECT_TRUE(code == 130 || code == 0) << code;  // 0 if it happened to finish first
-  const size_t before = read_results(results).trials.size();
+  const size_t before = read_checked_results(results).trials.size();
   CommandRun resumed = run_command(sweep_command(study, results, "--resume"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   EXPECT_EQ(file.trials.size(), 8u);
   EXPECT_GE(file.trials.size(), before);
 }
@@ -215,7 +216,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
   const fs::path results = dir / "prune.jsonl";
   CommandRun c = run_command(sweep_command(study, results));
   ASSERT_EQ(c.exit_code, 0) << c.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   ASSERT_EQ(file.trials.size(), 4u);
   for (const TrialRecord& r : file.trials) {
     EXPECT_EQ(r.status, TrialStatus::pruned);
@@ -226,7 +227,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
   const fs::path unpruned = dir / "unpruned.jsonl";
   CommandRun no_prune = run_command(sweep_command(study, unpruned, "--no-prune"));
   ASSERT_EQ(no_prune.exit_code, 0) << no_prune.output;
-  for (const TrialRecord& r : read_results(unpruned).trials) EXPECT_EQ(r.status, TrialStatus::ok);
+  for (const TrialRecord& r : read_checked_results(unpruned).trials) EXPECT_EQ(r.status, TrialStatus::ok);
 }
 
 TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
@@ -237,7 +238,7 @@ TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
                   "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' sweep '" + study.string() + "' --results '" +
                   results.string() + "'");
   EXPECT_EQ(c.exit_code, 0) << c.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   ASSERT_EQ(file.trials.size(), 4u);
   for (const TrialRecord& r : file.trials) {
     EXPECT_EQ(r.status, TrialStatus::failed);
