@@ -76,6 +76,12 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun c = run_command(sweep_command(study, results));
   ASSERT_EQ(c.exit_code, 0) << c.output;
   EXPECT_NE(c.output.find("Pareto front of basic"), std::string::npos) << c.output;
+  // The reference is also a point of the space: one trial, counted once.
+  EXPECT_NE(c.output.find("[1/4] "), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("[4/4] "), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("[5/"), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("(recorded)"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("4 run, 0 already recorded"), std::string::npos) << c.output;
 
   ResultsFile file = read_checked_results(results);
   EXPECT_EQ(file.header.study, "basic");
@@ -266,6 +272,9 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
     recorded.push_back(r);
   }
   ReplayLauncher launcher(recorded);
+  // A replay runs nothing: it makes no trial folder (one was made, empty).
+  const fs::path trial_folder = fs::temp_directory_path() / "memfront-replay";
+  fs::remove_all(trial_folder);
   for (const std::string strategy : {"grid", "random", "halving", "nsga2"}) {
     study.search.strategy = strategy;
     study.search.budget_trials = 6;
@@ -283,7 +292,11 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
         EXPECT_EQ(r.metrics->final_loss, 5.0);
       }
     }
+    // Each line says the record was looked up, never that a trial ran.
+    EXPECT_EQ(log.str().find("(ran"), std::string::npos) << log.str();
+    EXPECT_NE(log.str().find("(looked up"), std::string::npos) << log.str();
   }
+  EXPECT_FALSE(fs::exists(trial_folder));
 }
 
 TEST(Sweep, UnknownMetricsOnTheCommandLineAreBadInput) {
