@@ -55,6 +55,11 @@ ensure_frameworks_venv() {
   python3 -m venv "$frameworks_venv"
   "$frameworks_venv/bin/pip" install -q torch numpy
   "$frameworks_venv/bin/pip" install -q --no-build-isolation deepspeed
+  # DeepSpeed compiles the CPU ops the tests use (shared-memory collectives,
+  # Adam) on first use, into ~/.cache/torch_extensions: here, once, rather
+  # than inside the first test run's time limit.
+  "$frameworks_venv/bin/python" -c 'from deepspeed.accelerator import get_accelerator
+for name in ("ShareMemCommBuilder", "FusedAdamBuilder"): get_accelerator().create_op_builder(name).load()'
 }
 
 missing=()
