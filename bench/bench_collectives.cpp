@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   if (world % 2 == 0) {
     links.push_back({"2 virtual nodes x W/2 ranks (block), emulated link 5 us, 10 GB/s",
                      topology_from(world_json + R"(, "placement": {"ranks_per_node": )" + std::to_string(world / 2) +
-                                   R"(, "order": "block", "link_latency_us": 5, "link_bandwidth_gbps": 10}})")});
+                                   R"(, "order": "block", "link_latency_us": 5, "link_bandwidth_gigabytes_per_s": 10}})")});
   }
   if (print) {
     std::printf("# bench_collectives: %d ranks, %s\n", world, mpi.library_version().c_str());

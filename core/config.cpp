@@ -87,6 +87,10 @@ class ObjectReader {
     return &*it;
   }
 
+  // Whether the object has `key`, without making it a known key: for a
+  // renamed key, which must not be listed among the expected ones.
+  bool has(std::string_view key) const { return object_ && object_->contains(key); }
+
   ObjectReader object(std::string_view key) { return ObjectReader(find(key), at(key), source_); }
 
   int64_t integer(std::string_view key, int64_t fallback, int64_t lo, int64_t hi) {
@@ -360,7 +364,14 @@ Config parse_config(const json& j, std::string_view source) {
   }
   c.placement.collectives = placement.choice("collectives", c.placement.collectives, kCollectives);
   c.placement.link_latency_us = placement.number("link_latency_us", c.placement.link_latency_us);
-  c.placement.link_bandwidth_gbps = placement.number("link_bandwidth_gbps", c.placement.link_bandwidth_gbps);
+  // The bandwidth was once link_bandwidth_gbps, which reads as gigabits per
+  // second; its value was and is in gigabytes per second.
+  if (placement.has(kOldLinkBandwidthKey)) {
+    placement.fail("/placement/" + std::string(kOldLinkBandwidthKey),
+                   "renamed placement." + std::string(kLinkBandwidthKey) +
+                       " (the same value: GB/s, 10^9 bytes per second)");
+  }
+  c.placement.link_bandwidth_gbps = placement.number(kLinkBandwidthKey, c.placement.link_bandwidth_gbps);
   // Bounded so that the emulated wait of a message stays a representable
   // duration: 1 s latency, 1 KB/s are already far past any real link.
   if (!(c.placement.link_latency_us >= 0 && c.placement.link_latency_us <= 1e6)) {
@@ -368,7 +379,7 @@ Config parse_config(const json& j, std::string_view source) {
                    "must be 0..1e6 (microseconds), got " + json(c.placement.link_latency_us).dump());
   }
   if (!(c.placement.link_bandwidth_gbps >= 1e-6 && c.placement.link_bandwidth_gbps <= 1e6)) {
-    placement.fail("/placement/link_bandwidth_gbps",
+    placement.fail("/placement/" + std::string(kLinkBandwidthKey),
                    "must be 1e-6..1e6 (GB/s), got " + json(c.placement.link_bandwidth_gbps).dump());
   }
   placement.reject_unknown_keys();
@@ -474,7 +485,8 @@ const std::vector<ConfigKnob>& knob_table() {
        }},
       {"placement.collectives", [](const Config& c) { return name_of(c.placement.collectives); }},
       {"placement.link_latency_us", [](const Config& c) -> KnobValue { return c.placement.link_latency_us; }},
-      {"placement.link_bandwidth_gbps", [](const Config& c) -> KnobValue { return c.placement.link_bandwidth_gbps; }},
+      {"placement.link_bandwidth_gigabytes_per_s",
+       [](const Config& c) -> KnobValue { return c.placement.link_bandwidth_gbps; }},
       {"world", [](const Config& c) -> KnobValue { return I{c.world}; }},
       {"backend", [](const Config& c) { return name_of(c.backend); }},
       {"data.source", [](const Config& c) { return name_of(c.data.source); }},
@@ -530,6 +542,17 @@ json to_json(const Config& c) {
     slot = to_json(knob.read(c));
   }
   return object;
+}
+
+nlohmann::json in_current_spelling(nlohmann::json recorded_config) {
+  if (!recorded_config.is_object() || !recorded_config.contains("placement")) return recorded_config;
+  json& placement = recorded_config["placement"];
+  if (!placement.is_object() || !placement.contains(kOldLinkBandwidthKey) || placement.contains(kLinkBandwidthKey)) {
+    return recorded_config;
+  }
+  placement[kLinkBandwidthKey] = placement[kOldLinkBandwidthKey];
+  placement.erase(kOldLinkBandwidthKey);
+  return recorded_config;
 }
 
 std::string config_id(const Config& config) {

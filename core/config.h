@@ -104,7 +104,7 @@ struct Config {
     std::vector<int> node_of_rank;  // explicit_list only: node index of each rank
     CollectiveAlgo collectives = CollectiveAlgo::flat;
     double link_latency_us = 5.0;       // emulated inter-node link on one host
-    double link_bandwidth_gbps = 10.0;  // GB/s of the emulated inter-node link
+    double link_bandwidth_gbps = 10.0;  // GB/s of the emulated inter-node link (key kLinkBandwidthKey)
   } placement;
 
   int world = 1;  // ranks
@@ -136,6 +136,18 @@ struct Config {
 
 // Parses and validates; `source` names the file (or "<string>") in errors.
 Config parse_config(const nlohmann::json& json, std::string_view source);
+
+// The emulated link's bandwidth in a config's "placement", in GB/s (10^9
+// bytes per second). Its earlier key read as gigabits: parse_config rejects
+// it, naming the new one.
+inline constexpr const char* kLinkBandwidthKey = "link_bandwidth_gigabytes_per_s";
+inline constexpr const char* kOldLinkBandwidthKey = "link_bandwidth_gbps";
+
+// A config as a record of an earlier memfront holds it, in today's keys (the
+// old link bandwidth key becomes kLinkBandwidthKey, same value), so that
+// recorded results keep reading while a config a person writes must use the
+// new key.
+nlohmann::json in_current_spelling(nlohmann::json recorded_config);
 
 // The first rule of the config that a JSON value breaks, as data: callers that
 // count or group invalid configs (enumerate_space) read the pointer instead of

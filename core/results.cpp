@@ -477,7 +477,7 @@ TrialRecord record_from_json(const json& document, std::string_view where) {
   record.id = id.as_string();
   if (record.id.empty()) id.fail_expected("a non-empty string (the config id)");
   const JsonField config = root.object_at("config");
-  std::variant<Config, ConfigViolation> checked = check_config(config.value(), where);
+  std::variant<Config, ConfigViolation> checked = check_config(in_current_spelling(config.value()), where);
   if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&checked)) {
     fail_at(where, violation->pointer_under(config.pointer()), violation->expected);
   }

@@ -264,7 +264,10 @@ QString MainWindow::export_trial_to(int store_index, ExportFormat format, const 
     return QString::fromUtf8(error.what());
   }
   QFile out(path);
-  if (!out.open(QIODevice::WriteOnly | QIODevice::Truncate)) return tr("%1: %2").arg(path, out.errorString());
+  // Unbuffered: a write that fails (a full disk) fails here, not unseen in close().
+  if (!out.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Unbuffered)) {
+    return tr("%1: %2").arg(path, out.errorString());
+  }
   if (out.write(text.data(), qint64(text.size())) != qint64(text.size())) return tr("%1: %2").arg(path, out.errorString());
   return {};
 }

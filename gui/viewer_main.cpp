@@ -3,17 +3,20 @@
 //   memfront-viewer [results.jsonl ...]
 //   memfront-viewer --render out.png|.svg|.pdf [--x metric --y metric]
 //                   [--objectives a,b] [--width 1200 --height 800] results.jsonl...
+//   memfront-viewer --help | --version
 //
 // --render draws the front view offscreen to the file and exits: 0 when
 // written, 2 with a one-line error on bad arguments or when no trial could be
-// read.
+// read. The command line is read (by CLI11, as the other programs' are)
+// before Qt starts, so that --help and --version need no display.
 #include <QApplication>
 #include <QStringList>
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "gui/front_view.h"
 #include "gui/main_window.h"
@@ -33,42 +36,8 @@ int fail(const QString& message) {
   return 2;
 }
 
-bool has_render(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], "--render") == 0) return true;
-  return false;
-}
-
-// Returns an error line, empty when the arguments are fine.
-QString parse_render(const QStringList& args, RenderOptions& options) {
-  for (int i = 1; i < args.size(); ++i) {
-    const QString& arg = args[i];
-    auto value = [&](QString& into) {
-      if (i + 1 >= args.size()) return false;
-      into = args[++i];
-      return true;
-    };
-    QString text;
-    if (arg == "--render") {
-      if (!value(options.out)) return "--render needs an output file";
-    } else if (arg == "--x") {
-      if (!value(options.x)) return "--x needs a metric";
-    } else if (arg == "--y") {
-      if (!value(options.y)) return "--y needs a metric";
-    } else if (arg == "--objectives") {
-      if (!value(text)) return "--objectives needs a list, e.g. peak_mem,step_time";
-      for (const QString& name : text.split(',', Qt::SkipEmptyParts)) options.objectives.push_back(name.trimmed().toStdString());
-    } else if (arg == "--width" || arg == "--height") {
-      bool ok = false;
-      const int pixels = value(text) ? text.toInt(&ok) : 0;
-      if (!ok || pixels < 50 || pixels > 20000) return arg + " needs a size in pixels (50 to 20000)";
-      (arg == "--width" ? options.width : options.height) = pixels;
-    } else if (arg.startsWith("--")) {
-      return "unknown option " + arg;
-    } else {
-      options.files << arg;
-    }
-  }
+// Returns an error line, empty when the options can be rendered.
+QString check_render(const RenderOptions& options) {
   const QString suffix = options.out.section('.', -1).toLower();
   if (suffix != "png" && suffix != "svg" && suffix != "pdf") return "--render writes .png, .svg or .pdf, not " + options.out;
   if (options.files.isEmpty()) return "--render needs at least one results file";
@@ -98,7 +67,33 @@ int render(const RenderOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool rendering = has_render(argc, argv);
+  CLI::App cli{"memfront-viewer: the desktop viewer of memfront results files"};
+  cli.set_version_flag("--version", "memfront-viewer " MEMFRONT_VERSION);
+  std::vector<std::string> files, objectives;
+  std::string out, x, y;
+  RenderOptions options;
+  cli.add_option("files", files, "results files (JSONL) to open");
+  CLI::Option* render_flag =
+      cli.add_option("--render", out, "draw the front view offscreen to this .png, .svg or .pdf file and exit");
+  cli.add_option("--x", x, "metric on the x axis (with --render)")->needs(render_flag);
+  cli.add_option("--y", y, "metric on the y axis (with --render)")->needs(render_flag);
+  cli.add_option("--objectives", objectives, "comma-separated objectives, e.g. peak_mem,step_time (with --render)")
+      ->delimiter(',')
+      ->needs(render_flag);
+  cli.add_option("--width", options.width, "image width in pixels (with --render)")
+      ->check(CLI::Range(50, 20000))
+      ->needs(render_flag);
+  cli.add_option("--height", options.height, "image height in pixels (with --render)")
+      ->check(CLI::Range(50, 20000))
+      ->needs(render_flag);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : 2;
+  }
+  for (const std::string& file : files) options.files << QString::fromLocal8Bit(file.c_str());
+
+  const bool rendering = render_flag->count() > 0;
   // Rendering needs no display: pick the offscreen platform before Qt starts.
   if (rendering) qputenv("QT_QPA_PLATFORM", "offscreen");
   QApplication app(argc, argv);
@@ -106,16 +101,18 @@ int main(int argc, char** argv) {
   QApplication::setApplicationName("memfront-viewer");
 
   if (rendering) {
-    RenderOptions options;
-    if (const QString error = parse_render(QApplication::arguments(), options); !error.isEmpty()) return fail(error);
+    options.out = QString::fromLocal8Bit(out.c_str());
+    options.x = QString::fromStdString(x);
+    options.y = QString::fromStdString(y);
+    for (const std::string& name : objectives) {
+      if (!name.empty()) options.objectives.push_back(QString::fromStdString(name).trimmed().toStdString());
+    }
+    if (const QString error = check_render(options); !error.isEmpty()) return fail(error);
     return render(options);
   }
 
-  QStringList files = QApplication::arguments().mid(1);
-  for (const QString& arg : files)
-    if (arg.startsWith("--")) return fail("unknown option " + arg + " (usage: memfront-viewer [--render out.png] [results.jsonl ...])");
   memfront::MainWindow window;
   window.show();
-  if (!files.isEmpty()) window.open_files(files);
+  if (!options.files.isEmpty()) window.open_files(options.files);
   return app.exec();
 }

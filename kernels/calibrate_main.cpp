@@ -449,6 +449,7 @@ int main(int argc, char** argv) {
   const bool is_root = mpi.rank() == 0;
 
   CLI::App app{"memfront-calibrate: time this machine's step calls for the cost model (run under mpirun -np 2)"};
+  app.set_version_flag("--version", "memfront-calibrate " MEMFRONT_VERSION);
   std::string out_path, configs_path;
   bool quick = false, allow_loaded = false;
   app.add_option("--out", out_path, "write the calibration (JSON) here")->required();

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   const bool is_root = mpi.rank() == 0;
 
   CLI::App app{"memfront-trial: run one measured training trial"};
+  app.set_version_flag("--version", "memfront-trial " MEMFRONT_VERSION);
   std::string config_path, out_path, trace_path, mem_cap_text, crash_at;
   std::optional<int> steps, warmup, threads;
   double timeout_s = kDefaultCommTimeoutS;
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
     if (threads) config.train.threads = *threads;
     check_supported(config, config_path, mpi.world());
     options.config_source = config_path;
-  } catch (const CLI::Success& e) {  // --help
+  } catch (const CLI::Success& e) {  // --help, --version
     return is_root ? app.exit(e) : 0;
   } catch (const CLI::ParseError& e) {
     rejected = e.what();

@@ -196,7 +196,7 @@ std::vector<Config> knob_probes() {
           "topk": {"grad": 0.25, "attention": 8, "error_feedback": false},
           "world": 6, "shard": {"strategy": "zero1"},
           "placement": {"ranks_per_node": 3, "order": "cyclic", "collectives": "hierarchical",
-                        "link_latency_us": 7.5, "link_bandwidth_gbps": 12.5},
+                        "link_latency_us": 7.5, "link_bandwidth_gigabytes_per_s": 12.5},
           "data": {"seed": 9, "noise": 0.5},
           "train": {"steps": 11, "warmup": 3, "lr": 0.002, "beta1": 0.8, "beta2": 0.85, "eps": 1e-7,
                     "weight_decay": 0.01, "seed": 13, "threads": 2, "eval_sequences": 5}})",
@@ -272,12 +272,31 @@ TEST(KnobTable, NormalizedJsonKeepsItsBytes) {
             R"({"backend":"cpu","batch":{"accum":1,"micro":4},"checkpoint":{"every":0},)"
             R"("data":{"noise":0.25,"path":"","seed":1,"source":"synthetic"},)"
             R"("model":{"heads":4,"layers":4,"seq":64,"vocab":256,"width":64},)"
-            R"("placement":{"collectives":"flat","link_bandwidth_gbps":10.0,"link_latency_us":5.0,"order":"block",)"
+            R"("placement":{"collectives":"flat","link_bandwidth_gigabytes_per_s":10.0,"link_latency_us":5.0,"order":"block",)"
             R"("ranks_per_node":1},"precision":{"activations":"fp32","compute":"fp32"},)"
             R"("quant":{"block":256,"error_feedback":true,"grad":"fp32","weights":"fp32"},)"
             R"("shard":{"group":1,"strategy":"ddp"},"topk":{"attention":0,"error_feedback":true,"grad":1.0},)"
             R"("train":{"beta1":0.9,"beta2":0.95,"eps":1e-08,"eval_sequences":16,"lr":0.001,"seed":42,"steps":20,)"
             R"("threads":1,"warmup":2,"weight_decay":0.0},"world":1})");
+}
+
+// placement.link_bandwidth_gbps read as gigabits per second while it meant
+// GB/s: a config a person writes must use the new key, and is told which; a
+// record of an earlier memfront reads with the same value under the new key.
+TEST(Config, OldLinkBandwidthKeyIsRejectedNamingTheNewOne) {
+  try {
+    parse_config_text(R"({"placement": {"link_bandwidth_gbps": 12.5}})", "c.json");
+    FAIL() << "the old key was accepted";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "c.json: /placement/link_bandwidth_gbps: renamed placement.link_bandwidth_gigabytes_per_s "
+                           "(the same value: GB/s, 10^9 bytes per second)");
+  }
+  const json recorded = json::parse(R"({"placement": {"link_bandwidth_gbps": 12.5, "link_latency_us": 7}})");
+  const Config config = memfront::parse_config(memfront::in_current_spelling(recorded), "record");
+  EXPECT_EQ(config.placement.link_bandwidth_gbps, 12.5);
+  EXPECT_EQ(to_json(config)["placement"]["link_bandwidth_gigabytes_per_s"], 12.5);
+  EXPECT_EQ(to_json(config)["placement"].count("link_bandwidth_gbps"), 0u);
+  EXPECT_EQ(memfront::in_current_spelling(json::parse(R"({"world": 2})")), json::parse(R"({"world": 2})"));
 }
 
 // An older config's eval_batches micro-batches of batch.micro sequences are

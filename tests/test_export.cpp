@@ -21,6 +21,8 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "tuner/launcher.h"
+#include "tuner/slurm.h"
 
 namespace memfront {
 namespace {
@@ -133,13 +135,13 @@ ExportSource golden_source() {
   return source;
 }
 
-constexpr ExportFormat kFormats[] = {ExportFormat::memfront, ExportFormat::deepspeed, ExportFormat::fsdp,
+constexpr ExportFormat kFormats[] = {ExportFormat::memfront, ExportFormat::deepspeed, ExportFormat::fsdp2,
                                      ExportFormat::sbatch};
 const char* extension(ExportFormat format) {
   switch (format) {
     case ExportFormat::memfront: return ".memfront.json";
     case ExportFormat::deepspeed: return ".deepspeed.json";
-    case ExportFormat::fsdp: return ".fsdp.py";
+    case ExportFormat::fsdp2: return ".fsdp2.py";
     case ExportFormat::sbatch: return ".sbatch";
   }
   return "";
@@ -174,7 +176,8 @@ bool python_parses(const fs::path& file) {
 TEST(ExportFormatTest, ParsesTheFourNames) {
   EXPECT_EQ(parse_export_format("memfront"), ExportFormat::memfront);
   EXPECT_EQ(parse_export_format("deepspeed"), ExportFormat::deepspeed);
-  EXPECT_EQ(parse_export_format("fsdp"), ExportFormat::fsdp);
+  EXPECT_EQ(parse_export_format("fsdp2"), ExportFormat::fsdp2);
+  EXPECT_EQ(parse_export_format("fsdp"), ExportFormat::fsdp2);  // its earlier name
   EXPECT_EQ(parse_export_format("sbatch"), ExportFormat::sbatch);
   EXPECT_EQ(parse_export_format("DeepSpeed"), std::nullopt);
   EXPECT_EQ(parse_export_format("slurm"), std::nullopt);
@@ -185,14 +188,14 @@ TEST(ExportFormatTest, OneNameTableReadBothWays) {
   for (const ExportFormatName& entry : kExportFormats) {
     EXPECT_EQ(parse_export_format(to_string(entry.format)), entry.format);
   }
-  EXPECT_EQ(export_format_name(ExportFormat::fsdp).suffix, "py");
-  EXPECT_EQ(export_format_list(), "memfront, deepspeed, fsdp or sbatch");
+  EXPECT_EQ(export_format_name(ExportFormat::fsdp2).suffix, "py");
+  EXPECT_EQ(export_format_list(), "memfront, deepspeed, fsdp2 or sbatch");
   EXPECT_EQ(export_format_named("sbatch", "--format"), ExportFormat::sbatch);
   try {
     export_format_named("slurm", "--format");
     FAIL() << "no error";
   } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)");
+    EXPECT_STREQ(e.what(), "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp2 or sbatch)");
   }
 }
 
@@ -272,7 +275,7 @@ TEST(ExportDeepSpeedTest, StrategiesGiveTheirStage) {
 TEST(ExportNotMappedTest, EveryKnobWithoutAnEquivalentIsNamed) {
   const TrialRecord record = zero3_record();
   const std::string ds = export_trial(record, ExportFormat::deepspeed, golden_source());
-  const std::string py = export_trial(record, ExportFormat::fsdp, golden_source());
+  const std::string py = export_trial(record, ExportFormat::fsdp2, golden_source());
   for (const std::string& text : {ds, py}) {
     EXPECT_NE(text.find("precision.activations=int8"), std::string::npos);
     EXPECT_NE(text.find("topk.attention=8"), std::string::npos);
@@ -288,7 +291,7 @@ TEST(ExportNotMappedTest, EveryKnobWithoutAnEquivalentIsNamed) {
   for (const auto& entry : not_mapped) EXPECT_EQ(entry.get<std::string>().find("quant.grad=int4"), std::string::npos);
 
   const TrialRecord topk = make_record({{"world", 2}, {"topk", {{"grad", 0.05}}}}, TrialStatus::ok);
-  for (ExportFormat format : {ExportFormat::deepspeed, ExportFormat::fsdp}) {
+  for (ExportFormat format : {ExportFormat::deepspeed, ExportFormat::fsdp2}) {
     EXPECT_NE(export_trial(topk, format, golden_source()).find("topk.grad=0.05"), std::string::npos);
   }
 
@@ -297,7 +300,7 @@ TEST(ExportNotMappedTest, EveryKnobWithoutAnEquivalentIsNamed) {
   const json ds1 = json::parse(export_trial(zero1, ExportFormat::deepspeed, golden_source()));
   EXPECT_NE(ds1["memfront"]["not_mapped"].dump().find("quant.grad=int8"), std::string::npos);
   EXPECT_FALSE(ds1["zero_optimization"].contains("zero_quantized_gradients"));
-  EXPECT_NE(export_trial(zero1, ExportFormat::fsdp, golden_source()).find("shard.strategy=zero1"), std::string::npos);
+  EXPECT_NE(export_trial(zero1, ExportFormat::fsdp2, golden_source()).find("shard.strategy=zero1"), std::string::npos);
 }
 
 TEST(ExportFsdpTest, EveryStrategyIsValidPython) {
@@ -315,16 +318,16 @@ TEST(ExportFsdpTest, EveryStrategyIsValidPython) {
   int n = 0;
   for (const json& config : configs) {
     SCOPED_TRACE(config.dump());
-    const std::string py = export_trial(make_record(config, TrialStatus::ok), ExportFormat::fsdp, golden_source());
+    const std::string py = export_trial(make_record(config, TrialStatus::ok), ExportFormat::fsdp2, golden_source());
     const fs::path file = dir.path() / ("export" + std::to_string(n++) + ".py");
     write_text(file, py);
     EXPECT_TRUE(python_parses(file)) << py;
   }
-  const std::string hybrid = export_trial(make_record(configs[4], TrialStatus::ok), ExportFormat::fsdp, golden_source());
+  const std::string hybrid = export_trial(make_record(configs[4], TrialStatus::ok), ExportFormat::fsdp2, golden_source());
   EXPECT_NE(hybrid.find("mesh_dim_names=(\"replicate\", \"shard\")"), std::string::npos);
-  const std::string zero2 = export_trial(make_record(configs[3], TrialStatus::ok), ExportFormat::fsdp, golden_source());
+  const std::string zero2 = export_trial(make_record(configs[3], TrialStatus::ok), ExportFormat::fsdp2, golden_source());
   EXPECT_NE(zero2.find("reshard_after_forward=False"), std::string::npos);
-  const std::string ddp = export_trial(make_record(configs[1], TrialStatus::ok), ExportFormat::fsdp, golden_source());
+  const std::string ddp = export_trial(make_record(configs[1], TrialStatus::ok), ExportFormat::fsdp2, golden_source());
   EXPECT_NE(ddp.find("DistributedDataParallel(model)"), std::string::npos);
   EXPECT_NE(ddp.find("bf16_compress_hook"), std::string::npos);
 }
@@ -338,7 +341,9 @@ ExportSource hostile_source() {
   ExportSource source = golden_source();
   source.results_file = "results/" + kHostile + "\r.jsonl";
   source.header.study = kHostile;
-  source.header.machine.host = "node\xff" + kHostile;  // not UTF-8 either
+  // Not UTF-8 either: a stray byte, an overlong NUL, a UTF-16 surrogate, a
+  // code point past U+10FFFF; Python refuses to read source holding any.
+  source.header.machine.host = "node\xff\xc0\x80\xed\xa0\x80\xf4\x90\x80\x80" + kHostile;
   source.header.machine.gpu = std::string("gpu\0\f\x7f", 6) + kHostile;
   source.header.memfront_version = "'; exit 1; '";
   return source;
@@ -397,9 +402,15 @@ TEST(ExportHostileTest, SbatchKeepsRecordStringsInComments) {
     EXPECT_FALSE(fs::exists(dir.path() / "pwned"));
     const std::string name = "memfront-" + record.id;
     EXPECT_EQ(read_text(dir.path() / (name + ".json")), export_trial(record, ExportFormat::memfront, hostile_source()));
-    std::string expected_args = "memfront-trial\n--config\n" + name + ".json\n--out\n" + name + ".record.json\n";
+    // srun gets the Slurm launcher's options, then the trial.
+    std::string expected_args;
+    for (const std::string& option : srun_options(shape_of(record.config, SlurmOptions{}), {})) {
+      expected_args += option + "\n";
+    }
+    expected_args += "memfront-trial\n--config\n" + name + ".json\n--out\n" + name + ".record.json\n";
+    EXPECT_NE(expected_args.find("--mpi=pmix\n"), std::string::npos);
     if (placement["order"].is_array()) {
-      expected_args = "--ntasks=4\n--distribution=arbitrary\n" + expected_args;
+      EXPECT_EQ(expected_args.rfind("--ntasks=4\n--distribution=arbitrary\n", 0), 0u) << expected_args;
       EXPECT_EQ(read_text(dir.path() / (name + ".hosts")), "nodeA\nnodeB\nnodeB\nnodeA\n");
     } else {
       EXPECT_NE(script.find("#SBATCH --distribution=cyclic\n"), std::string::npos);
@@ -410,7 +421,7 @@ TEST(ExportHostileTest, SbatchKeepsRecordStringsInComments) {
 
 TEST(ExportHostileTest, PythonKeepsRecordStringsInComments) {
   const TrialRecord record = hostile_record({{"world", 2}, {"shard", {{"strategy", "zero3"}}}});
-  const std::string py = export_trial(record, ExportFormat::fsdp, hostile_source());
+  const std::string py = export_trial(record, ExportFormat::fsdp2, hostile_source());
   expect_only_in_comments(py);
   if (!have("python3")) GTEST_SKIP() << "python3 not found: the generated Python was not parsed";
   ScratchDir dir;
@@ -424,6 +435,70 @@ TEST(ExportHostileTest, DeepSpeedJsonCarriesRecordStringsIntact) {
   EXPECT_EQ(ds["memfront"]["provenance"]["study"], kHostile);
   EXPECT_EQ(ds["memfront"]["provenance"]["error"], kHostile);
   EXPECT_EQ(ds["memfront"]["provenance"]["status"], "failed");
+}
+
+// ---------------------------------------------------------------------------
+// What running an export needs (the frameworks suite, tests/frameworks/, runs them).
+
+// The srun line is the Slurm launcher's: an export without --mpi=pmix started
+// every Open MPI rank as a world of one.
+TEST(ExportSbatchTest, SrunLineIsTheSlurmLaunchers) {
+  for (const json& config : {json{{"world", 4}, {"placement", {{"ranks_per_node", 2}}}},
+                             json{{"world", 4}, {"placement", {{"order", {0, 1, 1, 0}}, {"ranks_per_node", 2}}}}}) {
+    SCOPED_TRACE(config.dump());
+    const TrialRecord record = make_record(config, TrialStatus::ok);
+    const std::string script = export_trial(record, ExportFormat::sbatch, golden_source());
+    std::vector<std::string> srun = {"srun"};
+    for (const std::string& option : srun_options(shape_of(record.config, SlurmOptions{}), {})) srun.push_back(option);
+    EXPECT_NE(script.find("\n" + shell_command(srun) + " \"${MEMFRONT_TRIAL:-memfront-trial}\""), std::string::npos)
+        << script;
+    EXPECT_NE(script.find(" --mpi=pmix "), std::string::npos);
+  }
+}
+
+// The device mesh and process group are the trial's backend's: a CPU trial's
+// export runs on CPUs with gloo.
+TEST(ExportFsdpTest, DeviceIsTheTrialsBackend) {
+  for (const char* strategy : {"ddp", "zero3", "hybrid"}) {
+    SCOPED_TRACE(strategy);
+    const json shard = {{"strategy", strategy}, {"group", 2}};
+    const std::string cpu =
+        export_trial(make_record({{"world", 4}, {"shard", shard}}, TrialStatus::ok), ExportFormat::fsdp2, golden_source());
+    EXPECT_NE(cpu.find("\nDEVICE = \"cpu\"\n"), std::string::npos);
+    EXPECT_NE(cpu.find("init_process_group(\"gloo\")"), std::string::npos);
+    EXPECT_EQ(cpu.find("init_device_mesh(\"cuda\""), std::string::npos);
+    const std::string cuda = export_trial(make_record({{"world", 4}, {"shard", shard}, {"backend", "cuda"}}, TrialStatus::ok),
+                                          ExportFormat::fsdp2, golden_source());
+    EXPECT_NE(cuda.find("\nDEVICE = \"cuda\"\n"), std::string::npos);
+    EXPECT_NE(cuda.find("init_process_group(\"nccl\")"), std::string::npos);
+    if (std::string(strategy) != "ddp") {
+      EXPECT_NE(cuda.find("init_device_mesh(DEVICE, "), std::string::npos);
+    }
+  }
+}
+
+// Gradients are reduced once per optimizer step, after the last micro-batch.
+TEST(ExportFsdpTest, TrainStepReducesOncePerStep) {
+  const std::string ddp = export_trial(make_record({{"world", 2}, {"batch", {{"accum", 3}}}}, TrialStatus::ok),
+                                       ExportFormat::fsdp2, golden_source());
+  EXPECT_NE(ddp.find("with contextlib.nullcontext() if last else model.no_sync():"), std::string::npos);
+  const std::string zero3 =
+      export_trial(make_record({{"world", 2}, {"batch", {{"accum", 3}}}, {"shard", {{"strategy", "zero3"}}}}, TrialStatus::ok),
+                   ExportFormat::fsdp2, golden_source());
+  EXPECT_NE(zero3.find("model.set_requires_gradient_sync(last)"), std::string::npos);
+}
+
+// Checkpointing wraps no block in a new module, which would rename its
+// parameters in the state dict.
+TEST(ExportFsdpTest, CheckpointingKeepsTheBlocksWhereTheyAre) {
+  for (const char* strategy : {"ddp", "zero3"}) {
+    const std::string py = export_trial(
+        make_record({{"world", 2}, {"checkpoint", {{"every", 2}}}, {"shard", {{"strategy", strategy}}}}, TrialStatus::ok),
+        ExportFormat::fsdp2, golden_source());
+    EXPECT_EQ(py.find("Sequential"), std::string::npos);
+    EXPECT_EQ(py.find("checkpoint_wrapper"), std::string::npos);
+    EXPECT_NE(py.find("setattr(parent, leaf, CheckpointedSegments(blocks))"), std::string::npos);
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -135,8 +135,8 @@ TEST(NumbersInRange, ConfigNumbersAreCheckedAsWrittenNotAfterConversion) {
             "c.json: /world: must be 1..1048576, got 18446744073709551615");
   EXPECT_EQ(config_error({{"placement", {{"link_latency_us", 1e300}}}}),
             "c.json: /placement/link_latency_us: must be 0..1e6 (microseconds), got 1e+300");
-  EXPECT_EQ(config_error({{"placement", {{"link_bandwidth_gbps", 1e-300}}}}),
-            "c.json: /placement/link_bandwidth_gbps: must be 1e-6..1e6 (GB/s), got 1e-300");
+  EXPECT_EQ(config_error({{"placement", {{"link_bandwidth_gigabytes_per_s", 1e-300}}}}),
+            "c.json: /placement/link_bandwidth_gigabytes_per_s: must be 1e-6..1e6 (GB/s), got 1e-300");
 }
 
 TEST(SpecialFiles, OnlyRegularFilesAreRead) {

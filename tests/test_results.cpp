@@ -745,8 +745,9 @@ TEST_F(ResultsFileTest, RecordFileErrorsNameTheFile) {
 TEST(Results, RecordsReadAndWrittenAgainKeepTheirBytes) {
   // Records hold typed structs; the file's text must not change on the way
   // through them (the example's configs are normalized, as memfront writes them).
-  // One exception: the example's configs predate train.eval_sequences, and
-  // their eval_batches (4 micro-batches) read as the sequences evaluated.
+  // Exceptions: the example's configs predate train.eval_sequences, and
+  // their eval_batches (4 micro-batches) read as the sequences evaluated;
+  // and placement.link_bandwidth_gigabytes_per_s.
   const std::string text = read_text(kResultsData / "example_v1.jsonl");
   const ResultsFile file = read_results(kResultsData / "example_v1.jsonl");
   std::string written = to_json(file.header).dump() + "\n";
@@ -759,6 +760,11 @@ TEST(Results, RecordsReadAndWrittenAgainKeepTheirBytes) {
     at = expected.find(old_key, at);
     ASSERT_NE(at, std::string::npos);
     expected.replace(at, old_key.size(), "\"eval_sequences\":" + std::to_string(record.config.train.eval_sequences));
+  }
+  // And they predate the link bandwidth's unambiguous key (same value).
+  for (size_t old = expected.find("\"link_bandwidth_gbps\""); old != std::string::npos;
+       old = expected.find("\"link_bandwidth_gbps\"", old)) {
+    expected.replace(old, std::string("\"link_bandwidth_gbps\"").size(), "\"link_bandwidth_gigabytes_per_s\"");
   }
   EXPECT_EQ(written, expected);
 }

@@ -25,6 +25,7 @@
 #include "core/results.h"
 #include "tuner/launcher.h"
 #include "tuner/slurm_launcher.h"
+#include "tests/results_schema.h"
 
 using namespace memfront;
 namespace fs = std::filesystem;
@@ -118,7 +119,7 @@ class SlurmCluster : public testing::Test {
 // Every record's id once, and how many there are.
 std::set<std::string> unique_ids(const fs::path& results) {
   std::set<std::string> ids;
-  for (const TrialRecord& record : read_results(results).trials) {
+  for (const TrialRecord& record : read_checked_results(results).trials) {
     EXPECT_TRUE(ids.insert(record.id).second) << "trial " << record.id << " recorded twice";
   }
   return ids;
@@ -191,7 +192,7 @@ TEST_F(SlurmCluster, ASmallSweepRunsEndToEnd) {
   EXPECT_TRUE(contains(c.output, "Pareto front of " + name_)) << c.output;
   std::printf("end-to-end sweep of 4 trials through Slurm: %.1f s\n", seconds);
 
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   ASSERT_EQ(file.trials.size(), 4u) << "the reference is the space's first point";
   EXPECT_EQ(unique_ids(results).size(), 4u);
   for (const TrialRecord& record : file.trials) {
@@ -272,7 +273,7 @@ TEST_F(SlurmCluster, NoWaitThenStatusThenCollect) {
     return contains(collected.output, " 0 queued or running");
   })) << collected.output;
   EXPECT_EQ(unique_ids(results).size(), 4u);
-  for (const TrialRecord& record : read_results(results).trials) {
+  for (const TrialRecord& record : read_checked_results(results).trials) {
     EXPECT_EQ(record.status, TrialStatus::ok) << record.error;
     EXPECT_TRUE(record.metrics && record.metrics->loss_delta) << "collect gives loss_delta too";
   }
@@ -290,7 +291,7 @@ TEST_F(SlurmCluster, AResumedSweepWaitsForTheJobsOfAKilledDriver) {
   const fs::path log = dir_ / "sweep.log";
   const pid_t driver = start(sweep(study, results, "--launcher slurm --max-parallel 1"), log);
   ASSERT_TRUE(wait_for("the first record", [&] {
-    return fs::exists(results) && !read_results(results).trials.empty();
+    return fs::exists(results) && !read_checked_results(results).trials.empty();
   })) << read_text(log);
   kill(-driver, SIGKILL);
   finish(driver);
@@ -316,7 +317,7 @@ TEST_F(SlurmCluster, TrialsThatHangAreRecordedAsTimeouts) {
                         shell_quote(MEMFRONT_TOOL_EXE) + " sweep " + shell_quote(study.string()) + " --results " +
                         shell_quote(results.string()) + " --launcher slurm --max-parallel 2");
   ASSERT_EQ(c.exit_code, 0) << c.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   ASSERT_EQ(file.trials.size(), 2u);
   for (const TrialRecord& record : file.trials) {
     EXPECT_EQ(record.status, TrialStatus::timeout) << record.error;

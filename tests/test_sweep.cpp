@@ -24,6 +24,7 @@
 #include "core/results.h"
 #include "tuner/study.h"
 #include "tuner/sweep.h"
+#include "tests/results_schema.h"
 
 using namespace memfront;
 namespace fs = std::filesystem;
@@ -75,8 +76,14 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun c = run_command(sweep_command(study, results));
   ASSERT_EQ(c.exit_code, 0) << c.output;
   EXPECT_NE(c.output.find("Pareto front of basic"), std::string::npos) << c.output;
+  // The reference is also a point of the space: one trial, counted once.
+  EXPECT_NE(c.output.find("[1/4] "), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("[4/4] "), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("[5/"), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("(recorded)"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("4 run, 0 already recorded"), std::string::npos) << c.output;
 
-  ResultsFile file = read_results(results);
+  ResultsFile file = read_checked_results(results);
   EXPECT_EQ(file.header.study, "basic");
   EXPECT_EQ(file.header.study_spec["study"], "basic");
   // The reference (fp32, no checkpointing) is also the space's first point: 4 records, not 5.
@@ -110,10 +117,15 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   CommandRun unwritable = run_command(export_command + "'" + (dir / "missing" / "ds.json").string() + "'");
   EXPECT_NE(unwritable.exit_code, 0) << unwritable.output;
   EXPECT_NE(unwritable.output.find("missing/ds.json: cannot"), std::string::npos) << unwritable.output;
+  // Standard output is checked as a file is: an export to a full disk fails.
+  CommandRun full = run_command("{ '" + kTool + "' export '" + results.string() + "' --format deepspeed >/dev/full; }");
+  EXPECT_EQ(full.exit_code, 1) << full.output;
+  EXPECT_NE(full.output.find("memfront: standard output: cannot write: No space left on device"), std::string::npos)
+      << full.output;
   CommandRun unknown_format = run_command("'" + kTool + "' export '" + results.string() + "' --format slurm");
   EXPECT_EQ(unknown_format.exit_code, 2) << unknown_format.output;
   EXPECT_NE(unknown_format.output.find(
-                "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)"),
+                "--format: unknown export format 'slurm' (expected memfront, deepspeed, fsdp2 or sbatch)"),
             std::string::npos)
       << unknown_format.output;
   CommandRun status = run_command("'" + kTool + "' status '" + results.string() + "'");
@@ -123,7 +135,7 @@ TEST(Sweep, RecordsTheReferenceFirstAndEveryTrialOnce) {
   EXPECT_NE(again.output.find("use --resume"), std::string::npos) << again.output;
   CommandRun resumed = run_command(sweep_command(study, results, "--resume"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_EQ(read_results(results).trials.size(), 4u) << "nothing is run twice";
+  EXPECT_EQ(read_checked_results(results).trials.size(), 4u) << "nothing is run twice";
 }
 
 // Kill the sweep at random moments and resume until it finishes: no record is
@@ -159,7 +171,7 @@ TEST(Sweep, ResumeAfterKillsAtRandomPointsKeepsTheFileWhole) {
     }
   }
   ASSERT_TRUE(finished) << "the sweep never got to finish";
-  ResultsFile file = read_results(results);
+  ResultsFile file = read_checked_results(results);
   std::set<std::string> ids;
   for (const TrialRecord& r : file.trials) {
     EXPECT_TRUE(ids.insert(r.id).second) << "duplicate " << r.id;
@@ -184,7 +196,7 @@ TEST(Sweep, InterruptStopsCleanlyAndResumeCompletes) {
   // Interrupt once at least one trial is recorded.
   for (int i = 0; i < 300; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (fs::exists(results) && read_results(results).trials.size() >= 1) break;
+    if (fs::exists(results) && read_checked_results(results).trials.size() >= 1) break;
   }
   const auto start = std::chrono::steady_clock::now();
   kill(pid, SIGINT);
@@ -194,10 +206,10 @@ TEST(Sweep, InterruptStopsCleanlyAndResumeCompletes) {
   ASSERT_TRUE(WIFEXITED(status));
   const int code = WEXITSTATUS(status);
   EXPECT_TRUE(code == 130 || code == 0) << code;  // 0 if it happened to finish first
-  const size_t before = read_results(results).trials.size();
+  const size_t before = read_checked_results(results).trials.size();
   CommandRun resumed = run_command(sweep_command(study, results, "--resume"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   EXPECT_EQ(file.trials.size(), 8u);
   EXPECT_GE(file.trials.size(), before);
 }
@@ -210,7 +222,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
   const fs::path results = dir / "prune.jsonl";
   CommandRun c = run_command(sweep_command(study, results));
   ASSERT_EQ(c.exit_code, 0) << c.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   ASSERT_EQ(file.trials.size(), 4u);
   for (const TrialRecord& r : file.trials) {
     EXPECT_EQ(r.status, TrialStatus::pruned);
@@ -221,7 +233,7 @@ TEST(Sweep, ConfigsPredictedToBreakAConstraintArePrunedNotRun) {
   const fs::path unpruned = dir / "unpruned.jsonl";
   CommandRun no_prune = run_command(sweep_command(study, unpruned, "--no-prune"));
   ASSERT_EQ(no_prune.exit_code, 0) << no_prune.output;
-  for (const TrialRecord& r : read_results(unpruned).trials) EXPECT_EQ(r.status, TrialStatus::ok);
+  for (const TrialRecord& r : read_checked_results(unpruned).trials) EXPECT_EQ(r.status, TrialStatus::ok);
 }
 
 TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
@@ -232,7 +244,7 @@ TEST(Sweep, FailingTrialsAreRecordedAndTheSweepGoesOn) {
                   "' MEMFRONT_CALIBRATION=/nonexistent '" + kTool + "' sweep '" + study.string() + "' --results '" +
                   results.string() + "'");
   EXPECT_EQ(c.exit_code, 0) << c.output;
-  const ResultsFile file = read_results(results);
+  const ResultsFile file = read_checked_results(results);
   ASSERT_EQ(file.trials.size(), 4u);
   for (const TrialRecord& r : file.trials) {
     EXPECT_EQ(r.status, TrialStatus::failed);
@@ -270,6 +282,9 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
   Study study = parse_study(spec, "replay.json");
   const std::vector<TrialRecord> recorded = synthetic_sweep(study);
   ReplayLauncher launcher(recorded);
+  // A replay runs nothing: it makes no trial folder (one was made, empty).
+  const fs::path trial_folder = fs::temp_directory_path() / "memfront-replay";
+  fs::remove_all(trial_folder);
   for (const std::string strategy : {"grid", "random", "halving", "nsga2"}) {
     study.search.strategy = strategy;
     study.search.budget_trials = 6;
@@ -287,7 +302,11 @@ TEST(Sweep, ReplayAnswersStrategiesFromARecordedSweep) {
         EXPECT_EQ(r.metrics->final_loss, 5.0);
       }
     }
+    // Each line says the record was looked up, never that a trial ran.
+    EXPECT_EQ(log.str().find("(ran"), std::string::npos) << log.str();
+    EXPECT_NE(log.str().find("(looked up"), std::string::npos) << log.str();
   }
+  EXPECT_FALSE(fs::exists(trial_folder));
 }
 
 // The confirmation round: once the search is done, every front point runs

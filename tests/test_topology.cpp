@@ -37,7 +37,7 @@ TEST(Topology, OneNodeIsNotEmulated) {
 
 TEST(Topology, LinkFromTheConfig) {
   Topology t = placed(R"({"world": 2, "placement": {"ranks_per_node": 1, "link_latency_us": 20,
-                          "link_bandwidth_gbps": 2.5}})");
+                          "link_bandwidth_gigabytes_per_s": 2.5}})");
   EXPECT_DOUBLE_EQ(t.link_latency_s, 20e-6);
   EXPECT_DOUBLE_EQ(t.link_bytes_per_s, 2.5e9);
   EXPECT_EQ(t.describe(), "2 nodes [0 1] (virtual nodes, emulated link)");

@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "core/results.h"
 #include "kernels/trial.h"
+#include "core/json_file.h"
+#include "tests/results_schema.h"
 
 using namespace memfront;
 namespace fs = std::filesystem;
@@ -44,6 +46,7 @@ TEST(TrialExe, RunsAConfigPrintsTheSummaryAndWritesTheRecord) {
   EXPECT_NE(run.output.find("activations"), std::string::npos);
   EXPECT_NE(run.output.find("tokens/s"), std::string::npos);
   TrialRecord record = read_record_file(out);
+  EXPECT_EQ(results_schema_errors(read_json_file(out, "record")), "");
   EXPECT_EQ(record.status, TrialStatus::ok);
   ASSERT_TRUE(record.metrics);
   EXPECT_EQ(record.metrics->loss_curve.size(), 4u);  // warmup steps are in the curve
@@ -113,6 +116,7 @@ TEST(TrialExe, ARankThatExitsMidStepFailsTheTrialWithinTheTimeout) {
   EXPECT_LT(seconds, 30.0) << "the surviving rank must not hang";
   EXPECT_NE(run.output.find("rank 1: crashing at step 2"), std::string::npos) << run.output;
   TrialRecord record = read_record_file(out);
+  EXPECT_EQ(results_schema_errors(read_json_file(out, "record")), "");
   EXPECT_EQ(record.status, TrialStatus::failed);
   EXPECT_NE(record.error.find("did not finish"), std::string::npos) << record.error;
 }

@@ -1,16 +1,20 @@
 #include "tuner/export.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <utf8.h>
 
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "tuner/launcher.h"
+#include "tuner/slurm.h"
 
 // How each target receives a trial (the mapping, knob by knob, is in the
 // functions below; every knob it cannot express is named in the export):
@@ -23,11 +27,15 @@
 //              ignores the others (its sections, e.g. zero_optimization, are
 //              pydantic models that reject unknown keys), so provenance and
 //              notes travel in a top-level "memfront" object.
-//   fsdp       a Python module with apply_memfront_config(model, blocks_name)
-//              (fully_shard / DistributedDataParallel, checkpoint_wrapper) and
-//              make_optimizer(model); provenance and notes are comments.
+//   fsdp2      a Python module with apply_memfront_config(model, blocks_name)
+//              (fully_shard / DistributedDataParallel, activation checkpointing
+//              that keeps the state dict's keys), make_optimizer(model) and
+//              train_step(...) (one gradient reduction per optimizer step);
+//              the device is the trial's backend's; provenance and notes are
+//              comments.
 //   sbatch     a bash script that reruns the trial with memfront-trial under
-//              srun; provenance and notes are comments.
+//              srun, with the Slurm launcher's srun options; provenance and
+//              notes are comments.
 
 namespace memfront {
 
@@ -42,6 +50,8 @@ std::optional<ExportFormat> parse_export_format(std::string_view name) {
   for (const ExportFormatName& entry : kExportFormats) {
     if (entry.name == name) return entry.format;
   }
+  // The name fsdp2 had before it named the API (FSDP2) it writes for.
+  if (name == "fsdp") return ExportFormat::fsdp2;
   return std::nullopt;
 }
 
@@ -72,33 +82,21 @@ using ojson = nlohmann::ordered_json;
 // Python reads the same text.
 std::string num(double x) { return ojson(x).dump(); }
 
-// A value from the record made safe for one comment line: control characters
+// A value from the record made safe for one comment line: ill-formed UTF-8
+// (stray bytes, overlong forms, surrogates, code points past U+10FFFF) becomes
+// '?', since Python rejects source that is not UTF-8; then control characters
 // (newlines above all, which would end the comment and start code) become
-// spaces and bytes that are not UTF-8 become '?', so Python, which rejects
-// source that is not UTF-8, still reads the file.
+// spaces. utfcpp knows UTF-8's rules; a hand-written check missed some.
 std::string one_line(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    int length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
-    bool valid = length > 0 && i + length <= text.size();
-    for (int k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
-    if (!valid) {
-      out += '?';
-      ++i;
-    } else if (length == 1) {
-      out += byte < 0x20 || byte == 0x7f ? ' ' : static_cast<char>(byte);
-      ++i;
-    } else {
-      out.append(text.substr(i, length));
-      i += length;
-    }
+  utf8::replace_invalid(text.begin(), text.end(), std::back_inserter(out), U'?');
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = ' ';
   }
   return out;
 }
-
 
 // ---------------------------------------------------------------------------
 // What every export knows about the trial
@@ -217,7 +215,7 @@ void add_target_notes(const Trial& t, std::string_view target, Notes& n) {
                            std::string(target) +
                            " takes rank placement from its launcher (the #SBATCH lines of the sbatch export place ranks as measured) "
                            "and NCCL picks its own collective algorithms");
-    n.not_mapped.push_back("placement.link_latency_us=" + num(p.link_latency_us) + ", placement.link_bandwidth_gbps=" +
+    n.not_mapped.push_back("placement.link_latency_us=" + num(p.link_latency_us) + ", placement.link_bandwidth_gigabytes_per_s=" +
                            num(p.link_bandwidth_gbps) +
                            ": memfront's emulated inter-node link; the real network takes its place");
   }
@@ -360,7 +358,7 @@ std::string export_deepspeed(const Trial& t) {
 // ---------------------------------------------------------------------------
 // PyTorch FSDP2
 
-std::string export_fsdp(const Trial& t) {
+std::string export_fsdp2(const Trial& t) {
   const Config& c = t.config;
   Notes n;
   add_measurement_notes(t, n);
@@ -388,8 +386,8 @@ std::string export_fsdp(const Trial& t) {
       break;
   }
   if (ddp && bf16) {
-    n.notes.push_back("precision.compute=bf16: DistributedDataParallel has no precision setting; run the forward pass "
-                      "and loss under torch.autocast(\"cuda\", dtype=torch.bfloat16)");
+    n.notes.push_back("precision.compute=bf16: DistributedDataParallel has no precision setting; train_step runs the "
+                      "forward pass and loss under torch.autocast(DEVICE, dtype=torch.bfloat16)");
   }
 
   // FSDP2 reduces gradients in reduce_dtype; DDP in the gradients' dtype,
@@ -414,6 +412,13 @@ std::string export_fsdp(const Trial& t) {
                            "computes in it too; gathering bf16 while computing in fp32 has no setting");
   }
 
+  // The device and process-group backend of the trial's own backend, so that
+  // the export runs on the kind of machine it was measured on.
+  const bool cuda = c.backend == Backend::cuda;
+  const std::string device = cuda ? "cuda" : "cpu";
+  const std::string other_device = cuda ? "cpu" : "cuda";
+  const std::string process_group = cuda ? "nccl" : "gloo";
+
   std::string py = "# memfront export: PyTorch " + std::string(ddp ? "DistributedDataParallel" : "FSDP2") +
                    " setup for trial " + t.id + "\n";
   // Values from the record start on line 3 or later: a comment on line 1 or 2
@@ -423,14 +428,19 @@ std::string export_fsdp(const Trial& t) {
   comment_list(py, "Notes", n.notes);
   comment_list(py, "Not mapped (no PyTorch equivalent: this run differs from the measured one there)", n.not_mapped);
   py += "#\n"
-        "# Use: after torch.distributed.init_process_group(), with the model on this rank's GPU,\n"
+        "# Use: after torch.distributed.init_process_group(\"" + process_group + "\"), with the model on DEVICE,\n"
         "#     model = apply_memfront_config(model, \"layers\")\n"
         "#     optimizer = make_optimizer(model)\n"
+        "#     for micro_batches in data:  # GRADIENT_ACCUMULATION_STEPS micro-batches per step\n"
+        "#         train_step(model, optimizer, micro_batches, loss_fn)\n"
         "# where \"layers\" names the ModuleList of transformer blocks (e.g. \"transformer.h\"),\n"
-        "# which the model's forward runs one after another (x = block(x)). Launch\n"
-        "# WORLD_SIZE ranks (torchrun, or srun under the #SBATCH lines of the sbatch export).\n";
+        "# which the model's forward runs one after another (for block in self.layers:\n"
+        "# x = block(x)), and loss_fn(model, micro_batch) returns a micro-batch's loss.\n"
+        "# Launch WORLD_SIZE ranks (torchrun, or srun under the #SBATCH lines of the sbatch export).\n";
+  if (ddp) py += "import contextlib\n";
+  if (k > 0) py += "import functools\n";
+  if (ddp || k > 0) py += "\n";
   py += "import torch\n";
-  if (k > 0) py += "from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper\n";
   if (bf16_hook) py += "from torch.distributed.algorithms.ddp_comm_hooks import default_hooks\n";
   if (ddp) {
     py += "from torch.nn.parallel import DistributedDataParallel\n";
@@ -438,12 +448,47 @@ std::string export_fsdp(const Trial& t) {
     py += "from torch.distributed.device_mesh import init_device_mesh\n"
           "from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard\n";
   }
+  if (k > 0) py += "from torch.utils.checkpoint import checkpoint\n";
   py += "\n"
+        "# backend=" + std::string(to_string(c.backend)) + ": the trial ran on " + device +
+        " (process group \"" + process_group + "\"); set \"" + other_device + "\" to run elsewhere.\n"
+        "DEVICE = \"" + device + "\"\n"
         "WORLD_SIZE = " + std::to_string(c.world) + "\n"
         "MICRO_BATCH_PER_RANK = " + std::to_string(c.batch.micro) + "  # batch.micro: sequences per micro-batch\n"
         "GRADIENT_ACCUMULATION_STEPS = " + std::to_string(c.batch.accum) + "  # batch.accum: micro-batches per optimizer step\n";
   if (k > 0) py += "CHECKPOINT_EVERY = " + std::to_string(k) + "  # checkpoint.every\n";
   if (strategy == ShardStrategy::hybrid) py += "SHARD_GROUP = " + std::to_string(c.shard.group) + "  # shard.group\n";
+
+  if (k > 0) {
+    // Wrapping segments in new modules (Sequential, checkpoint_wrapper) would
+    // rename the blocks' parameters ("layers.0.fc.weight" would become
+    // "layers.0.0.fc.weight") and an existing checkpoint would no longer load.
+    // The blocks stay where they are; only what iterating them yields changes.
+    py += "\n\n"
+          "class CheckpointedSegments(torch.nn.ModuleList):\n"
+          "    \"\"\"The blocks under their own names, so that the state dict keeps its keys.\n"
+          "\n"
+          "    checkpoint.every=" + std::to_string(k) + ": iterating yields one callable per segment of CHECKPOINT_EVERY\n"
+          "    consecutive blocks, which keeps only the segment's input; backward\n"
+          "    recomputes the segment's forward (as memfront keeps the input of blocks\n"
+          "    0, k, 2k, ...). Indexing still gives the blocks themselves.\n"
+          "    \"\"\"\n"
+          "\n"
+          "    def __iter__(self):\n"
+          "        blocks = list(self._modules.values())\n"
+          "        for first in range(0, len(blocks), CHECKPOINT_EVERY):\n"
+          "            yield functools.partial(_run_checkpointed, blocks[first:first + CHECKPOINT_EVERY])\n"
+          "\n"
+          "\n"
+          "def _run_segment(segment, x):\n"
+          "    for block in segment:\n"
+          "        x = block(x)\n"
+          "    return x\n"
+          "\n"
+          "\n"
+          "def _run_checkpointed(segment, x):\n"
+          "    return checkpoint(_run_segment, segment, x, use_reentrant=False)\n";
+  }
 
   py += "\n\n"
         "def apply_memfront_config(model: torch.nn.Module, blocks_name: str) -> torch.nn.Module:\n"
@@ -453,14 +498,7 @@ std::string export_fsdp(const Trial& t) {
           "    parent = model.get_submodule(parent_name)\n"
           "    blocks = list(getattr(parent, leaf))\n";
   }
-  if (k > 0) {
-    py += "    # checkpoint.every=" + std::to_string(k) + ": each segment of " + std::to_string(k) +
-          " consecutive blocks keeps only its input;\n"
-          "    # backward recomputes the segment's forward.\n"
-          "    setattr(parent, leaf, torch.nn.ModuleList(\n"
-          "        checkpoint_wrapper(torch.nn.Sequential(*blocks[i:i + CHECKPOINT_EVERY]))\n"
-          "        for i in range(0, len(blocks), CHECKPOINT_EVERY)))\n";
-  }
+  if (k > 0) py += "    setattr(parent, leaf, CheckpointedSegments(blocks))\n";
   if (ddp) {
     if (k == 0) py += "    # blocks_name is not needed: ddp without checkpointing leaves the blocks as they are.\n";
     py += "    # shard.strategy=ddp: every rank holds the whole model, gradients and optimizer state;\n"
@@ -473,11 +511,11 @@ std::string export_fsdp(const Trial& t) {
   } else {
     if (strategy == ShardStrategy::hybrid) {
       py += "    # shard.strategy=hybrid: shard within groups of SHARD_GROUP consecutive ranks, replicate across groups.\n"
-            "    mesh = init_device_mesh(\"cuda\", (WORLD_SIZE // SHARD_GROUP, SHARD_GROUP), "
+            "    mesh = init_device_mesh(DEVICE, (WORLD_SIZE // SHARD_GROUP, SHARD_GROUP), "
             "mesh_dim_names=(\"replicate\", \"shard\"))\n";
     } else {
       py += "    # shard.strategy=" + std::string(to_string(strategy)) + ": sharded over all WORLD_SIZE ranks.\n"
-            "    mesh = init_device_mesh(\"cuda\", (WORLD_SIZE,), mesh_dim_names=(\"shard\",))\n";
+            "    mesh = init_device_mesh(DEVICE, (WORLD_SIZE,), mesh_dim_names=(\"shard\",))\n";
     }
     const std::string reshard = traits(strategy).shards_params ? "True" : "False";
     py += "    # param_dtype: precision.compute=" + std::string(to_string(c.precision.compute)) +
@@ -496,6 +534,42 @@ std::string export_fsdp(const Trial& t) {
         "    \"\"\"AdamW as memfront trained; build it after apply_memfront_config.\"\"\"\n"
         "    return torch.optim.AdamW(model.parameters(), lr=" + num(c.train.lr) + ", betas=(" + num(c.train.beta1) +
         ", " + num(c.train.beta2) + "), eps=" + num(c.train.eps) + ", weight_decay=" + num(c.train.weight_decay) + ")\n";
+
+  // memfront reduces gradients once per optimizer step, after the last
+  // micro-batch; DDP and FSDP2 would reduce after every backward.
+  py += "\n\n"
+        "def train_step(model, optimizer, micro_batches, loss_fn) -> float:\n"
+        "    \"\"\"One optimizer step over the micro-batches (GRADIENT_ACCUMULATION_STEPS of them),\n"
+        "    reducing the gradients once, after the last one, as memfront's step does.\n"
+        "    Returns the step's loss, the mean over its micro-batches.\"\"\"\n"
+        "    total = 0.0\n"
+        "    for index, micro_batch in enumerate(micro_batches):\n"
+        "        last = index == len(micro_batches) - 1\n";
+  // The micro-batch's loss, its backward: under autocast for ddp with bf16 compute.
+  std::string backward = "loss = loss_fn(model, micro_batch) / len(micro_batches)\n";
+  if (ddp && bf16) {
+    backward = "# precision.compute=bf16: DistributedDataParallel has no precision setting of its own.\n"
+               "with torch.autocast(DEVICE, dtype=torch.bfloat16):\n"
+               "    " + backward;
+  }
+  backward += "loss.backward()\n";
+  std::string indent = "        ";
+  if (ddp) {
+    py += "        with contextlib.nullcontext() if last else model.no_sync():\n";
+    indent += "    ";
+  } else {
+    py += "        model.set_requires_gradient_sync(last)\n";
+  }
+  // Each line of the backward, indented into the loop (and into no_sync's with).
+  for (size_t begin = 0; begin < backward.size();) {
+    const size_t end = backward.find('\n', begin) + 1;
+    py += indent + backward.substr(begin, end - begin);
+    begin = end;
+  }
+  py += "        total += loss.item()\n"
+        "    optimizer.step()\n"
+        "    optimizer.zero_grad()\n"
+        "    return total\n";
   return py;
 }
 
@@ -508,23 +582,24 @@ std::string export_sbatch(const Trial& t) {
   Notes n;
   add_measurement_notes(t, n);
   if (t.nodes > 1) {
-    n.notes.push_back("placement.link_latency_us=" + num(p.link_latency_us) + ", placement.link_bandwidth_gbps=" +
+    n.notes.push_back("placement.link_latency_us=" + num(p.link_latency_us) + ", placement.link_bandwidth_gigabytes_per_s=" +
                       num(p.link_bandwidth_gbps) +
                       ": memfront emulates the inter-node link only on one host; across real nodes the real "
                       "network carries it");
   }
-  const bool gpu = c.backend == Backend::cuda;
   const std::string name = "memfront-" + t.id;
 
   std::string sh = "#!/bin/bash\n";
+  // The allocation and srun's options are the sweep's Slurm launcher's
+  // (tuner/slurm.h), so that the export starts its ranks the way measured
+  // trials started under Slurm (srun --mpi=pmix above all).
+  const ArrayShape shape = shape_of(c, SlurmOptions{});
   sh += "#SBATCH --job-name=" + name + "\n";
-  sh += "#SBATCH --nodes=" + std::to_string(t.nodes) + "\n";
-  sh += "#SBATCH --ntasks-per-node=" + std::to_string(p.ranks_per_node) + "\n";
-  if (p.order != PlacementOrder::explicit_list) {
-    sh += "#SBATCH --distribution=" + std::string(to_string(p.order)) + "\n";
-  }
-  if (gpu) sh += "#SBATCH --gpus-per-node=" + std::to_string(p.ranks_per_node) + "\n";
-  sh += "#SBATCH --cpus-per-task=" + std::to_string(c.train.threads) + "\n";
+  sh += "#SBATCH --nodes=" + std::to_string(shape.nodes) + "\n";
+  sh += "#SBATCH --ntasks-per-node=" + std::to_string(shape.tasks_per_node) + "\n";
+  if (shape.distribution != "arbitrary") sh += "#SBATCH --distribution=" + shape.distribution + "\n";
+  if (shape.gpus_per_node > 0) sh += "#SBATCH --gpus-per-node=" + std::to_string(shape.gpus_per_node) + "\n";
+  sh += "#SBATCH --cpus-per-task=" + std::to_string(shape.cpus_per_task) + "\n";
   sh += "#SBATCH --output=" + name + "-%j.out\n";
   sh += "#\n"
         "# memfront export: Slurm batch script for trial " + t.id + ".\n"
@@ -567,12 +642,11 @@ std::string export_sbatch(const Trial& t) {
           "mapfile -t nodes < <(scontrol show hostnames \"$SLURM_JOB_NODELIST\")\n"
           "hostfile=" + shell_quote(name + ".hosts") + "\n"
           "for node in " + node_list + "; do printf '%s\\n' \"${nodes[$node]}\"; done > \"$hostfile\"\n"
-          "export SLURM_HOSTFILE=\"$hostfile\"\n"
-          "srun --ntasks=" + std::to_string(c.world) +
-          " --distribution=arbitrary \"${MEMFRONT_TRIAL:-memfront-trial}\" --config \"$config\" --out \"$record\"\n";
-  } else {
-    sh += "srun \"${MEMFRONT_TRIAL:-memfront-trial}\" --config \"$config\" --out \"$record\"\n";
+          "export SLURM_HOSTFILE=\"$hostfile\"\n";
   }
+  std::vector<std::string> srun = {"srun"};
+  std::ranges::copy(srun_options(shape, {}), std::back_inserter(srun));
+  sh += shell_command(srun) + " \"${MEMFRONT_TRIAL:-memfront-trial}\" --config \"$config\" --out \"$record\"\n";
   return sh;
 }
 
@@ -583,7 +657,7 @@ std::string export_trial(const TrialRecord& record, ExportFormat format, const E
   switch (format) {
     case ExportFormat::memfront: return export_memfront(trial);
     case ExportFormat::deepspeed: return export_deepspeed(trial);
-    case ExportFormat::fsdp: return export_fsdp(trial);
+    case ExportFormat::fsdp2: return export_fsdp2(trial);
     case ExportFormat::sbatch: return export_sbatch(trial);
   }
   return {};

@@ -14,7 +14,7 @@
 
 namespace memfront {
 
-enum class ExportFormat { memfront, deepspeed, fsdp, sbatch };
+enum class ExportFormat { memfront, deepspeed, fsdp2, sbatch };
 
 // Each format's name, as `memfront export --format` and the viewer's export
 // dialog spell it, and the suffix of the file it makes. Listed in enum order.
@@ -26,7 +26,7 @@ struct ExportFormatName {
 inline constexpr std::array<ExportFormatName, 4> kExportFormats = {{
     {ExportFormat::memfront, "memfront", "json"},
     {ExportFormat::deepspeed, "deepspeed", "json"},
-    {ExportFormat::fsdp, "fsdp", "py"},
+    {ExportFormat::fsdp2, "fsdp2", "py"},
     {ExportFormat::sbatch, "sbatch", "sh"},
 }};
 constexpr const ExportFormatName& export_format_name(ExportFormat format) {
@@ -34,11 +34,12 @@ constexpr const ExportFormatName& export_format_name(ExportFormat format) {
 }
 constexpr std::string_view to_string(ExportFormat format) { return export_format_name(format).name; }
 
+// The format a name spells (also "fsdp", fsdp2's earlier name).
 std::optional<ExportFormat> parse_export_format(std::string_view name);
-// "memfront, deepspeed, fsdp or sbatch": the names, for help and errors.
+// "memfront, deepspeed, fsdp2 or sbatch": the names, for help and errors.
 std::string export_format_list();
 // The format a name spells; an unknown name throws InputError
-// "<where>: unknown export format 'slurm' (expected memfront, deepspeed, fsdp or sbatch)".
+// "<where>: unknown export format 'slurm' (expected memfront, deepspeed, fsdp2 or sbatch)".
 ExportFormat export_format_named(std::string_view name, std::string_view where);
 
 struct ExportSource {

@@ -4,7 +4,7 @@
 //                   [--max-parallel P] [--sbatch-arg=ARG ...] [--srun-arg=ARG ...] [--no-wait]]
 //   memfront collect results.jsonl
 //   memfront pareto results.jsonl [--objectives a,b] [--where EXPR] [--json]
-//   memfront export results.jsonl --pick knee|best:<metric>|id:<id> --format memfront|deepspeed|fsdp|sbatch
+//   memfront export results.jsonl --pick knee|best:<metric>|id:<id> --format memfront|deepspeed|fsdp2|sbatch
 //   memfront predict config.json [--world N] [--ranks-per-node R] [--json]
 //   memfront calibrate [--out F] [--quick] [--study S] [--allow-loaded]
 //   memfront calibrate --validate RESULTS [--calibration F]
@@ -16,7 +16,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <numeric>
@@ -445,8 +448,9 @@ void print_prediction(const Config& config, const Prediction& p, const Calibrati
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_command_line(int argc, char** argv) {
   CLI::App app{"memfront: tune the memory trade-offs of distributed training"};
+  app.set_version_flag("--version", "memfront " MEMFRONT_VERSION);
   app.require_subcommand(1);
 
   auto* sweep = app.add_subcommand("sweep", "run a study's trials and record them");
@@ -665,4 +669,18 @@ int main(int argc, char** argv) {
     return code(ExitCode::failure);
   }
   return 0;
+}
+
+// What a command printed is checked as a written file is: an export or a
+// front sent to a full disk is a failure, not a silent success.
+int main(int argc, char** argv) {
+  const int status = run_command_line(argc, argv);
+  errno = 0;
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    std::cerr << "memfront: standard output: cannot write: " << (errno != 0 ? std::strerror(errno) : "write error")
+              << "\n";
+    return status == 0 ? code(ExitCode::failure) : status;
+  }
+  return status;
 }

@@ -157,7 +157,7 @@ struct StudySetting {
 constexpr StudySetting kStudySettings[] = {{"train.steps", "steps"},
                                            {"train.warmup", "warmup"},
                                            {"placement.link_latency_us", "link.latency_us"},
-                                           {"placement.link_bandwidth_gbps", "link.bandwidth_gbps"}};
+                                           {"placement.link_bandwidth_gigabytes_per_s", "link.bandwidth_gbps"}};
 
 std::string study_setting_message(const StudySetting& setting) {
   return "set by the study's \"" + std::string(setting.field) +
@@ -177,7 +177,7 @@ json with_study_settings(const Study& study, json config) {
   set_path(config, "train.steps", study.steps);
   set_path(config, "train.warmup", study.warmup);
   set_path(config, "placement.link_latency_us", study.link_latency_us);
-  set_path(config, "placement.link_bandwidth_gbps", study.link_bandwidth_gbps);
+  set_path(config, "placement.link_bandwidth_gigabytes_per_s", study.link_bandwidth_gbps);
   return config;
 }
 

@@ -16,6 +16,7 @@
 #include "core/pareto.h"
 #include "tuner/metrics.h"
 #include "tuner/process.h"
+#include "tuner/progress.h"
 #include "tuner/search.h"
 
 namespace memfront {
@@ -26,19 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 // A program that does not answer --version within this long has no version to record.
 constexpr double kVersionProbeTimeoutS = 10;
-
-std::string duration_text(double seconds) {
-  char text[32];
-  const int s = static_cast<int>(std::lround(seconds));
-  if (s >= 3600) {
-    std::snprintf(text, sizeof text, "%dh%02dm", s / 3600, s / 60 % 60);
-  } else if (s >= 60) {
-    std::snprintf(text, sizeof text, "%dm%02ds", s / 60, s % 60);
-  } else {
-    std::snprintf(text, sizeof text, "%ds", s);
-  }
-  return text;
-}
 
 // The first line `program --version` prints ("" when it cannot run), for the
 // versions of tools the tuner does not link, such as mpirun. The program name
@@ -168,62 +156,6 @@ class Recorder {
   std::optional<ResultsWriter> writer_;
   std::map<std::string, TrialRecord> known_;
   std::string revision_text_;  // the revision this sweep recorded, if it did
-};
-
-// The timing of an ok record whose step time measured the machine's load, else null.
-const TimingQuality* contended_timing(const TrialRecord& record) {
-  if (record.status != TrialStatus::ok || !record.metrics || !record.metrics->timing) return nullptr;
-  return record.metrics->timing->contended ? &*record.metrics->timing : nullptr;
-}
-
-class Progress {
- public:
-  Progress(const SweepOptions& options, std::ostream& log, std::optional<int> expected)
-      : bar_(options.progress_bar), log_(log), expected_(expected), start_(Clock::now()) {}
-
-  void trial(const TrialRecord& record, const char* how, int done, int failed, int pruned, size_t front,
-             const Study& study) {
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-    if (bar_) {
-      const int width = 24;
-      const int filled = expected_ ? std::min(width, done * width / std::max(1, *expected_)) : 0;
-      std::string bar(filled, '#');
-      bar.resize(width, '.');
-      std::string eta;
-      if (expected_ && done > 0 && done < *expected_) {
-        eta = "  ETA " + duration_text(elapsed / done * (*expected_ - done));
-      }
-      const std::string total = expected_ ? "/" + std::to_string(*expected_) : "";
-      char line[256];
-      std::snprintf(line, sizeof line, "\r[%s] %d%s trials  %d failed  %d pruned  front %zu  %s%s   ", bar.c_str(),
-                    done, total.c_str(), failed, pruned, front, duration_text(elapsed).c_str(), eta.c_str());
-      log_ << line << std::flush;
-      return;
-    }
-    std::string line = "[" + std::to_string(done) + (expected_ ? "/" + std::to_string(*expected_) : "") + "] " +
-                       record.id + " " + std::string(to_string(record.status)) + " (" + how + ")";
-    for (const Objective& objective : study.objectives) {
-      if (auto value = metric_value(record, objective.metric)) {
-        line += "  " + objective.metric + " " + format_metric(objective.metric, *value);
-      }
-    }
-    if (!record.error.empty()) line += "  " + record.error;
-    if (record.provenance.contains("remeasured")) {
-      line += "  (measured again: " + std::to_string(record.provenance["remeasured"].size()) + " contended run(s))";
-    }
-    if (const TimingQuality* timing = contended_timing(record)) line += "  CONTENDED: " + timing->reason;
-    log_ << line << "\n" << std::flush;
-  }
-
-  void finish() {
-    if (bar_) log_ << "\n";
-  }
-
- private:
-  bool bar_;
-  std::ostream& log_;
-  std::optional<int> expected_;
-  Clock::time_point start_;
 };
 
 // A file's path as the results file names it: relative to the results file's
@@ -368,10 +300,10 @@ class Sweep {
         strategy_(make_strategy(study, study.search.budget_trials)),
         first_round_(strategy_->next()),
         recorder_(study, options, log),
-        progress_(options, log, expected_trials()) {
+        progress_(SweepProgress::options(options.progress_bar, expected_trials()), log) {
+    // Made by the launcher when a trial runs there: a replay makes none.
     work_dir_ = options.results.empty() ? std::filesystem::temp_directory_path() / ("memfront-" + study.name)
                                         : std::filesystem::path(options.results.string() + ".trials");
-    std::filesystem::create_directories(work_dir_);
   }
 
   SweepSummary run() {
@@ -491,8 +423,14 @@ class Sweep {
   void evaluate(Item item) {
     item.id = config_id(item.config);
     if (const TrialRecord* known = recorder_.find(item.id)) {
+      // Settled in this sweep already (the reference is often also a point
+      // of the space): the same trial, not one more.
+      if (settled_here_.contains(item.id)) {
+        tell(item, *known);
+        return;
+      }
       ++summary_.reused;
-      settle(item, *known, "recorded");
+      settle(item, *known, SweepProgress::How::recorded);
       return;
     }
     // A configuration already started in this round (the reference is often
@@ -512,13 +450,14 @@ class Sweep {
         pruned.prediction = item.prediction;
         pruned.provenance = {{"memfront_version", MEMFRONT_VERSION}, {"pruned_at", utc_now()}};
         ++summary_.pruned;
-        settle(item, recorder_.add(std::move(pruned)), "pruned by the cost model");
+        settle(item, recorder_.add(std::move(pruned)), SweepProgress::How::pruned);
         return;
       }
     }
     const LaunchRequest request = request_for(item.config, item.prediction);
     const std::string id = item.id;
     started_[id].push_back(std::move(item));
+    progress_.started(id);
     auto done = [this, id](std::vector<LaunchOutcome> runs) { ended(id, std::move(runs)); };
     if (!runner_.start(request, study_.repeats, done)) {
       started_.erase(id);
@@ -550,20 +489,26 @@ class Sweep {
                                         reference_loss, options_.results);
     if (record.status != TrialStatus::ok) ++summary_.failed;
     const TrialRecord& recorded = recorder_.add(std::move(record));
-    settle(items.front(), recorded, "ran");
-    for (size_t i = 1; i < items.size(); ++i) {
-      ++summary_.reused;
-      settle(items[i], recorded, "recorded");
-    }
+    // A replay looked the record up: nothing ran.
+    settle(items.front(), recorded,
+           recorded.provenance.contains("replayed_from") ? SweepProgress::How::looked_up : SweepProgress::How::ran);
+    // The items that waited for the same run are the same trial.
+    for (size_t i = 1; i < items.size(); ++i) tell(items[i], recorded);
   }
 
-  // An item has its record: shown, kept for the strategy, and when it is a
-  // reference, the trials that waited for its loss are finished.
-  void settle(const Item& item, const TrialRecord& record, const char* how) {
-    const int steps = item.config.train.steps;
+  // An item has its record: counted and shown, then told.
+  void settle(const Item& item, const TrialRecord& record, SweepProgress::How how) {
     ++done_;
-    progress_.trial(record, item.is_reference ? (std::string(how) + ", reference").c_str() : how, done_,
-                    summary_.failed, summary_.pruned, front_size_with(record, steps), study_);
+    settled_here_.insert(item.id);
+    progress_.settled(record, how, item.is_reference, done_, summary_.failed, summary_.pruned,
+                      front_size_with(record, item.config.train.steps), study_);
+    tell(item, record);
+  }
+
+  // The record is kept for the strategy, and when the item is a reference,
+  // the trials that waited for its loss are finished.
+  void tell(const Item& item, const TrialRecord& record) {
+    const int steps = item.config.train.steps;
     if (item.proposal) told_[*item.proposal] = &record;
     if (!item.is_reference) return;
     reference_loss_[steps] = record.status == TrialStatus::ok && record.metrics
@@ -601,9 +546,10 @@ class Sweep {
   std::unique_ptr<SearchStrategy> strategy_;
   std::vector<Proposal> first_round_;  // handed to run()
   Recorder recorder_;
-  Progress progress_;
+  SweepProgress progress_;
   std::filesystem::path work_dir_;
   int done_ = 0;
+  std::set<std::string> settled_here_;  // ids counted and shown in this sweep
   std::set<int> reference_started_;                   // step counts whose reference was found, pruned or started
   std::map<int, std::optional<double>> reference_loss_;  // steps -> the reference's final loss once it has its record
   std::map<std::string, std::vector<Item>> started_;  // id -> the items waiting for its runs (the first started it)

@@ -187,6 +187,9 @@ class TestViewer : public QObject {
         export_trial(window.store().trial(trial), ExportFormat::deepspeed, ExportSource{sweep_.toStdString(), results.header});
     QCOMPARE(file.readAll().toStdString(), expected);
     QVERIFY(!window.export_trial_to(trial, ExportFormat::deepspeed, dir_.filePath("no/such/dir/x.json")).isEmpty());
+    // A write that fails is reported, not taken for an export.
+    const QString full = window.export_trial_to(trial, ExportFormat::deepspeed, "/dev/full");
+    QVERIFY2(full.startsWith("/dev/full: "), qPrintable(full));
   }
 
   void table_model_is_sound() {
@@ -322,6 +325,29 @@ class TestViewer : public QObject {
     QVERIFY(QFileInfo(svg).size() > 1000);
     QCOMPARE(QProcess::execute(viewer, {"--render", png, "--width", "zero", sweep_}), 2);
     QCOMPARE(QProcess::execute(viewer, {"--render", png, dir_.filePath("empty.jsonl")}), 2);
+  }
+
+  // The command line is CLI11's, as the other programs' are: --help and
+  // --version answer (without a display), an unknown option is exit 2.
+  void command_line_answers_help_and_version() {
+    const QString viewer = QCoreApplication::applicationDirPath() + "/../gui/memfront-viewer";
+    if (!QFileInfo::exists(viewer)) QSKIP("memfront-viewer is not built beside the tests");
+    auto run = [&](const QStringList& args) {
+      QProcess process;
+      process.start(viewer, args);
+      process.waitForFinished(30000);
+      return std::make_pair(process.exitCode(), QString::fromUtf8(process.readAllStandardOutput() + process.readAllStandardError()));
+    };
+    const auto [help_code, help] = run({"--help"});
+    QCOMPARE(help_code, 0);
+    QVERIFY2(help.contains("--render"), qPrintable(help));
+    const auto [version_code, version] = run({"--version"});
+    QCOMPARE(version_code, 0);
+    QCOMPARE(version.trimmed(), QStringLiteral("memfront-viewer " MEMFRONT_VERSION));
+    const auto [unknown_code, unknown] = run({"--bogus"});
+    QCOMPARE(unknown_code, 2);
+    QVERIFY2(unknown.contains("--bogus"), qPrintable(unknown));
+    QCOMPARE(run({"--width", "900", sweep_}).first, 2);  // --width needs --render
   }
 
   void screenshots() {
