@@ -392,9 +392,10 @@ SlurmState::Array array_of(const std::string& job_id, const std::vector<Config>&
   array.options.partition = kHostile;
   array.options.max_parallel = 2;
   array.timeout_s = 30;
+  Prediction prediction;
+  prediction.peak_total = 1;
   for (const Config& config : configs) {
-    array.trials.push_back({config_id(config), config, config_id(config), Prediction{.peak_total = 1},
-                            "srun memfront-trial"});
+    array.trials.push_back({config_id(config), config, config_id(config), prediction, "srun memfront-trial"});
   }
   return array;
 }

@@ -41,14 +41,16 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
 }
 
-// The seconds of recomputation the model sees in a config: its recompute
-// phase's work, which grows with the blocks recomputed.
-double recompute_work(const Config& config) {
-  double work = 0;
+// How much a config recomputes: the FLOPs of its recompute phase (the
+// blocks' forward run again). Every checkpoint spacing recomputes every
+// block once, so only no checkpointing against some differs; the few
+// conversions of checkpoints do not count as recomputation.
+double recomputed_flops(const Config& config) {
+  double flops = 0;
   for (const StepCall& c : step_calls(config)) {
-    if (std::string_view(c.phase) == "recompute") work += c.times * c.call.work();
+    if (std::string_view(c.phase) == "recompute" && step_op_counts_flops(c.call.op)) flops += c.times * c.call.work();
   }
-  return work;
+  return flops;
 }
 
 }  // namespace
@@ -84,7 +86,7 @@ ModelCheck check_cost_model(const ResultsFile& file, const std::optional<Calibra
     measured.push_back(row.measured_s);
     Config without = r.config;
     without.checkpoint.every = 0;
-    groups[to_json(without).dump()].push_back({&r, recompute_work(r.config)});
+    groups[to_json(without).dump()].push_back({&r, recomputed_flops(r.config)});
   }
   if (!ratios.empty()) {
     const Spread spread = spread_of(ratios);

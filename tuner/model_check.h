@@ -8,7 +8,8 @@
 // model orders configurations as the machine does). And one physical check:
 // within every group of configurations that differ only in
 // checkpoint.every, measured compute time must not fall as recomputation
-// grows, beyond the two trials' recorded step-time spreads.
+// (the FLOPs run again) grows, beyond the two trials' recorded step-time
+// spreads.
 #include <optional>
 #include <string>
 #include <vector>
