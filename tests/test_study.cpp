@@ -539,5 +539,25 @@ TEST(Study, TheSpaceKnowsTheKnobsOfTheKnobTable) {
             std::string::npos);
 }
 
+// The reference runs once when it is also a point of the space: a sweep
+// counts it once in what it expects.
+TEST(Study, KnowsWhetherAConfigIsACandidateOfTheSpace) {
+  const Study study = parse_study(
+      with(minimal(), {{"space", {{"checkpoint.every", {0, 2}}, {"precision.activations", {"fp32", "int8"}}}},
+                       {"constraints", {"checkpoint.every == 0 || precision.activations == \"int8\""}}}),
+      "study.json");
+  EXPECT_TRUE(space_contains(study, study.reference)) << "fp32, no checkpointing: the space's first point";
+  Config other = study.reference;
+  other.checkpoint.every = 2;
+  EXPECT_FALSE(space_contains(study, other)) << "fp32 with checkpointing breaks the constraint";
+  other.precision.activations = DType::int8;
+  EXPECT_TRUE(space_contains(study, other));
+  other.checkpoint.every = 3;
+  EXPECT_FALSE(space_contains(study, other)) << "3 is no value of the space";
+  other.checkpoint.every = 2;
+  other.model.layers += 1;
+  EXPECT_FALSE(space_contains(study, other)) << "a knob outside the space differs";
+}
+
 }  // namespace
 }  // namespace memfront

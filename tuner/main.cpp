@@ -352,8 +352,10 @@ int run_sweep_command(const SweepFlags& flags) {
   if (summary.left_running == 0 || !comparable.empty()) {
     std::cout << "\nPareto front of " << study.name << " (" << front.size() << " of " << comparable.size()
               << " full-length trials; " << summary.launched << " run, " << summary.reused << " already recorded, "
-              << summary.failed << " failed, " << summary.pruned << " pruned, " << static_cast<int>(summary.seconds)
-              << " s):\n"
+              << summary.failed << " failed, " << summary.pruned << " pruned, "
+              << (summary.confirmation_runs > 0 ? std::to_string(summary.confirmation_runs) + " to confirm the front, "
+                                                : std::string())
+              << static_cast<int>(summary.seconds) << " s):\n"
               << format_front(comparable, front, study.objectives,
                               summary.confirmed_step_s.empty() ? nullptr : &summary.confirmed_step_s);
   }

@@ -610,6 +610,23 @@ std::variant<Config, ConfigViolation> check_config_at(const Study& study, const 
   return check_config(with_study_settings(study, std::move(config)), study.name + " point [" + indices + "]");
 }
 
+bool space_contains(const Study& study, const Config& config) {
+  const json normalized = to_json(config);
+  Point point;
+  for (const Knob& knob : study.space) {
+    const json* value = find_path(normalized, knob.path);
+    if (!value) return false;
+    const auto found = std::find(knob.values.begin(), knob.values.end(), *value);
+    if (found == knob.values.end()) return false;
+    point.push_back(static_cast<int>(found - knob.values.begin()));
+  }
+  const std::variant<Config, ConfigViolation> made = check_config_at(study, point);
+  if (!std::holds_alternative<Config>(made)) return false;
+  Config candidate = std::get<Config>(made);
+  candidate.train.steps = config.train.steps;
+  return config_id(candidate) == config_id(config) && satisfies_constraints(study, candidate);
+}
+
 Config config_at(const Study& study, const Point& point) {
   std::variant<Config, ConfigViolation> config = check_config_at(study, point);
   if (const ConfigViolation* violation = std::get_if<ConfigViolation>(&config)) {

@@ -113,6 +113,11 @@ Config config_at(const Study& study, const Point& point);
 // still throws: a point that does not fit the space is the caller's bug).
 std::variant<Config, ConfigViolation> check_config_at(const Study& study, const Point& point);
 
+// Whether `config` is a candidate of the space (its knobs take values of the
+// space and make this very config, steps aside, passing the constraints):
+// the reference usually is, and then runs once, not twice.
+bool space_contains(const Study& study, const Config& config);
+
 // Whether the point passes every parameter constraint. Names in constraints
 // are knob paths or any path of the normalized config (e.g. world,
 // model.layers); values compare as in Expr.

@@ -334,7 +334,7 @@ class Sweep {
       request.work_dir = work_dir_ / "confirmation";
       const std::string id = record.id;
       auto done = [this, id](std::vector<LaunchOutcome> runs) {
-        summary_.launched += static_cast<int>(runs.size());
+        summary_.confirmation_runs += static_cast<int>(runs.size());
         for (const LaunchOutcome& run : runs) {
           if (run.record.status == TrialStatus::ok && run.record.metrics && run.record.metrics->step_time_s.count) {
             summary_.confirmed_step_s[id].push_back(run.record.metrics->step_time_s.median);
@@ -374,11 +374,14 @@ class Sweep {
     Prediction prediction;
   };
 
-  // Trials to expect, the reference included, where the strategy knows.
+  // Trials to expect, where the strategy knows: the reference once, not
+  // again when it is a point of a space the strategy runs whole.
   std::optional<int> expected_trials() const {
     const std::optional<uint64_t> planned = strategy_->planned();
     if (!planned || *planned >= static_cast<uint64_t>(std::numeric_limits<int>::max())) return std::nullopt;
-    return static_cast<int>(*planned) + 1;
+    const bool runs_reference_anyway =
+        !study_.search.budget_trials && space_contains(study_, with_steps(study_.reference, study_.steps));
+    return static_cast<int>(*planned) + (runs_reference_anyway ? 0 : 1);
   }
 
   bool out_of_time() const {

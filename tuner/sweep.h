@@ -69,6 +69,7 @@ struct SweepSummary {
   // The confirmation round: id -> the median step time of every run of that
   // front point, the recorded one first. Empty without a confirmation round.
   std::map<std::string, std::vector<double>> confirmed_step_s;
+  int confirmation_runs = 0;  // runs of the confirmation round (not in launched)
 };
 
 // How the trials of a sweep get run. The sweep hands a runner the trials of a
