@@ -153,7 +153,10 @@ TEST(Sweep, ResumeAfterKillsAtRandomPointsKeepsTheFileWhole) {
     const pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);
-      execl("/bin/sh", "sh", "-c", sweep_command(study, results, "--resume > /dev/null 2>&1").c_str(), nullptr);
+      // No confirmation round: once every trial is recorded, a resumed sweep
+      // must be able to finish between two kills.
+      execl("/bin/sh", "sh", "-c", sweep_command(study, results, "--resume --confirm 0 > /dev/null 2>&1").c_str(),
+            nullptr);
       _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
