@@ -22,36 +22,37 @@ struct StepOpInfo {
   std::string_view name;
   size_t dims;      // how many dimensions a call has
   bool has_format;
+  StepOpWork work;  // what its work counts, for the fallback rates
 };
 
 constexpr std::array kStepOps = {
-    StepOpInfo{StepOp::matmul_forward, "matmul_forward", 3, false},
-    StepOpInfo{StepOp::matmul_backward, "matmul_backward", 3, false},
-    StepOpInfo{StepOp::attention_forward, "attention_forward", 4, false},
-    StepOpInfo{StepOp::attention_backward, "attention_backward", 4, false},
-    StepOpInfo{StepOp::attention_topk_forward, "attention_topk_forward", 5, false},
-    StepOpInfo{StepOp::attention_topk_backward, "attention_topk_backward", 5, false},
-    StepOpInfo{StepOp::layernorm_forward, "layernorm_forward", 2, false},
-    StepOpInfo{StepOp::layernorm_backward, "layernorm_backward", 2, false},
-    StepOpInfo{StepOp::softmax_crossentropy_forward, "softmax_crossentropy_forward", 2, false},
-    StepOpInfo{StepOp::softmax_crossentropy_backward, "softmax_crossentropy_backward", 2, false},
-    StepOpInfo{StepOp::embedding_forward, "embedding_forward", 3, false},
-    StepOpInfo{StepOp::embedding_backward, "embedding_backward", 3, false},
-    StepOpInfo{StepOp::gelu_forward, "gelu_forward", 1, false},
-    StepOpInfo{StepOp::gelu_backward, "gelu_backward", 1, false},
-    StepOpInfo{StepOp::residual_forward, "residual_forward", 1, false},
-    StepOpInfo{StepOp::adamw, "adamw", 1, false},
-    StepOpInfo{StepOp::fill, "fill", 1, false},
-    StepOpInfo{StepOp::copy, "copy", 1, false},
-    StepOpInfo{StepOp::add, "add", 1, false},
-    StepOpInfo{StepOp::quantize_rows, "quantize_rows", 2, true},
-    StepOpInfo{StepOp::dequantize_rows, "dequantize_rows", 2, true},
-    StepOpInfo{StepOp::encode_grad, "encode_grad", 1, true},
-    StepOpInfo{StepOp::add_decoded, "add_decoded", 1, true},
-    StepOpInfo{StepOp::encode_weights, "encode_weights", 1, true},
-    StepOpInfo{StepOp::decode_weights, "decode_weights", 1, true},
-    StepOpInfo{StepOp::encode_topk, "encode_topk", 2, false},
-    StepOpInfo{StepOp::add_topk, "add_topk", 2, false},
+    StepOpInfo{StepOp::matmul_forward, "matmul_forward", 3, false, StepOpWork::gemm_flops},
+    StepOpInfo{StepOp::matmul_backward, "matmul_backward", 3, false, StepOpWork::gemm_flops},
+    StepOpInfo{StepOp::attention_forward, "attention_forward", 4, false, StepOpWork::attention_flops},
+    StepOpInfo{StepOp::attention_backward, "attention_backward", 4, false, StepOpWork::attention_flops},
+    StepOpInfo{StepOp::attention_topk_forward, "attention_topk_forward", 5, false, StepOpWork::attention_flops},
+    StepOpInfo{StepOp::attention_topk_backward, "attention_topk_backward", 5, false, StepOpWork::attention_flops},
+    StepOpInfo{StepOp::layernorm_forward, "layernorm_forward", 2, false, StepOpWork::values},
+    StepOpInfo{StepOp::layernorm_backward, "layernorm_backward", 2, false, StepOpWork::values},
+    StepOpInfo{StepOp::softmax_crossentropy_forward, "softmax_crossentropy_forward", 2, false, StepOpWork::values},
+    StepOpInfo{StepOp::softmax_crossentropy_backward, "softmax_crossentropy_backward", 2, false, StepOpWork::values},
+    StepOpInfo{StepOp::embedding_forward, "embedding_forward", 3, false, StepOpWork::values},
+    StepOpInfo{StepOp::embedding_backward, "embedding_backward", 3, false, StepOpWork::values},
+    StepOpInfo{StepOp::gelu_forward, "gelu_forward", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::gelu_backward, "gelu_backward", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::residual_forward, "residual_forward", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::adamw, "adamw", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::fill, "fill", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::copy, "copy", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::add, "add", 1, false, StepOpWork::values},
+    StepOpInfo{StepOp::quantize_rows, "quantize_rows", 2, true, StepOpWork::values},
+    StepOpInfo{StepOp::dequantize_rows, "dequantize_rows", 2, true, StepOpWork::values},
+    StepOpInfo{StepOp::encode_grad, "encode_grad", 1, true, StepOpWork::values},
+    StepOpInfo{StepOp::add_decoded, "add_decoded", 1, true, StepOpWork::values},
+    StepOpInfo{StepOp::encode_weights, "encode_weights", 1, true, StepOpWork::values},
+    StepOpInfo{StepOp::decode_weights, "decode_weights", 1, true, StepOpWork::values},
+    StepOpInfo{StepOp::encode_topk, "encode_topk", 2, false, StepOpWork::values},
+    StepOpInfo{StepOp::add_topk, "add_topk", 2, false, StepOpWork::values},
 };
 
 const StepOpInfo& info(StepOp op) {
@@ -64,18 +65,12 @@ const StepOpInfo& info(StepOp op) {
 // Without a timing of the op: its FLOPs at the fallback GEMM or attention
 // rate, or, for the memory-bound ops, about three fp32 streams per value.
 double fallback_seconds(const Calibration& c, const OpCall& call) {
-  switch (call.op) {
-    case StepOp::matmul_forward:
-    case StepOp::matmul_backward:
-      return call.work() / c.gemm_flops_per_s;
-    case StepOp::attention_forward:
-    case StepOp::attention_backward:
-    case StepOp::attention_topk_forward:
-    case StepOp::attention_topk_backward:
-      return call.work() / c.attention_flops_per_s;
-    default:
-      return call.work() * 12.0 / c.memory_bytes_per_s;
+  switch (info(call.op).work) {
+    case StepOpWork::gemm_flops: return call.work() / c.gemm_flops_per_s;
+    case StepOpWork::attention_flops: return call.work() / c.attention_flops_per_s;
+    case StepOpWork::values: break;
   }
+  return call.work() * 12.0 / c.memory_bytes_per_s;
 }
 
 }  // namespace
@@ -91,19 +86,9 @@ std::optional<StepOp> parse_step_op(std::string_view name) {
 
 bool step_op_has_format(StepOp op) { return info(op).has_format; }
 
-bool step_op_counts_flops(StepOp op) {
-  switch (op) {
-    case StepOp::matmul_forward:
-    case StepOp::matmul_backward:
-    case StepOp::attention_forward:
-    case StepOp::attention_backward:
-    case StepOp::attention_topk_forward:
-    case StepOp::attention_topk_backward:
-      return true;
-    default:
-      return false;
-  }
-}
+StepOpWork step_op_work(StepOp op) { return info(op).work; }
+
+bool step_op_counts_flops(StepOp op) { return info(op).work != StepOpWork::values; }
 
 double OpCall::work() const {
   auto d = [&](size_t i) { return static_cast<int>(dims.at(i)); };

@@ -75,7 +75,10 @@ std::string_view to_string(StepOp op);
 std::optional<StepOp> parse_step_op(std::string_view name);
 // Whether the op converts to or from a number format (OpCall::format is read).
 bool step_op_has_format(StepOp op);
-// Whether its work is FLOPs (the GEMMs and attention), which the kernels count.
+// What an op's work counts: the FLOPs of a GEMM, the FLOPs of attention,
+// or values; the GEMM and attention FLOPs are the ones the kernels count.
+enum class StepOpWork { gemm_flops, attention_flops, values };
+StepOpWork step_op_work(StepOp op);
 bool step_op_counts_flops(StepOp op);
 
 // One call of an operation: what the cost model asks the calibration for.

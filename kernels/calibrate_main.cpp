@@ -493,11 +493,12 @@ int main(int argc, char** argv) {
     const OpCall& call = calls[i];
     const Spread spread = spread_of(timed[i].per_call);
     OpTiming timing{call, slowest(spread.median), slowest(spread.p10), slowest(spread.p90), samples};
-    const bool attention = call.op == StepOp::attention_forward || call.op == StepOp::attention_backward ||
-                           call.op == StepOp::attention_topk_forward || call.op == StepOp::attention_topk_backward;
-    if (step_op_counts_flops(call.op)) {
-      (attention ? attention_flops : gemm_flops) += call.work();
-      (attention ? attention_s : gemm_s) += timing.median_s;
+    if (step_op_work(call.op) == StepOpWork::gemm_flops) {
+      gemm_flops += call.work();
+      gemm_s += timing.median_s;
+    } else if (step_op_work(call.op) == StepOpWork::attention_flops) {
+      attention_flops += call.work();
+      attention_s += timing.median_s;
     }
     calibration.ops.push_back(std::move(timing));
   }
